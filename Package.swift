@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "xenctx-swift",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "xenctx-swift", targets: ["xenctx-swift"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Guest kinds, register files, core files, guest memory and page tables.
+        // Pure Swift over bytes: no Xen or elfutils headers, so it tests anywhere.
+        .target(name: "VCPUContext"),
+        // System.map and upstream xenctx's address classification.
+        .target(name: "Symbols"),
+        // Stack dumps and call traces over guest memory.
+        .target(name: "StackWalk", dependencies: ["VCPUContext", "Symbols"]),
+        // The xenctx-shaped text report, kept out of the executable so tests render in-process.
+        .target(name: "XenctxReport", dependencies: ["VCPUContext", "Symbols", "StackWalk"]),
+        .executableTarget(
+            name: "xenctx-swift",
+            dependencies: [
+                "XenctxReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Prints timings; see Benchmarks/README.md. Never run by the tests.
+        .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport"], path: "Benchmarks/xenctx-bench"),
+        .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
+        .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
+        .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),
+        .testTarget(name: "CorpusTests", dependencies: ["XenctxReport"]),
+    ]
+)

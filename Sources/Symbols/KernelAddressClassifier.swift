@@ -1,0 +1,63 @@
+/// Upstream xenctx's `kernel_addr()`: whether a word is kernel text, kernel data or
+/// neither, which decides what gets a symbol and what appears in a call trace.
+public struct KernelAddressClassifier: Sendable {
+    public enum Kind: Int, Comparable, Sendable {
+        case notKernel = 0, data, text
+        public static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public let symbols: SystemMap?
+    public let kernelStart: UInt64
+    /// Whether `-k` was given: upstream then treats everything above it as text.
+    public let kernelStartSet: Bool
+    public let kernelEnd: UInt64
+
+    /// `defaultEnd` is the top of the guest's address space; a map's `_end` overrides it.
+    public init(symbols: SystemMap?, kernelStart: UInt64, kernelStartSet: Bool, defaultEnd: UInt64) {
+        self.symbols = symbols
+        self.kernelStart = kernelStart
+        self.kernelStartSet = kernelStartSet
+        self.kernelEnd = symbols?.end ?? defaultEnd
+    }
+
+    public func classify(_ addr: UInt64) -> Kind {
+        guard let s = symbols else { return addr > kernelStart ? .text : .notKernel }
+        if addr >= s.stext && addr <= s.etext { return .text }
+        if s.hypercallPage != 0 && addr >= s.hypercallPage && addr <= s.hypercallPage &+ 4096 { return .text }
+        if addr >= s.sinittext && addr <= s.einittext { return .text }
+        if kernelStartSet {
+            if addr > kernelStart { return .text }
+        } else {
+            if addr >= s.text && addr <= kernelEnd { return .data }
+            if addr >= kernelStart && addr <= kernelEnd { return .text }
+        }
+        return .notKernel
+    }
+
+    /// ` name` or ` name+0xoff` as upstream's `print_symbol`, or "" when `addr` is not at
+    /// least `kind` or has no plausible symbol. Names are escaped for the terminal.
+    public func symbolSuffix(_ addr: UInt64, kind: Kind) -> String {
+        guard let s = symbols, classify(addr) >= kind, let (symbol, offset) = s.lookup(addr) else { return "" }
+        var name = TerminalSafe.escape(symbol.name)
+        if let module = symbol.module { name += " [\(TerminalSafe.escape(module))]" }
+        return offset == 0 ? " \(name)" : " \(name)+0x\(String(offset, radix: 16))"
+    }
+}
+
+/// Makes text from files or guest memory safe to print: control characters and invalid
+/// bytes become `\xNN`, so a hostile string cannot drive the terminal.
+public enum TerminalSafe {
+    public static func escape(_ s: String) -> String {
+        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) }) { return s }
+        var out = ""
+        for scalar in s.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value) {
+                let h = String(scalar.value, radix: 16)
+                out += "\\x" + (h.count < 2 ? "0" + h : h)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

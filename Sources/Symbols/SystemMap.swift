@@ -1,0 +1,168 @@
+/// A kernel symbol table in System.map (or /proc/kallsyms) format.
+///
+/// Parsing follows upstream xenctx's `read_symbol_table`: `ADDR TYPE NAME`, types U/v/w
+/// skipped, absolute symbols (A/a) not inserted but still allowed to set the markers.
+/// Unlike upstream the table is an array sorted once (O(log n) lookup), and a kallsyms
+/// `[module]` suffix is split off the name.
+public struct SystemMap: Sendable {
+    public struct Symbol: Sendable, Equatable {
+        public let address: UInt64
+        public let name: String
+        /// The module a kallsyms line named (`name [module]`), nil for the kernel image.
+        public let module: String?
+    }
+
+    /// Sorted by address; equal addresses keep file order.
+    public let symbols: [Symbol]
+    /// The markers upstream reads; 0 when absent (upstream's globals start at 0).
+    public private(set) var stext: UInt64 = 0, etext: UInt64 = 0
+    public private(set) var sinittext: UInt64 = 0, einittext: UInt64 = 0
+    public private(set) var text: UInt64 = 0
+    public private(set) var end: UInt64? = nil
+    public private(set) var hypercallPage: UInt64 = 0
+    /// Lines that were not symbol lines (reported, not fatal: upstream skips them too).
+    public let skippedLines: Int
+
+    public enum LoadError: Error, CustomStringConvertible, Equatable {
+        case cannotRead(path: String, reason: String)
+        case noSymbols(path: String)
+        public var description: String {
+            switch self {
+            case .cannotRead(let path, let reason): return "cannot read symbol table \(path): \(reason)"
+            case .noSymbols(let path): return "\(path) has no symbol lines (expected `ADDRESS TYPE NAME`, as in System.map): is it the right file?"
+            }
+        }
+    }
+
+    /// Parses the bytes of a System.map.
+    public init(bytes: some Collection<UInt8>, path: String = "System.map") throws(LoadError) {
+        var parsed: [Symbol] = []
+        var skipped = 0
+        var markers: [(String, UInt64)] = []
+        let data = Array(bytes)
+        parsed.reserveCapacity(data.count / 40)
+        var lineStart = 0
+        data.withUnsafeBufferPointer { buf in
+            let n = buf.count
+            while lineStart < n {
+                var lineEnd = lineStart
+                while lineEnd < n && buf[lineEnd] != 0x0a { lineEnd += 1 }
+                if let entry = SystemMap.parseLine(buf, lineStart, lineEnd) {
+                    let (address, type, name) = entry
+                    switch type {
+                    case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
+                        break
+                    default:
+                        if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
+                            parsed.append(SystemMap.symbol(address: address, rawName: name))
+                        }
+                        if SystemMap.markerNames.contains(name) { markers.append((name, address)) }
+                    }
+                } else if lineEnd > lineStart {
+                    skipped += 1
+                }
+                lineStart = lineEnd + 1
+            }
+        }
+        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        // Stable by address: System.map is sorted already, so this is one cheap pass.
+        if !parsed.indices.dropFirst().allSatisfy({ parsed[$0 - 1].address <= parsed[$0].address }) {
+            parsed = parsed.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)
+        }
+        symbols = parsed
+        skippedLines = skipped
+        for (name, address) in markers {
+            switch name {
+            case "_stext": stext = address
+            case "_etext": etext = address
+            case "_text": text = address
+            case "_end", "__bss_stop": end = address
+            case "_sinittext": sinittext = address
+            case "_einittext": einittext = address
+            case "hypercall_page": hypercallPage = address
+            default: break
+            }
+        }
+    }
+
+    static let markerNames: Set<String> = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"]
+
+    /// `ADDR<space>TYPE<space>NAME`, as upstream's strtoull/isspace/isalpha checks accept it.
+    static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, UInt8, String)? {
+        var i = start
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0d || c == 0x0b || c == 0x0c }
+        while i < end && isSpace(buf[i]) { i += 1 }
+        if i + 1 < end && buf[i] == UInt8(ascii: "0") && (buf[i + 1] | 0x20) == UInt8(ascii: "x") { i += 2 }
+        var address: UInt64 = 0
+        var digits = 0
+        while i < end, let d = hexValue(buf[i]) {
+            if digits < 16 { address = address << 4 | UInt64(d) } else { address = ~0 }  // strtoull saturates
+            digits += 1
+            i += 1
+        }
+        guard digits > 0, i + 2 < end, isSpace(buf[i]) else { return nil }
+        let type = buf[i + 1]
+        let isAlpha = (type | 0x20) >= UInt8(ascii: "a") && (type | 0x20) <= UInt8(ascii: "z")
+        guard isAlpha || type == UInt8(ascii: "?"), isSpace(buf[i + 2]) else { return nil }
+        var nameEnd = end
+        if nameEnd > i + 3 && buf[nameEnd - 1] == 0x0d { nameEnd -= 1 }
+        guard nameEnd > i + 3 else { return nil }
+        let name = String(decoding: UnsafeBufferPointer(rebasing: buf[(i + 3)..<nameEnd]), as: UTF8.self)
+        return (address, type, name)
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// kallsyms appends `\t[module]`; keep the function name and the module apart.
+    static func symbol(address: UInt64, rawName: String) -> Symbol {
+        if rawName.hasSuffix("]"), let open = rawName.lastIndex(of: "[") {
+            let name = rawName[..<open].trimmingTrailingBlanks
+            let module = rawName[rawName.index(after: open)..<rawName.index(before: rawName.endIndex)]
+            if !name.isEmpty && !module.isEmpty { return Symbol(address: address, name: String(name), module: String(module)) }
+        }
+        return Symbol(address: address, name: rawName, module: nil)
+    }
+
+    /// The symbol upstream's `lookup_symbol` picks: the first symbol at exactly `address`,
+    /// else the last one below it. Nil below the first symbol, and nil where the answer
+    /// would be meaningless (see `isPlausible`), where upstream prints `sym+0xhuge`.
+    public func lookup(_ address: UInt64) -> (symbol: Symbol, offset: UInt64)? {
+        // First index whose address >= address.
+        var lo = 0, hi = symbols.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if symbols[mid].address < address { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < symbols.count && symbols[lo].address == address { return (symbols[lo], 0) }
+        guard lo > 0 else { return nil }
+        let s = symbols[lo - 1]
+        let offset = address - s.address
+        guard isPlausible(address: address, symbol: s, offset: offset) else { return nil }
+        return (s, offset)
+    }
+
+    /// Whether `symbol+offset` can name `address`: inside the kernel image [_text, _end]
+    /// when the map has those markers; for module symbols or maps without markers, within
+    /// 1 MiB of the symbol (no function or object in a kernel is larger).
+    func isPlausible(address: UInt64, symbol: Symbol, offset: UInt64) -> Bool {
+        if symbol.module == nil, text != 0, let end {
+            return address >= text && address <= end
+        }
+        return offset < 0x10_0000
+    }
+}
+
+extension Substring {
+    var trimmingTrailingBlanks: Substring {
+        var s = self
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

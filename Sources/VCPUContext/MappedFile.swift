@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file mapped read-only into memory.
+///
+/// Cores are hundreds of MiB to many GiB and mostly untouched by a report, so they are
+/// mapped, never read whole: opening costs the same for any size (see Benchmarks/).
+/// `MAP_PRIVATE` + `PROT_READ` means nothing we do can write the file.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    private let base: UnsafeRawPointer?
+
+    public init(path: String) throws(CoreError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw CoreError(.cannotOpen, path: path, detail: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            throw CoreError(.cannotOpen, path: path, detail: String(cString: strerror(errno)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            throw CoreError(.cannotOpen, path: path, detail: "it is a directory")
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            throw CoreError(.cannotOpen, path: path, detail: "not a regular file (a core must be a file that can be mapped)")
+        }
+        size = Int(st.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw CoreError(.cannotOpen, path: path, detail: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    /// The bytes `[offset, offset+count)`, or nil when any part lies outside the file.
+    public func bytes(at offset: UInt64, count: Int) -> UnsafeRawBufferPointer? {
+        guard let base, count >= 0, offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else {
+            return count == 0 && offset <= UInt64(size) ? UnsafeRawBufferPointer(start: nil, count: 0) : nil
+        }
+        return UnsafeRawBufferPointer(start: base + Int(offset), count: count)
+    }
+
+    /// Whether `[offset, offset+count)` lies inside the file (overflow-safe).
+    public func contains(offset: UInt64, count: UInt64) -> Bool {
+        offset <= UInt64(size) && count <= UInt64(size) - offset
+    }
+}

@@ -1,0 +1,128 @@
+import Symbols
+import VCPUContext
+
+/// The whole report for one guest, in upstream xenctx's order and shapes, plus what
+/// upstream never had (the chosen stack pointer, ARM stacks), on lines of their own.
+public struct Report: Sendable {
+    public let guest: Guest
+    public let options: ReportOptions
+    public let classifier: KernelAddressClassifier
+
+    public init(guest: Guest, options: ReportOptions) {
+        self.guest = guest
+        self.options = options
+        let arch = guest.description.architecture
+        classifier = KernelAddressClassifier(
+            symbols: options.symbols,
+            kernelStart: options.kernelStart ?? guest.defaultKernelStart,
+            kernelStartSet: options.kernelStart != nil,
+            defaultEnd: KernelStart.defaultEnd(for: arch))
+    }
+
+    /// Problems met while rendering (unreadable memory and the like), for stderr.
+    public struct Output: Sendable {
+        public var text = ""
+        public var errors: [String] = []
+    }
+
+    public enum SelectionError: Error, CustomStringConvertible {
+        case noSuchVCPU(requested: Int, count: Int)
+        public var description: String {
+            switch self {
+            case .noSuchVCPU(let n, let count):
+                return "vCPU \(n) is not in this core: it holds \(count) vCPU context\(count == 1 ? "" : "s") (0–\(count - 1)); Xen leaves out vCPUs that were never started"
+            }
+        }
+    }
+
+    /// Renders the report; `emit` receives each vCPU's text as soon as it is ready.
+    public func render(emit: (Output) -> Void) throws(SelectionError) {
+        if options.describe { emit(Output(text: describeText())) }
+        if let n = options.vcpu, !guest.vcpus.indices.contains(n) {
+            throw .noSuchVCPU(requested: n, count: guest.vcpus.count)
+        }
+        let vcpu = options.vcpu ?? 0
+        // Upstream order: -m for VCPU, then -d for VCPU, then all vCPUs (-C) or the default.
+        var blocks: [Output] = []
+        if options.memoryAddress != nil { blocks.append(vcpuText(guest.vcpus[vcpu], mode: .memory)) }
+        if options.dumpAsStack != nil { blocks.append(vcpuText(guest.vcpus[vcpu], mode: .dumpAsStack)) }
+        for (i, block) in blocks.enumerated() {
+            var b = block
+            if i > 0 { b.text = "\n" + b.text }
+            emit(b)
+        }
+        let separator = blocks.isEmpty ? "" : "\n"
+        if options.allVCPUs {
+            var first = true
+            for v in guest.vcpus {
+                var out: Output
+                if v.isOnline {
+                    out = vcpuText(v, mode: .context)
+                    out.text = "vcpu\(v.id):\n" + out.text + "\n"
+                } else {
+                    out = Output(text: "vcpu\(v.id) offline\n\n")
+                }
+                if first { out.text = separator + out.text; first = false }
+                emit(out)
+            }
+        } else if blocks.isEmpty {
+            emit(vcpuText(guest.vcpus[vcpu], mode: .context))
+        }
+    }
+
+    /// Convenience for tests and benchmarks: the whole stdout text and the error lines.
+    public func renderAll() throws(SelectionError) -> Output {
+        var all = Output()
+        try render { out in
+            all.text += out.text
+            all.errors += out.errors
+        }
+        return all
+    }
+
+    enum Mode { case context, memory, dumpAsStack }
+
+    func vcpuText(_ v: VCPU, mode: Mode) -> Output {
+        var out = Output()
+        let regs = RegisterText(classifier: classifier, allRegisters: options.allRegisters)
+        let description = guest.description
+        switch mode {
+        case .memory, .dumpAsStack:
+            memoryText(v, mode: mode, into: &out)
+            return out
+        case .context:
+            break
+        }
+        switch v.registers {
+        case .x86_64(let r):
+            out.text += description.architecture == .x86_64 ? regs.x86_64(r) : regs.x86_32on64(r)
+        case .x86_32(let r):
+            out.text += regs.x86_32(r)
+        case .arm(let r):
+            out.text += regs.arm(r)
+        }
+        out.text += stackPointerText(StackPointerChoice.choose(v.registers, guest: description))
+        memoryText(v, mode: mode, into: &out)
+        return out
+    }
+
+    /// `Stack pointer: …` — which register holds the stack and why (not in upstream).
+    func stackPointerText(_ choice: StackPointerChoice) -> String {
+        let width = guest.description.wordSize * 2
+        let value = choice.address.map { hex($0, width: width) } ?? "none"
+        var s = "Stack pointer: \(value) (\(choice.register), \(choice.reason))\n"
+        if let note = choice.note { s += "Stack note: \(note)\n" }
+        return s
+    }
+
+    func describeText() -> String {
+        let d = guest.description
+        var s = "# guest: \(d.summary), \(d.wordSize)-byte words\n"
+        for e in d.evidence { s += "#   evidence: \(e)\n" }
+        let start = options.kernelStart ?? guest.defaultKernelStart
+        s += "# kernel_start: \(hex(start, width: d.wordSize * 2)) (\(options.kernelStart != nil ? "from -k" : "default for \(d.architecture.rawValue)"))\n"
+        for f in guest.facts { s += "# \(f)\n" }
+        for w in guest.warnings { s += "# warning: \(w)\n" }
+        return s + "\n"
+    }
+}

@@ -1,0 +1,25 @@
+import Symbols
+
+/// What to print, with upstream xenctx's option semantics.
+public struct ReportOptions: Sendable {
+    public var allVCPUs = false                 // -C
+    public var vcpu: Int? = nil                 // [VCPU]
+    public var allRegisters = false             // -a
+    public var symbols: SystemMap? = nil        // -s
+    public var kernelStart: UInt64? = nil       // -k
+    public var stackTrace = false               // -S
+    public var framePointers = false            // -f
+    public var stackPages = 1                   // -n
+    public var bytesPerLine = 32                // -b
+    public var lines = 5                        // -l
+    public var decodeAsASCII = false            // -D
+    public var tagStackDump = false             // -t
+    public var memoryAddress: UInt64? = nil     // -m
+    public var dumpAsStack: UInt64? = nil       // -d
+    public var describe = false                 // --describe
+
+    public init() {}
+
+    /// `-l all` / `max`: upstream's INT_MAX-1.
+    public static let maxLines = Int(Int32.max) - 1
+}

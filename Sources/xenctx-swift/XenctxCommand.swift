@@ -1,0 +1,206 @@
+import ArgumentParser
+import Symbols
+import VCPUContext
+import XenctxReport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit statuses, after eu-stack: 0 complete, 1 partial, 2 nothing could be done, 64 usage.
+enum ExitStatus {
+    static let partial: Int32 = 1
+    static let failure: Int32 = 2
+}
+
+@main
+struct XenctxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xenctx-swift",
+        abstract: "Print a Xen guest's vCPU registers, stacks and call traces, from a core file or a live domain.",
+        usage: """
+        xenctx-swift [options] --core FILE [VCPU]
+        xenctx-swift [options] DOMID [VCPU]
+        """,
+        discussion: """
+        Options and output follow upstream xenctx (tools/xentrace/xenctx.c), with ARM stacks, the \
+        guest's own word size and kernel_start, and a `Stack pointer:` line naming the register \
+        the stack was taken from and why. Addresses (-k, -m, -d) are hexadecimal, with or without 0x.
+
+        Exit status: 0 complete; 1 partial (something could not be read, see stderr); \
+        2 nothing could be done; 64 usage error.
+        """
+    )
+
+    @Option(name: .customLong("core"), help: ArgumentHelp("Read a core written by `xl dump-core` (or --save-core) instead of a live domain.", valueName: "FILE"))
+    var core: String?
+
+    @Argument(help: ArgumentHelp("DOMID [VCPU] for a live domain; [VCPU] with --core (default 0).", valueName: "DOMID|VCPU"))
+    var positional: [String] = []
+
+    @Flag(name: [.customShort("f"), .customLong("frame-pointers")], help: "Assume the kernel was compiled with frame pointers.")
+    var framePointers = false
+
+    @Option(name: [.customShort("s"), .customLong("symbol-table")], help: ArgumentHelp("Read symbols from SYMTAB (System.map or /proc/kallsyms format).", valueName: "SYMTAB"))
+    var symbolTable: String?
+
+    @Flag(name: [.customShort("S"), .customLong("stack-trace")], help: "Print a complete stack trace (every stack word).")
+    var stackTrace = false
+
+    @Option(name: [.customShort("k"), .customLong("kernel-start")], help: ArgumentHelp("Set the user/kernel split (default: by guest architecture: c0000000 for 32-bit x86 and ARM, ffffffff80000000 for x86_64, TCR_EL1.T1SZ's TTBR1 base for AArch64).", valueName: "KADDR"))
+    var kernelStart: String?
+
+    @Flag(name: [.customShort("a"), .customLong("all")], help: "Display more registers (x86 control and debug registers).")
+    var all = false
+
+    @Flag(name: [.customShort("C"), .customLong("all-vcpus")], help: "Print info for all vCPUs.")
+    var allVCPUs = false
+
+    @Option(name: [.customShort("n"), .customLong("display-stack-pages")], help: ArgumentHelp("Display N pages from the stack pointer; changes the stack limit. (default 1)", valueName: "PAGES"))
+    var stackPages: Int = 1
+
+    @Option(name: [.customShort("b"), .customLong("bytes-per-line")], help: ArgumentHelp("Bytes per line of the Stack dump, 4 to 128, rounded up to the guest word size. (default 32)", valueName: "bytes"))
+    var bytesPerLine: Int = 32
+
+    @Option(name: [.customShort("l"), .customLong("lines")], help: ArgumentHelp("Lines of the Stack dump, or all/max; 0 omits it. Fewer are printed if the stack limit is reached. (default 5)", valueName: "lines"))
+    var lines: String = "5"
+
+    @Flag(name: [.customShort("D"), .customLong("decode-as-ascii")], help: "Add an ASCII decode of the Stack dump (non-printable bytes as '.').")
+    var decodeAsASCII = false
+
+    @Flag(name: [.customShort("t"), .customLong("tag-stack-dump")], help: "Add the address on each line of the Stack dump.")
+    var tagStackDump = false
+
+    @Option(name: [.customShort("m"), .customLong("memory")], help: ArgumentHelp("Dump memory at guest virtual address MADDR.", valueName: "maddr"))
+    var memory: String?
+
+    @Option(name: [.customShort("d"), .customLong("dump-as-stack")], help: ArgumentHelp("Dump memory as a stack at guest virtual address DADDR.", valueName: "daddr"))
+    var dumpAsStack: String?
+
+    @Flag(name: .customLong("describe"), help: "Print what the guest is and the evidence for it, kernel_start, and facts about the core, as # lines first.")
+    var describe = false
+
+    mutating func validate() throws {
+        if positional.count > 2 { throw ValidationError("too many arguments: expected [options] --core FILE [VCPU] or [options] DOMID [VCPU]") }
+        if core != nil && positional.count > 1 { throw ValidationError("with --core, give at most one VCPU number (got \(positional.joined(separator: " ")))") }
+        if core == nil && positional.isEmpty { throw ValidationError("give a DOMID, or --core FILE") }
+        for p in positional where Int(p) == nil || Int(p)! < 0 {
+            throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)")
+        }
+        if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
+        if stackPages < 1 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be >= 1") }
+        if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
+        if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
+        if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
+        for (name, value) in [("--kernel-start", kernelStart), ("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
+            if let value, parseHexAddress(value) == nil { throw ValidationError("'\(value)' for \(name) is not a hexadecimal address (like ffffffff81000000 or 0xc0000000)") }
+        }
+    }
+
+    var vcpuArgument: Int? {
+        core != nil ? positional.first.flatMap { Int($0) } : (positional.count > 1 ? Int(positional[1]) : nil)
+    }
+
+    var parsedLines: Int? {
+        if ["all", "ALL", "max", "MAX"].contains(lines) { return ReportOptions.maxLines }
+        guard let n = Int(lines), n >= 0, n < ReportOptions.maxLines + 1 else { return nil }
+        return n
+    }
+
+    func run() throws {
+        var options = ReportOptions()
+        options.allVCPUs = allVCPUs
+        options.vcpu = vcpuArgument
+        options.allRegisters = all
+        options.kernelStart = kernelStart.flatMap(parseHexAddress)
+        options.stackTrace = stackTrace
+        options.framePointers = framePointers
+        options.stackPages = stackPages
+        options.bytesPerLine = bytesPerLine
+        options.lines = parsedLines ?? 5
+        options.decodeAsASCII = decodeAsASCII
+        options.tagStackDump = tagStackDump
+        options.memoryAddress = memory.flatMap(parseHexAddress)
+        options.dumpAsStack = dumpAsStack.flatMap(parseHexAddress)
+        options.describe = describe
+
+        if let symbolTable {
+            do {
+                options.symbols = try loadSystemMap(path: symbolTable)
+            } catch {
+                fail("\(error)")
+            }
+        }
+
+        guard let core else {
+            fail("live domains are not supported yet (domain \(positional[0])): this build reads cores only. Save one with `xl dump-core \(positional[0]) FILE` and run `xenctx-swift --core FILE`")
+        }
+        let guest: Guest
+        do {
+            guest = try Guest(core: XenCore(path: core))
+        } catch {
+            fail("\(error)")
+        }
+        for warning in guest.warnings { warn(warning) }
+
+        var partial = !guest.warnings.isEmpty
+        let report = Report(guest: guest, options: options)
+        do {
+            try report.render { out in
+                writeStdout(out.text)
+                for e in out.errors { warn(e) }
+                if !out.errors.isEmpty { partial = true }
+            }
+        } catch {
+            fail("\(error)")
+        }
+        if partial { throw ExitCode(ExitStatus.partial) }
+    }
+}
+
+func parseHexAddress(_ s: String) -> UInt64? {
+    var digits = Substring(s)
+    if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+    guard !digits.isEmpty, digits.count <= 16 else { return nil }
+    return UInt64(digits, radix: 16)
+}
+
+func loadSystemMap(path: String) throws -> SystemMap {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemMap.LoadError.cannotRead(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemMap.LoadError.cannotRead(path: path, reason: String(cString: strerror(errno)))
+        }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return try SystemMap(bytes: bytes, path: path)
+}
+
+/// Writes all of `s` to a file descriptor (unbuffered, so stdout and stderr interleave in order).
+func writeAll(_ fd: Int32, _ s: String) {
+    var s = s
+    s.withUTF8 { buf in
+        var done = 0
+        while done < buf.count {
+            let n = write(fd, buf.baseAddress! + done, buf.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}
+
+func writeStdout(_ s: String) { writeAll(1, s) }
+
+func warn(_ message: String) { writeAll(2, "xenctx-swift: warning: \(message)\n") }
+
+func fail(_ message: String) -> Never {
+    writeAll(2, "xenctx-swift: \(message)\n")
+    exit(ExitStatus.failure)
+}
