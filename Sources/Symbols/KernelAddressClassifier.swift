@@ -11,9 +11,15 @@ public struct KernelAddressClassifier: Sendable {
     /// Whether `-k` was given: upstream then treats everything above it as text.
     public let kernelStartSet: Bool
     public let kernelEnd: UInt64
+    /// With a symbol table and no -k, upstream counts all of [kernel_start, _end] as text.
+    /// That suits x86_64 (kernel_start is the image mapping) but not ARM, whose
+    /// kernel_start is the whole kernel half (arm64: the linear map too); there only the
+    /// map's text ranges count.
+    public let textOnlyFromSymbols: Bool
 
     /// `defaultEnd` is the top of the guest's address space; a map's `_end` overrides it.
-    public init(symbols: SystemMap?, kernelStart: UInt64, kernelStartSet: Bool, defaultEnd: UInt64) {
+    public init(symbols: SystemMap?, kernelStart: UInt64, kernelStartSet: Bool, defaultEnd: UInt64, textOnlyFromSymbols: Bool = false) {
+        self.textOnlyFromSymbols = textOnlyFromSymbols
         self.symbols = symbols
         self.kernelStart = kernelStart
         self.kernelStartSet = kernelStartSet
@@ -29,7 +35,7 @@ public struct KernelAddressClassifier: Sendable {
             if addr > kernelStart { return .text }
         } else {
             if addr >= s.text && addr <= kernelEnd { return .data }
-            if addr >= kernelStart && addr <= kernelEnd { return .text }
+            if !textOnlyFromSymbols && addr >= kernelStart && addr <= kernelEnd { return .text }
         }
         return .notKernel
     }

@@ -1,8 +1,294 @@
+import StackWalk
+import Symbols
 import VCPUContext
+
+/// The per-vCPU memory views: code bytes, `Stack:` dump, `Call Trace:`/`Stack Trace:`,
+/// `-m` and `-d`, with upstream's shapes (`print_code`, `print_stack`, `print_lines`,
+/// `print_mem` in xenctx.c). Where upstream gives up at the first unreadable page, so
+/// do we, but the reason goes to stderr with the address, level and frame.
+struct VCPUMemoryView {
+    let report: Report
+    let vcpu: VCPU
+    let memory: GuestMemory
+    let width: Int
+    let ip: UInt64
+    /// The stack pointer the dump starts at and the stack limit derives from.
+    let sp: UInt64?
+    let fp: UInt64
+    let isARM: Bool
+    var options: ReportOptions { report.options }
+    var classifier: KernelAddressClassifier { report.classifier }
+
+    init(report: Report, vcpu: VCPU) {
+        self.report = report
+        self.vcpu = vcpu
+        let guest = report.guest
+        memory = GuestMemory(guest: guest, vcpu: vcpu)
+        width = guest.description.wordSize
+        let choice = StackPointerChoice.choose(vcpu.registers, guest: guest.description)
+        switch vcpu.registers {
+        case .x86_64(let r):
+            if guest.description.protectedMode {
+                ip = guest.description.wordSize == 8 ? r.rip : r.rip & 0xffff_ffff
+                sp = guest.description.wordSize == 8 ? r.rsp : r.rsp & 0xffff_ffff
+            } else {
+                ip = (UInt64(r.cs) << 4) &+ r.rip      // upstream adds the segment, NONPROT_MODE_SEGMENT_SHIFT
+                sp = (UInt64(r.ss) << 4) &+ r.rsp
+            }
+            fp = guest.description.wordSize == 8 ? r.rbp : r.rbp & 0xffff_ffff
+            isARM = false
+        case .x86_32(let r):
+            ip = UInt64(r.eip); sp = UInt64(r.esp); fp = UInt64(r.ebp)
+            isARM = false
+        case .arm(let r):
+            ip = r.isAArch32State ? UInt64(r.pc32) : r.pc
+            // Exception modes: Linux's frames are on the SVC stack (see StackPointerChoice).
+            sp = choice.fallback ?? choice.address
+            fp = r.isAArch32State ? UInt64(r.r(11)) : r.x[29]
+            isARM = true
+        }
+    }
+
+    func wordText(_ v: UInt64) -> String {
+        hex(v, width: width == 2 ? 4 : width == 4 ? 8 : 16)
+    }
+
+    func sym(_ a: UInt64) -> String { classifier.symbolSuffix(a, kind: .text) }
+
+    /// Default view: code bytes (x86), then stack and call trace when the IP is kernel text.
+    func context(into out: inout Report.Output) {
+        guard memory.frames != nil else {
+            if isARM || report.guest.description.architecture != .x86_64 || true {
+                out.errors.append("vcpu\(vcpu.id): no stack: this core holds no readable guest memory")
+            }
+            return
+        }
+        if !isARM {
+            guard code(into: &out) else { return }
+        }
+        let protected = report.guest.description.protectedMode
+        guard !protected || classifier.classify(ip) >= .text else { return }
+        guard let sp else { return }
+        stack(start: sp, stackPointer: sp, isDumpAsStack: false, into: &out)
+    }
+
+    /// `print_code`: 32 bytes from IP-21, the IP's byte in <>.
+    func code(into out: inout Report.Output) -> Bool {
+        out.text += "Code (instr addr \(hex(ip, width: 8)))\n"
+        let start = ip &- 21
+        for i in 0..<UInt64(32) {
+            let a = start &+ i
+            let b: UInt8
+            do { b = try memory.byte(a) } catch {
+                out.errors.append("vcpu\(vcpu.id): code bytes: \(error)")
+                return false
+            }
+            out.text += a == ip ? "<\(hex(b, width: 2))> " : "\(hex(b, width: 2)) "
+        }
+        out.text += "\n\n\n"
+        return true
+    }
+
+    /// Upper bound of the stack: upstream's end of SP's page plus n-1 pages on x86; on ARM
+    /// the top of the kernel stack (THREAD_SIZE-aligned: 8 KiB on ARM32, 16 KiB on arm64)
+    /// plus n-1 pages, since Linux's ARM stacks are not page-sized.
+    func stackLimit(stackPointer: UInt64) -> UInt64 {
+        let extra = UInt64(options.stackPages - 1) * 4096
+        if isARM {
+            let threadSize: UInt64 = width == 4 ? 8192 : 16384
+            return ((stackPointer & ~(threadSize - 1)) &+ threadSize) &+ extra
+        }
+        return ((stackPointer &+ 4096) & ~4095) &+ extra
+    }
+
+    var bytesPerLine: Int { ((options.bytesPerLine + width - 1) / width) * width }
+
+    /// `print_lines`: `lines` lines of `bpl` bytes from `start`, stopping at `limit`.
+    func lines(from start: UInt64, limit: UInt64, bytesPerLine bpl: Int, into out: inout Report.Output) -> Bool {
+        var address = start
+        var line = 1
+        while line <= options.lines && address < limit {
+            var words: [UInt64] = []
+            if options.tagStackDump { out.text += wordText(address) + ":" }
+            let lineEnd = start &+ UInt64(line) &* UInt64(bpl)
+            while address < limit && address < lineEnd {
+                let w: UInt64
+                do { w = try memory.word(address, width: width) } catch {
+                    // Upstream returns mid-line: the line stays unterminated.
+                    out.errors.append("vcpu\(vcpu.id): \(error)")
+                    return false
+                }
+                words.append(w)
+                out.text += " " + wordText(w)
+                address &+= UInt64(width)
+            }
+            if options.decodeAsASCII {
+                let perLine = bpl / width
+                if words.count < perLine {
+                    out.text += String(repeating: " " + String(repeating: " ", count: width * 2), count: perLine - words.count)
+                }
+                out.text += "  "
+                for w in words {
+                    for i in 0..<width {
+                        let c = UInt8(truncatingIfNeeded: w >> (8 * UInt64(i)))
+                        // isprint in the C locale: 0x20...0x7e. Nothing else reaches the terminal.
+                        out.text += (0x20...0x7e).contains(c) ? String(UnicodeScalar(c)) : "."
+                    }
+                }
+            }
+            out.text += "\n"
+            line += 1
+        }
+        out.text += "\n"
+        return true
+    }
+
+    /// `-m`: `Memory (address …):` and lines × bytes-per-line bytes.
+    func memoryDump(at address: UInt64, into out: inout Report.Output) {
+        out.text += "Memory (address \(wordText(address))):\n"
+        let bpl = options.bytesPerLine   // upstream rounds only in print_stack
+        _ = lines(from: address, limit: address &+ UInt64(options.lines) &* UInt64(bpl), bytesPerLine: bpl, into: &out)
+    }
+
+    /// `print_stack`: the Stack: block, then the call trace by scan or frame pointers.
+    func stack(start: UInt64, stackPointer: UInt64, isDumpAsStack: Bool, into out: inout Report.Output) {
+        let limit = stackLimit(stackPointer: stackPointer)
+        if options.lines > 0 {
+            out.text += "Stack:\n"
+            guard lines(from: start, limit: limit, bytesPerLine: bytesPerLine, into: &out) else { return }
+        }
+        guard report.guest.description.protectedMode else { return }
+        out.text += options.stackTrace ? "Stack Trace:\n" : "Call Trace:\n"
+        if !isDumpAsStack {
+            out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\n"
+        }
+        if options.framePointers {
+            framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
+        } else if isARM && !isDumpAsStack {
+            armScanTrace(from: start, limit: limit, into: &out)
+        } else {
+            _ = scanTrace(from: start, limit: limit, into: &out)
+        }
+    }
+
+    /// Upstream's default: every word in [start, limit) that is kernel text.
+    /// Returns whether the whole range was read.
+    func scanTrace(from start: UInt64, limit: UInt64, into out: inout Report.Output) -> Bool {
+        var address = start
+        while address < limit {
+            let w: UInt64
+            do { w = try memory.word(address, width: width) } catch {
+                out.errors.append("vcpu\(vcpu.id): call trace: \(error)")
+                return false
+            }
+            if classifier.classify(w) >= .text {
+                out.text += "\(wordText(address)):   [<\(wordText(w))>]\(sym(w))\n"
+            } else if options.stackTrace {
+                out.text += "\(wordText(address)):     \(wordText(w))\n"
+            }
+            address &+= UInt64(width)
+        }
+        return true
+    }
+
+    /// Linux runs interrupts on a separate IRQ stack (ARM32 `call_with_stack`, arm64
+    /// `call_on_irq_stack`); the interrupted task's frames, which an oops backtrace shows,
+    /// are on its own stack. Scan the IRQ stack, then follow the switch, at most 3 times.
+    func armScanTrace(from start: UInt64, limit: UInt64, into out: inout Report.Output) {
+        var region = (start: start, limit: limit)
+        var visited: [UInt64] = []
+        for _ in 0..<4 {
+            visited.append(region.limit)
+            guard scanTrace(from: region.start, limit: region.limit, into: &out) else { return }
+            guard let next = interruptedStack(start: region.start, limit: region.limit),
+                  !visited.contains(stackLimit(stackPointer: next.sp)) else { return }
+            out.text += "-- \(next.how): continuing on the interrupted stack at \(wordText(next.sp)) --\n"
+            region = (next.sp, stackLimit(stackPointer: next.sp))
+        }
+    }
+
+    /// Where the stack that `[start, limit)` interrupted continues, if it was an IRQ stack.
+    func interruptedStack(start: UInt64, limit: UInt64) -> (sp: UInt64, how: String)? {
+        let regionBase = limit &- (width == 4 ? 8192 : 16384)
+        func inRegion(_ a: UInt64) -> Bool { a >= regionBase && a < limit }
+        var words: [UInt64] = []
+        var a = start
+        while a < limit, let w = try? memory.word(a, width: width) { words.append(w); a &+= UInt64(width) }
+        let names = Set(words.compactMap { classifier.symbols?.lookup($0)?.symbol.name })
+        if width == 8, names.contains("call_on_irq_stack") {
+            // arm64: the frame-record chain leaves the IRQ stack for the task stack.
+            var frame = fp
+            for _ in 0..<256 where inRegion(frame) {
+                guard let saved = try? memory.word(frame, width: 8) else { return nil }
+                if !inRegion(saved) { return saved != 0 ? (saved, "call_on_irq_stack") : nil }
+                guard saved > frame else { return nil }
+                frame = saved
+            }
+            return nil
+        }
+        if width == 4, names.contains("call_with_stack") {
+            // ARM32: call_with_stack keeps the old SP in the frame register, which the IRQ
+            // handler saved on this stack; it pushed {fp, lr} just below it. Take the lowest
+            // saved pointer outside this stack and the kernel image with a return address
+            // (kernel text) in the word below it.
+            let image = classifier.symbols.map { ($0.text, $0.end ?? $0.text) }
+            let candidates = words.filter { w in
+                w % 4 == 0 && !inRegion(w) && w >= classifier.kernelStart &&
+                !(image.map { w >= $0.0 && w <= $0.1 } ?? false) &&
+                    (try? memory.word(w &- 4, width: 4)).map { classifier.classify($0) >= .text } == true
+            }
+            guard let lowest = candidates.min() else { return nil }
+            return (lowest &- 8, "call_with_stack")
+        }
+        return nil
+    }
+
+    /// `-f`: the frame-record chain from the frame pointer, with -S every word between.
+    func framePointerTrace(stackPointer: UInt64, limit: UInt64, into out: inout Report.Output) {
+        // Upstream's -S loop reads the record at its position when the frame pointer is
+        // below it; reproduce that (it still only moves up, so the walk stays bounded).
+        let walk = FrameRecordWalk(width: width, limit: limit, frameBelowPosition: options.stackTrace ? .usePosition : .stop)
+        var position = stackPointer
+        var failed: MemoryFault? = nil
+        let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in
+            if failed != nil { return }
+            if options.stackTrace {
+                while position < record.address {
+                    guard let w = try? memory.word(position, width: width) else {
+                        failed = MemoryFault(address: position, reason: "unreadable stack word")
+                        return
+                    }
+                    out.text += "\(wordText(position)): |   \(wordText(w))\n"
+                    position &+= UInt64(width)
+                }
+                out.text += "\(wordText(record.address)): |-- \(wordText(record.savedFramePointer))\n"
+            }
+            if let ret = record.returnAddress {
+                let slot = record.address &+ UInt64(width)
+                out.text += "\(wordText(slot)): \(options.stackTrace ? "|" : " ") [<\(wordText(ret))>]\(sym(ret))\n"
+                position = slot &+ UInt64(width)
+            } else {
+                position = record.address &+ UInt64(width)
+            }
+        }
+        if let failed { out.errors.append("vcpu\(vcpu.id): frame pointers: \(failed)"); return }
+        if !stop.isNormal { out.errors.append("vcpu\(vcpu.id): frame-pointer walk: \(stop)") }
+    }
+}
 
 extension Report {
     /// Code bytes, stack dump and call trace: guest memory through the vCPU's page tables.
     func memoryText(_ v: VCPU, mode: Mode, into out: inout Output) {
-        // Arrives with guest memory (StackWalk).
+        let view = VCPUMemoryView(report: self, vcpu: v)
+        switch mode {
+        case .context:
+            view.context(into: &out)
+        case .memory:
+            guard let address = options.memoryAddress else { return }
+            view.memoryDump(at: address, into: &out)
+        case .dumpAsStack:
+            guard let address = options.dumpAsStack, let sp = view.sp else { return }
+            view.stack(start: address, stackPointer: sp, isDumpAsStack: true, into: &out)
+        }
     }
 }

@@ -16,7 +16,8 @@ public struct Report: Sendable {
             symbols: options.symbols,
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,
             kernelStartSet: options.kernelStart != nil,
-            defaultEnd: KernelStart.defaultEnd(for: arch))
+            defaultEnd: KernelStart.defaultEnd(for: arch),
+            textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.

@@ -1,0 +1,59 @@
+/// ARMv7 long-descriptor (LPAE) translation, TTBCR.EAE = 1: 4 KiB granule, up to three
+/// levels, 1 GiB and 2 MiB blocks, T0SZ/T1SZ splitting the 32-bit space between TTBR0
+/// and TTBR1, EPD0/EPD1. Reference: ARM ARM B3.6, Xen's `guest_walk_ld`.
+public struct ArmLPAE: Sendable, Equatable {
+    public let t0sz: UInt64, t1sz: UInt64
+    public let epd0: Bool, epd1: Bool
+    public let ttbr0: UInt64, ttbr1: UInt64
+
+    public init(ttbcr: UInt64, ttbr0: UInt64, ttbr1: UInt64) {
+        t0sz = ttbcr & 7
+        t1sz = (ttbcr >> 16) & 7
+        epd0 = ttbcr & (1 << 7) != 0
+        epd1 = ttbcr & (1 << 23) != 0
+        self.ttbr0 = ttbr0
+        self.ttbr1 = ttbr1
+    }
+
+    static let outputMask: UInt64 = 0x0000_00ff_ffff_f000
+
+    func translate(_ va: UInt64, _ t: TableReader) throws(MemoryFault) -> UInt64 {
+        let v = va & 0xffff_ffff
+        // TTBR1 covers the top 2^(32-T1SZ) bytes when T1SZ != 0; TTBR0 the bottom 2^(32-T0SZ).
+        let ttbr1Start: UInt64 = t1sz == 0 ? 1 << 32 : (1 << 32) - (1 << (32 - t1sz))
+        let ttbr0End: UInt64 = 1 << (32 - t0sz)
+        let tsz: UInt64, ttbr: UInt64, name: String
+        if v >= ttbr1Start {
+            guard !epd1 else { throw MemoryFault(address: va, reason: "TTBR1 walks are disabled (TTBCR.EPD1)") }
+            (tsz, ttbr, name) = (t1sz, ttbr1, "TTBR1")
+        } else if v < ttbr0End {
+            guard !epd0 else { throw MemoryFault(address: va, reason: "TTBR0 walks are disabled (TTBCR.EPD0)") }
+            (tsz, ttbr, name) = (t0sz, ttbr0, "TTBR0")
+        } else {
+            throw MemoryFault(address: va, reason: "in the gap between the TTBR0 and TTBR1 regions (TTBCR T0SZ \(t0sz), T1SZ \(t1sz))")
+        }
+        // A region of 2^31 or more starts at level 1 (index bits 31-TSZ:30), smaller ones at level 2.
+        let startLevel = tsz <= 1 ? 1 : 2
+        let alignBits: UInt64 = startLevel == 1 ? 5 - tsz : 14 - tsz
+        var table = ttbr & 0x0000_00ff_ffff_ffff & ~((UInt64(1) << alignBits) - 1)
+        for level in startLevel...3 {
+            let shift = UInt64(39 - 9 * level)            // 30, 21, 12
+            let indexMask: UInt64 = level == startLevel && level == 1 ? (1 << (2 - tsz)) - 1 : 0x1ff
+            let index = (v >> shift) & indexMask
+            let levelName = "\(name) L\(level)"
+            let e = try t.entry64(table: table, index: index, level: levelName)
+            switch (e & 3, level) {
+            case (3, 3):
+                return (e & ArmLPAE.outputMask) | (v & 0xfff)
+            case (3, _):
+                table = e & ArmLPAE.outputMask
+            case (1, 1), (1, 2):
+                let span = UInt64(1) << shift
+                return (e & ArmLPAE.outputMask & ~(span - 1)) | (v & (span - 1))
+            default:
+                throw t.notPresent(levelName, index: index, entry: e)
+            }
+        }
+        throw MemoryFault(address: va, reason: "walk did not end at level 3")
+    }
+}
