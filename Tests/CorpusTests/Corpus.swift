@@ -1,0 +1,131 @@
+import Foundation
+import Synchronization
+
+/// The real cases in corpus/: their files, and decompressed copies in a cache.
+///
+/// Cores and maps are stored xz-compressed; the first test that needs one decompresses it
+/// (sparse, with `xz -dc`) into `.build/corpus-cache/` (or `$XENCTX_CORPUS_CACHE`).
+enum Corpus {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let corpus = root.appendingPathComponent("corpus")
+    static let cache: URL = {
+        if let dir = ProcessInfo.processInfo.environment["XENCTX_CORPUS_CACHE"] { return URL(fileURLWithPath: dir) }
+        return root.appendingPathComponent(".build/corpus-cache")
+    }()
+
+    struct UpstreamRun: Sendable, CustomStringConvertible {
+        let caseName: String
+        let args: [String]
+        let stdoutFile: String
+        var description: String { "\(caseName): xenctx \(args.joined(separator: " "))" }
+    }
+
+    struct Case: Sendable {
+        let name: String
+        let arch: String
+        let kernel: String
+        let core: String
+        /// `has_ram` is true, false, or a sentence (partial/truncated cores).
+        let hasRAM: Bool
+        let upstream: [UpstreamRun]
+        var dir: URL { corpus.appendingPathComponent("cases/\(name)") }
+        var isARM: Bool { arch != "x64" }
+    }
+
+    static let cases: [Case] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent("cases").path)) ?? []
+        return names.sorted().compactMap { name in
+            let url = corpus.appendingPathComponent("cases/\(name)/case.json")
+            guard let data = try? Data(contentsOf: url),
+                  let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            let runs = (json["upstream"] as? [[String: Any]] ?? []).map {
+                UpstreamRun(caseName: name, args: $0["args"] as? [String] ?? [], stdoutFile: $0["stdout"] as? String ?? "")
+            }
+            return Case(name: name, arch: json["arch"] as? String ?? "", kernel: json["kernel"] as? String ?? "",
+                        core: json["core"] as? String ?? "", hasRAM: (json["has_ram"] as? Bool) == true, upstream: runs)
+        }
+    }()
+
+    static func named(_ name: String) -> Case { cases.first { $0.name == name }! }
+
+    private static let decompressLock = Mutex(())
+
+    /// The decompressed copy of a `.xz` file, made once.
+    static func decompressed(_ xz: URL, as name: String) throws -> String {
+        try decompressLock.withLock { _ in
+            let out = cache.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: out.path) { return out.path }
+            try FileManager.default.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let tmp = out.path + ".partial"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "xz -dc \"$0\" > \"$1\"", xz.path, tmp]
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: xz.path]) }
+            try FileManager.default.moveItem(atPath: tmp, toPath: out.path)
+            return out.path
+        }
+    }
+
+    static func corePath(_ c: Case, file: String? = nil) throws -> String {
+        let f = file ?? c.core
+        return try decompressed(c.dir.appendingPathComponent(f), as: "\(c.name)/\(f.replacingOccurrences(of: ".xz", with: ""))")
+    }
+
+    static func mapPath(_ c: Case) throws -> String {
+        try decompressed(corpus.appendingPathComponent("maps/\(c.kernel).System.map.xz"), as: "maps/\(c.kernel).System.map")
+    }
+
+    static func upstreamText(_ run: UpstreamRun) throws -> String {
+        try String(contentsOf: named(run.caseName).dir.appendingPathComponent(run.stdoutFile), encoding: .utf8)
+    }
+}
+
+/// Runs the built xenctx-swift.
+enum Tool {
+    static let binary: URL = {
+        // Test bundles and executables share the build products directory.
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("xenctx-swift")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return Corpus.root.appendingPathComponent(".build/debug/xenctx-swift")
+    }()
+
+    struct Result { let stdout: String; let stderr: String; let status: Int32 }
+
+    static func run(_ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes to the end before waiting, so a large report cannot block the child.
+        let errData = Mutex(Data())
+        let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while reader.isExecuting || !reader.isFinished { usleep(1000) }
+        return Result(stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: errData.withLock { String(decoding: $0, as: UTF8.self) }, status: p.terminationStatus)
+    }
+
+    /// Upstream arguments for a case, with the domain replaced by `--core FILE`.
+    static func arguments(for run: Corpus.UpstreamRun) throws -> [String] {
+        let c = Corpus.named(run.caseName)
+        return try run.args.flatMap { a -> [String] in
+            switch a {
+            case "{domid}": return ["--core", try Corpus.corePath(c)]
+            case "{map}": return [try Corpus.mapPath(c)]
+            default: return [a]
+            }
+        }
+    }
+}
