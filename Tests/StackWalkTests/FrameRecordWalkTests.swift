@@ -1,0 +1,79 @@
+import Testing
+import VCPUContext
+@testable import StackWalk
+
+/// Guest stacks are hostile: every walk must end promptly with a reason.
+struct ArrayMemory: StackMemory {
+    var words: [UInt64: UInt64] = [:]
+    func word(_ address: UInt64, width: Int) throws(MemoryFault) -> UInt64 {
+        guard let w = words[address] else { throw MemoryFault(address: address, reason: "unmapped in test") }
+        return w
+    }
+}
+
+struct FrameRecordWalkTests {
+    @Test func healthyChain() {
+        var m = ArrayMemory()
+        m.words[0x1010] = 0x1040; m.words[0x1018] = 0xffff_ffff_8100_0001
+        m.words[0x1040] = 0;      m.words[0x1048] = 0
+        var records: [FrameRecord] = []
+        let stop = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: m, sp: 0x1000, fp: 0x1010) { records.append($0) }
+        #expect(stop == .endOfChain)
+        #expect(records.map(\.returnAddress) == [0xffff_ffff_8100_0001, nil])
+    }
+
+    @Test func cycleIsDetected() {
+        var m = ArrayMemory()
+        m.words[0x1010] = 0x1030; m.words[0x1018] = 1
+        m.words[0x1030] = 0x1010; m.words[0x1038] = 2      // points back
+        let stop = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: m, sp: 0x1000, fp: 0x1010) { _ in }
+        #expect(stop == .wentBackwards(frame: 0x1010, position: 0x1040))
+    }
+
+    @Test func selfLoopIsDetected() {
+        var m = ArrayMemory()
+        m.words[0x1010] = 0x1010; m.words[0x1018] = 1
+        let stop = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: m, sp: 0x1000, fp: 0x1010) { _ in }
+        #expect(!stop.isNormal)
+    }
+
+    @Test func upstreamQuirkModeStillTerminatesOnACycle() {
+        var m = ArrayMemory()
+        for a in stride(from: UInt64(0x1000), to: 0x3000, by: 8) { m.words[a] = 0x1000 }   // every word points back
+        var count = 0
+        let walk = FrameRecordWalk(width: 8, limit: 0x3000, frameBelowPosition: .usePosition)
+        let stop = walk.walk(memory: m, sp: 0x1000, fp: 0x1000) { _ in count += 1 }
+        #expect(stop.isNormal)                            // it reaches the limit, moving up each step
+        #expect(count <= 0x2000 / 16)
+    }
+
+    @Test func misalignedFrame() {
+        let stop = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: ArrayMemory(), sp: 0x1000, fp: 0x1013) { _ in }
+        #expect(stop == .misaligned(frame: 0x1013))
+    }
+
+    @Test func unmappedStackPointer() {
+        let stop = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: ArrayMemory(), sp: 0x1000, fp: 0x1010) { _ in }
+        guard case .fault(let f) = stop else { Issue.record("expected a fault, got \(stop)"); return }
+        #expect(f.address == 0x1010)
+    }
+
+    @Test func hundredThousandFrameChainIsCapped() {
+        var m = ArrayMemory()
+        let n: UInt64 = 100_000
+        for i in 0..<n {
+            let a = 0x10_0000 + i * 16
+            m.words[a] = a + 16
+            m.words[a + 8] = 0xffff_ffff_8100_0000 + i
+        }
+        var count = 0
+        let stop = FrameRecordWalk(width: 8, limit: 0x10_0000 + n * 16 + 16).walk(memory: m, sp: 0x10_0000, fp: 0x10_0000) { _ in count += 1 }
+        #expect(stop == .tooManyFrames(1024))
+        #expect(count == 1024)
+    }
+
+    @Test func pointerAuthenticationIsStripped() {
+        #expect(stripPointerAuthentication(0x00a8_8000_0812_3456 | (1 << 55), vaBits: 48) == 0xffff_8000_0812_3456)
+        #expect(stripPointerAuthentication(0x0012_0000_0040_1000, vaBits: 48) == 0x0000_0000_0040_1000)
+    }
+}
