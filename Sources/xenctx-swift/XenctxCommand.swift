@@ -125,7 +125,7 @@ struct XenctxCommand: ParsableCommand {
 
         if let symbolTable {
             do {
-                options.symbols = try loadSystemMap(path: symbolTable)
+                options.symbols = try SystemMap.load(path: symbolTable)
             } catch {
                 fail("\(error)")
             }
@@ -162,24 +162,6 @@ func parseHexAddress(_ s: String) -> UInt64? {
     if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
     guard !digits.isEmpty, digits.count <= 16 else { return nil }
     return UInt64(digits, radix: 16)
-}
-
-func loadSystemMap(path: String) throws -> SystemMap {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw SystemMap.LoadError.cannotRead(path: path, reason: String(cString: strerror(errno))) }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw SystemMap.LoadError.cannotRead(path: path, reason: String(cString: strerror(errno)))
-        }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return try SystemMap(bytes: bytes, path: path)
 }
 
 /// Writes all of `s` to a file descriptor (unbuffered, so stdout and stderr interleave in order).

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Benchmarks: prints figures, asserts nothing (see Benchmarks/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${XENCTX_CORPUS_CACHE:-.build/corpus-cache}
+mkdir -p "$cache/maps" "$cache/x86-run1-lab-crash"
+unpack() { [ -f "$2" ] || xz -dc "$1" > "$2"; }
+unpack corpus/maps/6.1.0-56-amd64.System.map.xz "$cache/maps/6.1.0-56-amd64.System.map"
+unpack corpus/cases/x86-run1-lab-crash/lab-crash.core.xz "$cache/x86-run1-lab-crash/lab-crash.core"
+swift build -c release --product xenctx-bench >/dev/null
+swift build -c release --product xenctx-swift >/dev/null
+bin=$(swift build -c release --show-bin-path)
+map="$cache/maps/6.1.0-56-amd64.System.map"
+core="$cache/x86-run1-lab-crash/lab-crash.core"
+echo "machine: $(nproc) cores, $(uname -m); $(swift --version 2>&1 | head -1)"
+"$bin/xenctx-bench" open
+"$bin/xenctx-bench" map "$map"
+"$bin/xenctx-bench" report "$core" "$map"
+if command -v hyperfine >/dev/null; then
+    hyperfine --warmup 2 --runs 20 --style basic -N \
+        "$bin/xenctx-swift -s $map -S -C --core $core" 2>&1 | grep -E "Time|Range"
+else
+    echo "(install hyperfine to time the whole command)"
+fi
