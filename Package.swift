@@ -32,6 +32,7 @@ let package = Package(
         .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
         .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),
+        .testTarget(name: "XenctxReportTests", dependencies: ["XenctxReport"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
         .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols"]),
     ]

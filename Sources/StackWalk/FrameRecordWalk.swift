@@ -1,16 +1,34 @@
 import VCPUContext
 
-/// One frame record: `{saved frame pointer, return address}` at `address`.
+/// One frame record found through a frame pointer.
 public struct FrameRecord: Equatable, Sendable {
-    /// Where the saved frame pointer is stored (the frame pointer's value).
+    /// The frame pointer's value.
     public let address: UInt64
+    /// Where the caller's frame pointer is saved, and its value.
+    public let savedFramePointerSlot: UInt64
     public let savedFramePointer: UInt64
-    /// nil for the outermost record (saved frame pointer 0).
+    /// Where the return address is saved; nil for the outermost record (saved frame pointer 0).
+    public let returnAddressSlot: UInt64
     public let returnAddress: UInt64?
 }
 
-/// Walks a chain of frame records laid out as x86 (`[rbp]` = caller's rbp,
-/// `[rbp+w]` = return address) and AArch64 (`[x29]` = caller's x29, `[x29+8]` = x30).
+/// Where a frame pointer points, relative to the saved registers.
+public enum FrameRecordLayout: Sendable {
+    /// `[fp]` = caller's fp, `[fp+w]` = return address: x86 (rbp), AArch64 (x29/x30),
+    /// and clang's ARM32 frames.
+    case framePointerThenReturn
+    /// GCC's ARM APCS frame (`-mapcs-frame`, Linux ARM `CONFIG_FRAME_POINTER`): fp points
+    /// at the saved pc; `[fp-4]` = lr, `[fp-8]` = sp, `[fp-12]` = caller's fp.
+    case apcs
+
+    func savedFPOffset(_ w: UInt64) -> UInt64 { self == .apcs ? 0 &- 3 * w : 0 }
+    func returnOffset(_ w: UInt64) -> UInt64 { self == .apcs ? 0 &- w : w }
+    /// Lowest byte of the record relative to fp, and the first byte above it.
+    func low(_ w: UInt64) -> UInt64 { self == .apcs ? 0 &- 3 * w : 0 }
+    func high(_ w: UInt64) -> UInt64 { self == .apcs ? w : 2 * w }
+}
+
+/// Walks a chain of frame records (see `FrameRecordLayout`).
 ///
 /// The chain is guest data: each next record must lie above the previous one, inside
 /// `[start, limit)` and word-aligned, and the number of records is capped, so a cycle,
@@ -28,9 +46,11 @@ public struct FrameRecordWalk {
         case usePosition   // upstream xenctx -S: read the record at the position instead
     }
     public let frameBelowPosition: BelowPosition
+    public let layout: FrameRecordLayout
 
-    public init(width: Int, limit: UInt64, maxFrames: Int = 1024, frameBelowPosition: BelowPosition = .stop,
-                cleanReturnAddress: @escaping (UInt64) -> UInt64 = { $0 }) {
+    public init(width: Int, limit: UInt64, layout: FrameRecordLayout = .framePointerThenReturn, maxFrames: Int = 1024,
+                frameBelowPosition: BelowPosition = .stop, cleanReturnAddress: @escaping (UInt64) -> UInt64 = { $0 }) {
+        self.layout = layout
         self.frameBelowPosition = frameBelowPosition
         self.width = width
         self.limit = limit
@@ -48,22 +68,26 @@ public struct FrameRecordWalk {
         while true {
             if frame == 0 { return .endOfChain }
             if position >= limit { return .reachedLimit(limit) }
-            if frame < position {
-                guard frameBelowPosition == .usePosition else { return .wentBackwards(frame: frame, position: position) }
+            if frame &+ layout.low(w) < position {
+                guard frameBelowPosition == .usePosition, layout == .framePointerThenReturn else {
+                    return .wentBackwards(frame: frame, position: position)
+                }
                 frame = position
             }
             if frame >= limit { return .reachedLimit(limit) }
             if frame % w != 0 { return .misaligned(frame: frame) }
             if count >= maxFrames { return .tooManyFrames(count) }
+            let savedSlot = frame &+ layout.savedFPOffset(w), returnSlot = frame &+ layout.returnOffset(w)
             let saved: UInt64
-            do { saved = try memory.word(frame, width: width) } catch { return .fault(error) }
+            do { saved = try memory.word(savedSlot, width: width) } catch { return .fault(error) }
             var ret: UInt64? = nil
             if saved != 0 {
-                do { ret = cleanReturnAddress(try memory.word(frame &+ w, width: width)) } catch { return .fault(error) }
+                do { ret = cleanReturnAddress(try memory.word(returnSlot, width: width)) } catch { return .fault(error) }
             }
-            visit(FrameRecord(address: frame, savedFramePointer: saved, returnAddress: ret))
+            visit(FrameRecord(address: frame, savedFramePointerSlot: savedSlot, savedFramePointer: saved,
+                              returnAddressSlot: returnSlot, returnAddress: ret))
             count += 1
-            position = frame &+ (saved != 0 ? 2 * w : w)
+            position = saved != 0 || layout == .apcs ? frame &+ layout.high(w) : frame &+ w
             frame = saved
         }
     }

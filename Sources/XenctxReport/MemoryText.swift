@@ -55,6 +55,14 @@ struct VCPUMemoryView {
 
     func sym(_ a: UInt64) -> String { classifier.symbolSuffix(a, kind: .text) }
 
+    /// Strips AArch64 PAC/tag bits from a kernel-half pointer; other guests' words pass through.
+    func stripPAC(_ w: UInt64) -> UInt64 {
+        guard isARM, width == 8, (w >> 55) & 1 == 1 else { return w }
+        let vaBits = 64 - (report.guest.armTCR.map { Int(($0 >> 16) & 0x3f) } ?? 16)
+        guard (12...52).contains(vaBits), w >> UInt64(vaBits) != ~UInt64(0) >> UInt64(vaBits) else { return w }
+        return stripPointerAuthentication(w, vaBits: vaBits)
+    }
+
     /// Default view: code bytes (x86), then stack and call trace when the IP is kernel text.
     func context(into out: inout Report.Output) {
         guard memory.frames != nil else {
@@ -181,8 +189,11 @@ struct VCPUMemoryView {
                 out.errors.append("vcpu\(vcpu.id): call trace: \(error)")
                 return false
             }
-            if classifier.classify(w) >= .text {
-                out.text += "\(wordText(address)):   [<\(wordText(w))>]\(sym(w))\n"
+            // AArch64 return addresses may carry pointer-authentication bits; show them stripped,
+            // as the kernel's own backtrace does.
+            let candidate = stripPAC(w)
+            if classifier.classify(candidate) >= .text {
+                out.text += "\(wordText(address)):   [<\(wordText(candidate))>]\(sym(candidate))\n"
             } else if options.stackTrace {
                 out.text += "\(wordText(address)):     \(wordText(w))\n"
             }
@@ -247,13 +258,19 @@ struct VCPUMemoryView {
     func framePointerTrace(stackPointer: UInt64, limit: UInt64, into out: inout Report.Output) {
         // Upstream's -S loop reads the record at its position when the frame pointer is
         // below it; reproduce that (it still only moves up, so the walk stays bounded).
-        let walk = FrameRecordWalk(width: width, limit: limit, frameBelowPosition: options.stackTrace ? .usePosition : .stop)
+        let arch = report.guest.description.architecture
+        // 32-bit ARM Linux frame pointers are GCC APCS frames; the others are {fp, return}.
+        let layout: FrameRecordLayout = arch == .arm32 ? .apcs : .framePointerThenReturn
+        let vaBits = 64 - Int((report.guest.armTCR.map { ($0 >> 16) & 0x3f } ?? 16))
+        let walk = FrameRecordWalk(width: width, limit: limit, layout: layout,
+                                   frameBelowPosition: options.stackTrace ? .usePosition : .stop,
+                                   cleanReturnAddress: arch == .aarch64 ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
         var position = stackPointer
         var failed: MemoryFault? = nil
         let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in
             if failed != nil { return }
             if options.stackTrace {
-                while position < record.address {
+                while position < record.savedFramePointerSlot {
                     guard let w = try? memory.word(position, width: width) else {
                         failed = MemoryFault(address: position, reason: "unreadable stack word")
                         return
@@ -261,14 +278,14 @@ struct VCPUMemoryView {
                     out.text += "\(wordText(position)): |   \(wordText(w))\n"
                     position &+= UInt64(width)
                 }
-                out.text += "\(wordText(record.address)): |-- \(wordText(record.savedFramePointer))\n"
+                out.text += "\(wordText(record.savedFramePointerSlot)): |-- \(wordText(record.savedFramePointer))\n"
             }
             if let ret = record.returnAddress {
-                let slot = record.address &+ UInt64(width)
+                let slot = record.returnAddressSlot
                 out.text += "\(wordText(slot)): \(options.stackTrace ? "|" : " ") [<\(wordText(ret))>]\(sym(ret))\n"
                 position = slot &+ UInt64(width)
             } else {
-                position = record.address &+ UInt64(width)
+                position = record.savedFramePointerSlot &+ UInt64(width)
             }
         }
         if let failed { out.errors.append("vcpu\(vcpu.id): frame pointers: \(failed)"); return }

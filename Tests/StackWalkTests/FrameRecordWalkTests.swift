@@ -77,3 +77,25 @@ struct FrameRecordWalkTests {
         #expect(stripPointerAuthentication(0x0012_0000_0040_1000, vaBits: 48) == 0x0000_0000_0040_1000)
     }
 }
+
+struct APCSFrameTests {
+    /// GCC ARM frames: fp → saved pc; [fp-4] lr, [fp-8] sp, [fp-12] caller's fp.
+    @Test func apcsChain() {
+        var m = ArrayMemory()
+        // inner frame: fp 0xc8001f0c; caller's frame: fp 0xc8001f3c (outermost)
+        m.words[0xc800_1f0c - 12] = 0xc800_1f3c; m.words[0xc800_1f0c - 4] = 0xc040_1234
+        m.words[0xc800_1f3c - 12] = 0;           m.words[0xc800_1f3c - 4] = 0
+        var returns: [UInt64?] = []
+        let walk = FrameRecordWalk(width: 4, limit: 0xc800_2000, layout: .apcs)
+        let stop = walk.walk(memory: m, sp: 0xc800_1ef0, fp: 0xc800_1f0c) { returns.append($0.returnAddress) }
+        #expect(stop == .endOfChain)
+        #expect(returns == [0xc040_1234, nil])
+    }
+
+    @Test func apcsCycleStops() {
+        var m = ArrayMemory()
+        m.words[0xc800_1f0c - 12] = 0xc800_1f0c; m.words[0xc800_1f0c - 4] = 0xc040_1234
+        let stop = FrameRecordWalk(width: 4, limit: 0xc800_2000, layout: .apcs).walk(memory: m, sp: 0xc800_1ef0, fp: 0xc800_1f0c) { _ in }
+        #expect(!stop.isNormal)
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// Bad input: one clear message and a non-zero exit, never a crash.
+@Suite(.serialized)
+struct CommandLineTests {
+    func core(_ name: String) throws -> String { try Corpus.corePath(Corpus.named(name)) }
+
+    @Test func liveDomainIsNotSupportedYet() throws {
+        let r = try Tool.run(["3"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("live domains are not supported yet"))
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func missingAndWrongFiles() throws {
+        let missing = try Tool.run(["--core", "/nonexistent/core"])
+        #expect(missing.status == 2 && missing.stderr.contains("No such file"))
+        let text = try Tool.run(["--core", Corpus.corpus.appendingPathComponent("README.md").path])
+        #expect(text.status == 2 && text.stderr.contains("not an ELF file"))
+        let dir = try Tool.run(["--core", Corpus.corpus.path])
+        #expect(dir.status == 2 && dir.stderr.contains("directory"))
+        let map = try Tool.run(["-s", "/nonexistent/System.map", "--core", try core("arm-run1-a64-crash")])
+        #expect(map.status == 2 && map.stderr.contains("cannot read symbol table"))
+    }
+
+    @Test(arguments: [
+        ["-b", "2", "--core", "x"], ["-l", "-1", "--core", "x"], ["-l", "lots", "--core", "x"],
+        ["-n", "0", "--core", "x"], ["-k", "xyz", "--core", "x"], ["-C", "--core", "x", "1"],
+        ["-f", "-d", "c0000000", "--core", "x"], ["--core", "x", "1", "2"], ["1", "2", "3"],
+        ["--no-such-option", "--core", "x"], ["--core", "x", "abc"],
+    ])
+    func usageErrors(_ args: [String]) throws {
+        let r = try Tool.run(args)
+        #expect(r.status == 64, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains("Error:"))
+    }
+
+    @Test func vcpuOutOfRange() throws {
+        let r = try Tool.run(["--core", try core("arm-run1-a64-crash"), "7"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("vCPU 7 is not in this core: it holds 2 vCPU contexts"))
+    }
+
+    @Test func registersOnlyARMCoreIsExplained() throws {
+        let r = try Tool.run(["--core", try core("arm-run1-a64-crash"), "-C"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("this core holds registers only"))
+        #expect(r.stdout.contains("vcpu1:"))
+    }
+
+    @Test func partialARMCoreNamesTheMissingFrame() throws {
+        let r = try Tool.run(["--core", try core("arm-run3-a32-crash-big")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("0x80000–0x87fff"))
+        #expect(r.stderr.contains("guest frame 0x"))
+    }
+
+    @Test func longFormOfDisplayStackPages() throws {
+        // Upstream segfaults on `--display-stack-pages 2`.
+        let c = try core("x86-run1-lab-crash")
+        let long = try Tool.run(["--display-stack-pages", "2", "-l", "max", "--core", c])
+        let short = try Tool.run(["-n", "2", "-l", "max", "--core", c])
+        #expect(long.stdout == short.stdout && long.stdout.contains("Stack:"))
+    }
+
+    @Test func crashedARM32GuestShowsSVCStack() throws {
+        let r = try Tool.run(["--core", try core("arm-full-a32-crash"), "--describe"])
+        #expect(r.stdout.contains("Stack pointer: c880de70 (sp_svc, CPSR mode SVC)"))
+        #expect(r.stdout.contains("# guest: ARM32 (AArch32) guest, 4-byte words"))
+        #expect(r.stdout.contains("Call Trace:"))
+        let a64 = try Tool.run(["--core", try core("arm-full-a64-crash"), "--describe"])
+        #expect(a64.stdout.contains("# kernel_start: ffff000000000000"))
+        #expect(a64.stdout.contains("Stack pointer: ffff800008003f20 (SP_EL1, EL1h)"))
+    }
+
+    @Test func helpExitsZero() throws {
+        let r = try Tool.run(["--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("--symbol-table") && r.stdout.contains("--display-stack-pages"))
+    }
+}
