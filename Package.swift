@@ -16,6 +16,11 @@ let package = Package(
         .target(name: "VCPUContext"),
         // System.map and upstream xenctx's address classification.
         .target(name: "Symbols"),
+        // C bridge to libxenctrl/libxenforeignmemory, loaded with dlopen at run time:
+        // the headers are needed to build (libxen-dev), the libraries only to inspect live domains.
+        .target(name: "CXenLive", linkerSettings: [.linkedLibrary("dl")]),
+        // Live domains behind the same Guest model as cores.
+        .target(name: "LiveDomain", dependencies: ["CXenLive", "VCPUContext"]),
         // Stack dumps and call traces over guest memory.
         .target(name: "StackWalk", dependencies: ["VCPUContext", "Symbols"]),
         // The xenctx-shaped text report, kept out of the executable so tests render in-process.
@@ -24,6 +29,7 @@ let package = Package(
             name: "xenctx-swift",
             dependencies: [
                 "XenctxReport",
+                "LiveDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

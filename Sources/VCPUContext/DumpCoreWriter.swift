@@ -140,4 +140,43 @@ public struct DumpCoreWriter {
     }
 }
 
+extension DumpCoreWriter {
+    /// Writes a core whose pages arrive one at a time (`next` returns nil at the end), for
+    /// sources that learn which frames exist only by mapping them. `.xen_pages` starts at
+    /// an offset that does not depend on the page count, so pages are written first and
+    /// the headers last. Auto-translated (`.xen_pfn`) cores only. Returns the page count.
+    public func writeStreaming(to path: String, next: () throws -> (pfn: UInt64, page: [UInt8])?) throws -> Int {
+        var w = self
+        w.frames = []
+        let pagesOffset = w.layout().pagesOffset
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WriteError.io(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        func put(_ bytes: [UInt8], at offset: Int) throws {
+            let ok = bytes.withUnsafeBytes { buf -> Bool in
+                var done = 0
+                while done < buf.count {
+                    let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return false }
+                    done += n
+                }
+                return true
+            }
+            if !ok { throw WriteError.io(path: path, reason: String(cString: strerror(errno))) }
+        }
+        var frames: [(pfn: UInt64, gmfn: UInt64)] = []
+        while let (pfn, page) = try next() {
+            try put(Array(page.prefix(4096)) + [UInt8](repeating: 0, count: max(0, 4096 - page.count)), at: pagesOffset + frames.count * 4096)
+            frames.append((pfn: pfn, gmfn: pfn))
+        }
+        w.frames = frames
+        let l = w.layout()
+        precondition(l.pagesOffset == pagesOffset)
+        try put(l.head, at: 0)
+        try put(l.tail, at: l.indexOffset)
+        return frames.count
+    }
+}
+
 private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }

@@ -41,9 +41,42 @@ public struct GuestDescription: Sendable, Equatable, Codable {
     }
 }
 
+/// What a source knows about its guest apart from the registers: for a core, its ELF and
+/// notes; for a live domain, what libxenctrl answered.
+public struct SourceFacts: Sendable {
+    public var machine: UInt16
+    public var isPV: Bool
+    public var contextEntrySize: Int
+    public var xenVersion: String
+    public var capabilities: String
+    /// x86 HVM, live only: EFER and CR0 of vCPU 0 from the HVM CPU save record.
+    public var hvmEFER: UInt64? = nil
+    public var hvmCR0: UInt64? = nil
+    /// How the source described itself, for the evidence lines.
+    public var origin = "core"
+
+    public init(machine: UInt16, isPV: Bool, contextEntrySize: Int, xenVersion: String, capabilities: String) {
+        self.machine = machine
+        self.isPV = isPV
+        self.contextEntrySize = contextEntrySize
+        self.xenVersion = xenVersion
+        self.capabilities = capabilities
+    }
+
+    public init(core: XenCore) {
+        self.init(machine: core.machine, isPV: core.isPV, contextEntrySize: core.contextEntrySize,
+                  xenVersion: core.xenVersion.versionString, capabilities: core.xenVersion.capabilities)
+    }
+}
+
 extension GuestDescription {
     /// Decides the guest kind of a core (format note §6).
     public static func decide(core: XenCore, vcpus: [RegisterFile]) -> GuestDescription {
+        decide(facts: SourceFacts(core: core), vcpus: vcpus)
+    }
+
+    /// Decides the guest kind from a source's facts and its vCPUs' registers.
+    public static func decide(facts core: SourceFacts, vcpus: [RegisterFile]) -> GuestDescription {
         let magic = core.isPV ? "PV magic 0xf00febed" : "HVM magic 0xf00febee"
         switch core.machine {
         case XenCoreLayout.em386 where core.isPV:
@@ -60,7 +93,18 @@ extension GuestDescription {
         }
     }
 
-    static func decideX86HVM(core: XenCore, vcpus: [RegisterFile], magic: String) -> GuestDescription {
+    static func decideX86HVM(core: SourceFacts, vcpus: [RegisterFile], magic: String) -> GuestDescription {
+        if let efer = core.hvmEFER, let cr0 = core.hvmCR0 {
+            // Live: the HVM CPU save record has EFER, so no guessing (what upstream xenctx does).
+            let evidence = ["an HVM/PVH guest (XEN_DOMINF_hvm_guest); EFER \(hex(efer)) and CR0 \(hex(cr0)) from the HVM CPU save record"]
+            if cr0 & 1 == 0 {
+                return GuestDescription(architecture: .x86_32, isPV: false, layout: .x86_64, protectedMode: false, wordSize: 2, evidence: evidence + ["CR0.PE clear: real mode"])
+            }
+            if efer & 0x400 != 0 {
+                return GuestDescription(architecture: .x86_64, isPV: false, layout: .x86_64, protectedMode: true, wordSize: 8, evidence: evidence + ["EFER.LMA set: long mode"])
+            }
+            return GuestDescription(architecture: .x86_32, isPV: false, layout: .x86_64, protectedMode: true, wordSize: 4, evidence: evidence + ["EFER.LMA clear: 32-bit protected mode"])
+        }
         var evidence = ["ELF machine \(core.machine == XenCoreLayout.em386 ? "EM_386 (an i386 toolstack)" : "EM_X86_64") with \(magic): an HVM/PVH guest; contexts are host-sized x86_64 records",
                         "the core has no EFER, so the width is inferred from CR0/CR4 and register values"]
         let regs: [X86_64Registers] = vcpus.compactMap { if case .x86_64(let r) = $0, r.isOnline { return r } else { return nil } }
@@ -82,11 +126,11 @@ extension GuestDescription {
         return GuestDescription(architecture: .x86_32, isPV: false, layout: .x86_64, protectedMode: true, wordSize: 4, evidence: evidence)
     }
 
-    static func decideARM(core: XenCore, vcpus: [RegisterFile]) -> GuestDescription {
+    static func decideARM(core: SourceFacts, vcpus: [RegisterFile]) -> GuestDescription {
         let layout = ContextLayout.arm(entrySize: core.contextEntrySize)
-        let xen = core.xenVersion
-        var evidence = ["ELF machine EM_ARM with \(core.isPV ? "PV" : "HVM") magic: an ARM guest (xl writes EM_ARM for 32- and 64-bit guests alike)",
-                        "context entries of \(core.contextEntrySize) bytes: the layout of Xen \(core.contextEntrySize == 352 ? "≥ 4.16" : core.contextEntrySize == 344 ? "4.4–4.15" : "≤ 4.3") (core from Xen \(xen.versionString))"]
+        var evidence = [core.origin == "core" ? "ELF machine EM_ARM with \(core.isPV ? "PV" : "HVM") magic: an ARM guest (xl writes EM_ARM for 32- and 64-bit guests alike)"
+                                              : "an ARM guest on a live ARM host (ARM has no guest-width query)",
+                        "context entries of \(core.contextEntrySize) bytes: the layout of Xen \(core.contextEntrySize == 352 ? "≥ 4.16" : core.contextEntrySize == 344 ? "4.4–4.15" : "≤ 4.3") (\(core.origin) from Xen \(core.xenVersion))"]
         func result(_ arch: GuestArchitecture, _ why: String) -> GuestDescription {
             evidence.append(why)
             return GuestDescription(architecture: arch, isPV: false, layout: layout, protectedMode: true, wordSize: arch.wordSize, evidence: evidence)
@@ -99,7 +143,7 @@ extension GuestDescription {
         if let (i, r) = regs.first(where: { !$0.1.isAArch32State }) {
             return result(.aarch64, "vCPU entry \(i) has CPSR \(hex(r.cpsr, width: 8)): AArch64 state (CPSR bit 4 clear)")
         }
-        let capabilities = xen.capabilities
+        let capabilities = core.capabilities
         if !capabilities.contains("aarch64") {
             return result(.arm32, "Xen's capabilities \"\(capabilities.trimmingSpaces)\" lack xen-3.0-aarch64: 32-bit Xen runs only 32-bit guests")
         }

@@ -32,11 +32,14 @@ public struct VCPU: Sendable, Equatable {
     public let id: Int
     public let idIsCertain: Bool
     public let registers: RegisterFile
-    public var isOnline: Bool { registers.isOnline }
+    /// Whether the vCPU is up: a live source asks Xen (`xc_vcpu_getinfo`); a core has
+    /// only the context's `VGCF_online` flag.
+    public let isOnline: Bool
 
-    public init(id: Int, idIsCertain: Bool, registers: RegisterFile) {
+    public init(id: Int, idIsCertain: Bool, registers: RegisterFile, online: Bool? = nil) {
         self.id = id
         self.idIsCertain = idIsCertain
         self.registers = registers
+        self.isOnline = online ?? registers.isOnline
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LiveDomain
 import Symbols
 import VCPUContext
 import XenctxReport
@@ -20,6 +21,7 @@ struct XenctxCommand: ParsableCommand {
         usage: """
         xenctx-swift [options] --core FILE [VCPU]
         xenctx-swift [options] DOMID [VCPU]
+        xenctx-swift --save-core FILE [--force] [--no-pause] DOMID
         """,
         discussion: """
         Options and output follow upstream xenctx (tools/xentrace/xenctx.c), with ARM stacks, the \
@@ -55,13 +57,13 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: [.customShort("C"), .customLong("all-vcpus")], help: "Print info for all vCPUs.")
     var allVCPUs = false
 
-    @Option(name: [.customShort("n"), .customLong("display-stack-pages")], help: ArgumentHelp("Display N pages from the stack pointer; changes the stack limit. (default 1)", valueName: "PAGES"))
+    @Option(name: [.customShort("n"), .customLong("display-stack-pages")], help: ArgumentHelp("Display N pages from the stack pointer; changes the stack limit.", valueName: "PAGES"))
     var stackPages: Int = 1
 
-    @Option(name: [.customShort("b"), .customLong("bytes-per-line")], help: ArgumentHelp("Bytes per line of the Stack dump, 4 to 128, rounded up to the guest word size. (default 32)", valueName: "bytes"))
+    @Option(name: [.customShort("b"), .customLong("bytes-per-line")], help: ArgumentHelp("Bytes per line of the Stack dump, 4 to 128, rounded up to the guest word size.", valueName: "bytes"))
     var bytesPerLine: Int = 32
 
-    @Option(name: [.customShort("l"), .customLong("lines")], help: ArgumentHelp("Lines of the Stack dump, or all/max; 0 omits it. Fewer are printed if the stack limit is reached. (default 5)", valueName: "lines"))
+    @Option(name: [.customShort("l"), .customLong("lines")], help: ArgumentHelp("Lines of the Stack dump, or all/max; 0 omits it. Fewer are printed if the stack limit is reached.", valueName: "lines"))
     var lines: String = "5"
 
     @Flag(name: [.customShort("D"), .customLong("decode-as-ascii")], help: "Add an ASCII decode of the Stack dump (non-printable bytes as '.').")
@@ -76,13 +78,25 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: [.customShort("d"), .customLong("dump-as-stack")], help: ArgumentHelp("Dump memory as a stack at guest virtual address DADDR.", valueName: "daddr"))
     var dumpAsStack: String?
 
-    @Flag(name: .customLong("describe"), help: "Print what the guest is and the evidence for it, kernel_start, and facts about the core, as # lines first.")
+    @Flag(name: .customLong("describe"), help: "Print what the guest is and the evidence for it, kernel_start, and facts about the core, as # lines first (live: and how long the domain was paused, last).")
     var describe = false
+
+    @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
+    var noPause = false
+
+    @Option(name: .customLong("save-core"), help: ArgumentHelp("Live: write a complete core of DOMID to FILE (all guest RAM, ARM included) and exit.", valueName: "FILE"))
+    var saveCore: String?
+
+    @Flag(name: .customLong("force"), help: "With --save-core: replace FILE if it exists.")
+    var force = false
 
     mutating func validate() throws {
         if positional.count > 2 { throw ValidationError("too many arguments: expected [options] --core FILE [VCPU] or [options] DOMID [VCPU]") }
         if core != nil && positional.count > 1 { throw ValidationError("with --core, give at most one VCPU number (got \(positional.joined(separator: " ")))") }
         if core == nil && positional.isEmpty { throw ValidationError("give a DOMID, or --core FILE") }
+        if saveCore != nil && core != nil { throw ValidationError("--save-core writes a core of a live domain: give a DOMID, not --core") }
+        if saveCore != nil && positional.count != 1 { throw ValidationError("--save-core FILE takes exactly one DOMID") }
+        if force && saveCore == nil { throw ValidationError("--force goes with --save-core") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
             throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)")
         }
@@ -132,7 +146,8 @@ struct XenctxCommand: ParsableCommand {
         }
 
         guard let core else {
-            fail("live domains are not supported yet (domain \(positional[0])): this build reads cores only. Save one with `xl dump-core \(positional[0]) FILE` and run `xenctx-swift --core FILE`")
+            try runLive(domid: UInt32(positional[0]) ?? 0, options: options)
+            return
         }
         let guest: Guest
         do {
@@ -155,6 +170,51 @@ struct XenctxCommand: ParsableCommand {
         }
         if partial { throw ExitCode(ExitStatus.partial) }
     }
+}
+
+extension XenctxCommand {
+    /// A live domain: pause only while contexts and the pages the report needs are
+    /// copied (the report is rendered into memory then), unpause, then print.
+    func runLive(domid: UInt32, options: ReportOptions) throws {
+        let hv: LiveHypervisor
+        do { hv = try LiveHypervisor() } catch { fail("\(error)") }
+        if noPause { warn("--no-pause: the domain keeps running, so registers and memory may come from different moments") }
+        if let saveCore {
+            do {
+                let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) {
+                    _ = try hv.info(domid: domid)
+                    return try hv.saveCore(domid: domid, to: saveCore, force: force)
+                }
+                writeAll(2, "xenctx-swift: saved \(pages) pages of domain \(domid) to \(saveCore)\(paused.map { "; the domain was paused for \(milliseconds($0))" } ?? "")\n")
+            } catch {
+                fail("\(error)")
+            }
+            return
+        }
+        let out: Report.Output
+        let paused: Duration?
+        do {
+            (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
+                let report = try Report(guest: try hv.guest(domid: domid), options: options).renderAll()
+                // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
+                if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
+                return report
+            }
+        } catch {
+            fail("\(error)")
+        }
+        writeStdout(out.text)
+        for e in out.errors { warn(e) }
+        if options.describe, let paused {
+            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (contexts and report pages copied, then unpaused before printing)\n")
+        }
+        if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
+    }
+}
+
+func milliseconds(_ d: Duration) -> String {
+    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    return "\((ms * 100).rounded() / 100) ms"
 }
 
 func parseHexAddress(_ s: String) -> UInt64? {

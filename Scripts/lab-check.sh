@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Lab check (not part of CI; about 20-30 minutes under QEMU TCG): boots the x86 Xen lab
+# from ../shared/xenlab/x86 with a self-contained xenctx-swift inside dom0, runs it next
+# to upstream xenctx on the same paused PV guests (running and crashed), saves cores
+# with --save-core, interrupts it with SIGINT/SIGTERM/SIGHUP while it holds a domain
+# paused, hides Xen's libraries, then compares everything (Scripts/lab/compare.py).
+#
+# usage: Scripts/lab-check.sh [stages]     (default: "deps fetch extract dbg rootfs guest dom0 run collect")
+# env:   LAB_CACHE (default ~/.cache/xenlab/x86, shared with the lab itself), XENLAB (default ../shared/xenlab)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+xenlab=${XENLAB:-$here/../shared/xenlab}
+export LAB_CACHE=${LAB_CACHE:-$HOME/.cache/xenlab/x86}
+work=$LAB_CACHE/xenctx-swift-lab
+[ -x "$xenlab/x86/build.sh" ] || { echo "no lab at $xenlab/x86" >&2; exit 2; }
+
+cd "$here"
+swift build -c release --static-swift-stdlib --product xenctx-swift
+bin=$(swift build -c release --show-bin-path)/xenctx-swift
+
+rm -rf "$work"; mkdir -p "$work"
+cp -r "$xenlab/x86/." "$work/"
+chmod -R u+w "$work"
+cp "$bin" "$work/files/xenctx-swift"
+cp Scripts/lab/swift-*.sh "$work/files/"
+# dom0 gets the binary and the snippets; the scenario sources them.
+sed -i 's|  install -m 755 "$HERE/files/scenario.sh" "$S/lab/scenario.sh"|&\n  install -m 755 "$HERE"/files/xenctx-swift "$HERE"/files/swift-*.sh "$S/lab/"|' "$work/build.sh"
+sed -i 's|^  # ---- the core ----|  . /lab/swift-runs.sh\n&|' "$work/files/scenario.sh"
+sed -i 's|^    run $D xl-unpause $XL unpause $id|&\n    . /lab/swift-signals.sh|' "$work/files/scenario.sh"
+sed -i 's|^ts "scenario end"|. /lab/swift-nolibs.sh\n&|' "$work/files/scenario.sh"
+grep -c "swift-" "$work/files/scenario.sh" "$work/build.sh"
+
+stages=${*:-"deps fetch extract dbg rootfs guest dom0 run collect"}
+FORCE= bash "$work/build.sh" $stages
+python3 Scripts/lab/compare.py "$LAB_CACHE/results/latest" "$bin"

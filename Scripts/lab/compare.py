@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Compares xenctx-swift with upstream xenctx in a lab-check results folder.
+
+usage: compare.py RESULTS_DIR XENCTX_SWIFT_BINARY
+Prints one line per check and a closing 'N passed, N failed' line; exits 1 on any failure.
+"""
+import os, re, subprocess, sys
+
+results, binary = sys.argv[1], sys.argv[2]
+passed = failed = 0
+
+def check(ok, what, detail=""):
+    global passed, failed
+    if ok: passed += 1
+    else: failed += 1
+    print(("PASS " if ok else "FAIL ") + what + (("\n     " + detail) if detail and not ok else ""))
+
+def ours_filtered(text):
+    return "\n".join(l for l in text.split("\n") if not l.startswith(("Stack pointer: ", "Stack note: ")))
+
+kver = open(os.path.join(results, "kver.txt")).read().strip()
+mapfile = os.path.join(results, "System.map-" + kver)
+text = end = None
+for line in open(mapfile):
+    parts = line.split()
+    if len(parts) >= 3 and parts[2] == "_text": text = int(parts[0], 16)
+    if len(parts) >= 3 and parts[2] in ("_end", "__bss_stop"): end = int(parts[0], 16)
+
+def drop_symbols_outside_image(s):
+    """Upstream names any address above -k with the nearest symbol (sym+0xhuge); we do not."""
+    out = []
+    for line in s.split("\n"):
+        m = re.match(r"^(.*\[<([0-9a-f]+)>\]) (\S+)$", line)
+        if m and not line.endswith(" <--") and not (text <= int(m.group(2), 16) <= end):
+            line = m.group(1)
+        m = re.match(r"^( gs: \S+ @ )([0-9a-f]{16})/([0-9a-f]{16})( \S+)?/( \S+)?$", line)
+        if m:
+            k, u = int(m.group(2), 16), int(m.group(3), 16)
+            line = m.group(1) + m.group(2) + "/" + m.group(3) + \
+                (m.group(4) if m.group(4) and text <= k <= end else "") + "/" + \
+                (m.group(5) if m.group(5) and text <= u <= end else "")
+        out.append(line)
+    return "\n".join(out)
+
+def first_diff(a, b):
+    a, b = a.split("\n"), b.split("\n")
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else "<end>"; y = b[i] if i < len(b) else "<end>"
+        if x != y: return f"line {i+1}: upstream {x!r} / ours {y!r}"
+    return ""
+
+for dom in sorted(os.listdir(results)):
+    d = os.path.join(results, dom)
+    if not dom.startswith("lab-") or not os.path.isdir(d): continue
+    for f in sorted(os.listdir(d)):
+        if not (f.startswith("xenctx") and f.endswith(".out")) or "after-dump" in f: continue
+        n = f[:-4]
+        up = open(os.path.join(d, f)).read()
+        p = os.path.join(d, "swift-" + n + ".out")
+        if not os.path.exists(p):
+            check(False, f"{dom} {n}: xenctx-swift did not run"); continue
+        ours = ours_filtered(open(p).read())
+        cmd = open(os.path.join(d, n + ".cmd")).read()
+        if " -k " in cmd and " -s " in cmd: up = drop_symbols_outside_image(up)
+        check(ours == up, f"{dom} {n}: live output equals upstream's", first_diff(up, ours))
+    # --save-core of the same paused moment, read back with --core, gives the live report.
+    core = os.path.join(d, dom + ".swift.core")
+    if os.path.exists(core):
+        for n, extra in [("xenctx-s-S-C", ["-s", mapfile, "-S", "-C"]), ("xenctx-s-f-C", ["-s", mapfile, "-f", "-C"]),
+                         ("xenctx-a-C", ["-a", "-C"])]:
+            live = os.path.join(d, "swift-" + n + ".out")
+            if not os.path.exists(live): continue
+            r = subprocess.run([binary] + extra + ["--core", core], capture_output=True, text=True)
+            check(r.stdout == open(live).read(), f"{dom} {n}: --save-core read back equals the live report",
+                  first_diff(open(live).read(), r.stdout) + " " + r.stderr[:200])
+        rc = open(os.path.join(d, "swift-save-core-again.rc")).read().strip()
+        check(rc == "2", f"{dom}: a second --save-core to the same file is refused (rc {rc})")
+    else:
+        check(False, f"{dom}: no --save-core output")
+    desc = os.path.join(d, "swift-describe.out")
+    if os.path.exists(desc):
+        m = re.search(r"was paused for ([0-9.]+ ms)", open(desc).read())
+        check(m is not None, f"{dom}: pause window reported" + (f" ({m.group(1)})" if m else ""))
+    for sig in ("INT", "TERM", "HUP"):
+        during = os.path.join(d, f"swift-sig{sig}-during.txt")
+        if not os.path.exists(during): continue
+        state = lambda p: open(p).read().strip().split("\n")[-1].split()[4]
+        s_during, s_after = state(during), state(os.path.join(d, f"swift-sig{sig}-after.txt"))
+        check("p" in s_during and "p" not in s_after,
+              f"{dom}: SIG{sig} while paused: state {s_during} during, {s_after} after")
+    live_desc = os.path.join(d, "swift-live-describe.out")
+    if os.path.exists(live_desc):
+        m = re.search(r"was paused for ([0-9.]+ ms)", open(live_desc).read())
+        check(m is not None, f"{dom}: pause window on the running guest" + (f": {m.group(1)}" if m else ""))
+
+h = os.path.join(results, "host")
+if os.path.exists(os.path.join(h, "swift-nolibs-live.err")):
+    err = open(os.path.join(h, "swift-nolibs-live.err")).read()
+    check("libraries are missing" in err and open(os.path.join(h, "swift-nolibs-live.rc")).read().strip() == "2",
+          "without Xen's libraries, a live domain gets a clear error", err[:300])
+    check(open(os.path.join(h, "swift-nolibs-core.rc")).read().strip() in ("0", "1") and
+          "vcpu0:" in open(os.path.join(h, "swift-nolibs-core.out")).read(),
+          "without Xen's libraries, --core still works")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,49 @@
+/* A thin, dlopen-based bridge to libxenctrl and libxenforeignmemory.
+ *
+ * The Xen libraries are loaded only when a live domain is asked for, so xenctx-swift
+ * starts (and reads cores) on machines without them. Every function returns 0 on
+ * success and -1 with errno set on failure, unless documented otherwise. */
+#ifndef XENLIVE_H
+#define XENLIVE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t domid;
+    uint32_t flags;            /* XEN_DOMINF_* */
+    uint32_t max_vcpu_id;
+    uint32_t nr_online_vcpus;
+    uint64_t tot_pages;
+} xenlive_dominfo;
+
+enum { XENLIVE_DOMINF_HVM = 1u << 1, XENLIVE_DOMINF_SHUTDOWN = 1u << 2, XENLIVE_DOMINF_PAUSED = 1u << 3 };
+
+/* Loads the libraries; on failure writes a message to err and returns -1. */
+int xenlive_load(char *err, size_t errlen);
+/* Opens the control and foreign-memory handles (needs root and privcmd). */
+int xenlive_open(void);
+/* Exact lookup: returns -2 when no domain has this id (getinfolist returns the next one). */
+int xenlive_getinfo(uint32_t domid, xenlive_dominfo *out);
+int xenlive_pause(uint32_t domid);
+int xenlive_unpause(uint32_t domid);
+/* sizeof(vcpu_guest_context_any_t) on this architecture. */
+size_t xenlive_context_size(void);
+int xenlive_vcpu_context(uint32_t domid, uint32_t vcpu, void *buf);
+int xenlive_vcpu_online(uint32_t domid, uint32_t vcpu, int *online);
+int xenlive_guest_width(uint32_t domid, unsigned int *width);
+/* x86 HVM: EFER and CR0 from the CPU save record. Returns -1/ENOSYS elsewhere. */
+int xenlive_hvm_efer(uint32_t domid, uint32_t vcpu, uint64_t *efer, uint64_t *cr0);
+int xenlive_capabilities(char *buf, size_t len);
+int xenlive_version(unsigned int *major, unsigned int *minor);
+/* Maps `count` frames read-only, copies them into buf (count*4096 bytes), unmaps.
+ * errs[i] is 0 or a negative errno for frames that could not be mapped. */
+int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs);
+int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn);
+/* libxenctrl's own core writer (the one `xl dump-core` uses). */
+int xenlive_dumpcore(uint32_t domid, const char *path);
+
+/* While a domain is paused by us, SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGPIPE unpause it before
+ * the default action runs. Pass -1 when nothing is paused. */
+void xenlive_set_paused_domain(int64_t domid);
+void xenlive_install_signal_handlers(void);
+#endif

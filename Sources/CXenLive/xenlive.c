@@ -1,0 +1,165 @@
+#define _GNU_SOURCE
+#include "xenlive.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xen/hvm/save.h>
+#endif
+
+/* Function pointers with the prototypes of the installed headers. */
+#define FN(name) static __typeof__(name) *p_##name
+FN(xc_interface_open); FN(xc_domain_getinfolist); FN(xc_domain_pause); FN(xc_domain_unpause);
+FN(xc_vcpu_getcontext); FN(xc_vcpu_getinfo); FN(xc_domain_get_guest_width); FN(xc_version);
+FN(xc_domain_maximum_gpfn); FN(xc_domain_dumpcore);
+#if defined(__x86_64__) || defined(__i386__)
+FN(xc_domain_hvm_getcontext_partial);
+#endif
+FN(xenforeignmemory_open); FN(xenforeignmemory_map); FN(xenforeignmemory_unmap);
+
+static xc_interface *xch;
+static xenforeignmemory_handle *fmem;
+static volatile sig_atomic_t paused_valid;
+static volatile uint32_t paused_domid;
+
+int xenlive_load(char *err, size_t errlen) {
+    static void *ctrl, *fm;
+    if (ctrl && fm) return 0;
+    if (!ctrl) ctrl = dlopen("libxenctrl.so.4.17", RTLD_NOW | RTLD_LOCAL);
+    if (!ctrl) ctrl = dlopen("libxenctrl.so", RTLD_NOW | RTLD_LOCAL);
+    if (!ctrl) { snprintf(err, errlen, "cannot load libxenctrl (%s)", dlerror()); return -1; }
+    if (!fm) fm = dlopen("libxenforeignmemory.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!fm) { snprintf(err, errlen, "cannot load libxenforeignmemory (%s)", dlerror()); return -1; }
+#define LOAD(lib, name) do { p_##name = (__typeof__(name) *)dlsym(lib, #name); \
+        if (!p_##name) { snprintf(err, errlen, "%s lacks %s", #lib, #name); return -1; } } while (0)
+    LOAD(ctrl, xc_interface_open); LOAD(ctrl, xc_domain_getinfolist); LOAD(ctrl, xc_domain_pause);
+    LOAD(ctrl, xc_domain_unpause); LOAD(ctrl, xc_vcpu_getcontext); LOAD(ctrl, xc_vcpu_getinfo);
+    LOAD(ctrl, xc_domain_get_guest_width); LOAD(ctrl, xc_version); LOAD(ctrl, xc_domain_maximum_gpfn);
+    LOAD(ctrl, xc_domain_dumpcore);
+#if defined(__x86_64__) || defined(__i386__)
+    LOAD(ctrl, xc_domain_hvm_getcontext_partial);
+#endif
+    LOAD(fm, xenforeignmemory_open); LOAD(fm, xenforeignmemory_map); LOAD(fm, xenforeignmemory_unmap);
+    return 0;
+}
+
+int xenlive_open(void) {
+    if (!xch) xch = p_xc_interface_open(NULL, NULL, 0);
+    if (!xch) return -1;
+    if (!fmem) fmem = p_xenforeignmemory_open(NULL, 0);
+    return fmem ? 0 : -1;
+}
+
+int xenlive_getinfo(uint32_t domid, xenlive_dominfo *out) {
+    xc_domaininfo_t info;
+    int n = p_xc_domain_getinfolist(xch, domid, 1, &info);
+    if (n < 0) return -1;
+    if (n == 0 || info.domain != domid) return -2;
+    out->domid = info.domain;
+    out->flags = info.flags;
+    out->max_vcpu_id = info.max_vcpu_id;
+    out->nr_online_vcpus = info.nr_online_vcpus;
+    out->tot_pages = info.tot_pages;
+    return 0;
+}
+
+int xenlive_pause(uint32_t domid) { return p_xc_domain_pause(xch, domid); }
+int xenlive_unpause(uint32_t domid) { return p_xc_domain_unpause(xch, domid); }
+size_t xenlive_context_size(void) { return sizeof(vcpu_guest_context_any_t); }
+
+int xenlive_vcpu_context(uint32_t domid, uint32_t vcpu, void *buf) {
+    memset(buf, 0, sizeof(vcpu_guest_context_any_t));
+    return p_xc_vcpu_getcontext(xch, domid, vcpu, (vcpu_guest_context_any_t *)buf);
+}
+
+int xenlive_vcpu_online(uint32_t domid, uint32_t vcpu, int *online) {
+    xc_vcpuinfo_t info;
+    if (p_xc_vcpu_getinfo(xch, domid, vcpu, &info) != 0) return -1;
+    *online = info.online;
+    return 0;
+}
+
+int xenlive_guest_width(uint32_t domid, unsigned int *width) { return p_xc_domain_get_guest_width(xch, domid, width); }
+
+int xenlive_hvm_efer(uint32_t domid, uint32_t vcpu, uint64_t *efer, uint64_t *cr0) {
+#if defined(__x86_64__) || defined(__i386__)
+    struct hvm_hw_cpu cpu;
+    if (p_xc_domain_hvm_getcontext_partial(xch, domid, HVM_SAVE_CODE(CPU), vcpu, &cpu, sizeof cpu) != 0) return -1;
+    *efer = cpu.msr_efer;
+    *cr0 = cpu.cr0;
+    return 0;
+#else
+    (void)domid; (void)vcpu; (void)efer; (void)cr0;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int xenlive_capabilities(char *buf, size_t len) {
+    xen_capabilities_info_t caps;
+    memset(caps, 0, sizeof caps);
+    if (p_xc_version(xch, XENVER_capabilities, &caps) != 0) return -1;
+    snprintf(buf, len, "%s", caps);
+    return 0;
+}
+
+int xenlive_version(unsigned int *major, unsigned int *minor) {
+    int v = p_xc_version(xch, XENVER_version, NULL);
+    if (v < 0) return -1;
+    *major = (unsigned int)v >> 16;
+    *minor = (unsigned int)v & 0xffff;
+    return 0;
+}
+
+int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs) {
+    xen_pfn_t pfns[1024];
+    if (count <= 0 || count > 1024) { errno = EINVAL; return -1; }
+    for (int i = 0; i < count; i++) pfns[i] = (xen_pfn_t)frames[i];
+    void *map = p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
+    if (!map) return -1;
+    for (int i = 0; i < count; i++) {
+        if (errs[i] == 0) memcpy((char *)buf + (size_t)i * 4096, (char *)map + (size_t)i * 4096, 4096);
+        else memset((char *)buf + (size_t)i * 4096, 0, 4096);
+    }
+    p_xenforeignmemory_unmap(fmem, map, (size_t)count);
+    return 0;
+}
+
+int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
+    xen_pfn_t max;
+    if (p_xc_domain_maximum_gpfn(xch, domid, &max) != 0) return -1;
+    *gpfn = max;
+    return 0;
+}
+
+int xenlive_dumpcore(uint32_t domid, const char *path) { return p_xc_domain_dumpcore(xch, domid, path); }
+
+void xenlive_set_paused_domain(int64_t domid) {
+    if (domid >= 0) { paused_domid = (uint32_t)domid; paused_valid = 1; }
+    else paused_valid = 0;
+}
+
+static void unpause_and_die(int sig) {
+    if (paused_valid && xch) {
+        paused_valid = 0;
+        p_xc_domain_unpause(xch, paused_domid);   /* one ioctl on privcmd */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void xenlive_install_signal_handlers(void) {
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = unpause_and_die;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
