@@ -118,19 +118,7 @@ public struct DumpCoreWriter {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        func put(_ bytes: [UInt8], at offset: Int) throws(WriteError) {
-            let ok = bytes.withUnsafeBytes { buf -> Bool in
-                var done = 0
-                while done < buf.count {
-                    let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return false }
-                    done += n
-                }
-                return true
-            }
-            if !ok { throw .io(path: path, reason: String(cString: strerror(errno))) }
-        }
+        func put(_ bytes: [UInt8], at offset: Int) throws(WriteError) { try pwriteAll(fd, bytes, at: offset, path: path) }
         let l = layout()
         try put(l.head, at: 0)
         for slot in frames.indices {
@@ -152,19 +140,7 @@ extension DumpCoreWriter {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw WriteError.io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        func put(_ bytes: [UInt8], at offset: Int) throws {
-            let ok = bytes.withUnsafeBytes { buf -> Bool in
-                var done = 0
-                while done < buf.count {
-                    let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return false }
-                    done += n
-                }
-                return true
-            }
-            if !ok { throw WriteError.io(path: path, reason: String(cString: strerror(errno))) }
-        }
+        func put(_ bytes: [UInt8], at offset: Int) throws { try pwriteAll(fd, bytes, at: offset, path: path) }
         var frames: [(pfn: UInt64, gmfn: UInt64)] = []
         while let (pfn, page) = try next() {
             try put(Array(page.prefix(4096)) + [UInt8](repeating: 0, count: max(0, 4096 - page.count)), at: pagesOffset + frames.count * 4096)
@@ -177,6 +153,21 @@ extension DumpCoreWriter {
         try put(l.tail, at: l.indexOffset)
         return frames.count
     }
+}
+
+/// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
+private func pwriteAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(DumpCoreWriter.WriteError) {
+    let ok = bytes.withUnsafeBytes { buf -> Bool in
+        var done = 0
+        while done < buf.count {
+            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+    if !ok { throw .io(path: path, reason: String(cString: strerror(errno))) }
 }
 
 private func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }

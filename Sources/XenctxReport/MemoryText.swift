@@ -101,7 +101,7 @@ struct VCPUMemoryView {
     /// the top of the kernel stack (THREAD_SIZE-aligned: 8 KiB on ARM32, 16 KiB on arm64)
     /// plus n-1 pages, since Linux's ARM stacks are not page-sized.
     func stackLimit(stackPointer: UInt64) -> UInt64 {
-        let extra = UInt64(options.stackPages - 1) * 4096
+        let extra = UInt64(max(0, min(options.stackPages, 65536) - 1)) * 4096
         if isARM {
             let threadSize: UInt64 = width == 4 ? 8192 : 16384
             return ((stackPointer & ~(threadSize - 1)) &+ threadSize) &+ extra
@@ -155,7 +155,9 @@ struct VCPUMemoryView {
     func memoryDump(at address: UInt64, into out: inout Report.Output) {
         out.text += "Memory (address \(wordText(address))):\n"
         let bpl = options.bytesPerLine   // upstream rounds only in print_stack
-        _ = lines(from: address, limit: address &+ UInt64(options.lines) &* UInt64(bpl), bytesPerLine: bpl, into: &out)
+        let (span, overflow1) = UInt64(options.lines).multipliedReportingOverflow(by: UInt64(bpl))
+        let (end, overflow2) = address.addingReportingOverflow(span)
+        _ = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
     }
 
     /// `print_stack`: the Stack: block, then the call trace by scan or frame pointers.

@@ -101,7 +101,7 @@ struct XenctxCommand: ParsableCommand {
             throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)")
         }
         if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
-        if stackPages < 1 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be >= 1") }
+        if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }
         if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
