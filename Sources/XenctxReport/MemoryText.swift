@@ -172,12 +172,50 @@ struct VCPUMemoryView {
         if !isDumpAsStack {
             out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\n"
         }
-        if options.framePointers {
+        if !isDumpAsStack, let method = exactMethod(), method == .orc, let trace = orcTrace() {
+            render(trace, into: &out)
+        } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
             armScanTrace(from: start, limit: limit, into: &out)
         } else {
             _ = scanTrace(from: start, limit: limit, into: &out)
+        }
+    }
+
+    /// The exact unwinder asked for (`--unwind orc`) or the best available (`auto`).
+    func exactMethod() -> ReportOptions.UnwindMethod? {
+        switch options.unwind {
+        case .orc: return .orc
+        case .auto: return orcTables() != nil ? .orc : nil
+        default: return nil
+        }
+    }
+
+    /// The guest's ORC tables, from System.map (x86_64 kernels with CONFIG_UNWINDER_ORC).
+    func orcTables() -> ORCUnwinder.Tables? {
+        guard report.guest.description.architecture == .x86_64, let map = classifier.symbols else { return nil }
+        func address(_ name: String) -> UInt64? { map.symbols.first { $0.name == name }?.address }
+        guard let ip = address("__start_orc_unwind_ip"), let stop = address("__stop_orc_unwind_ip"),
+              let entries = address("__start_orc_unwind") else { return nil }
+        return ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries)
+    }
+
+    func orcTrace() -> Unwind? {
+        guard let tables = orcTables(), case .x86_64(let r) = vcpu.registers else { return nil }
+        let unwinder = ORCUnwinder(tables: tables) { classifier.classify($0) >= .text }
+        let start = ORCUnwinder.Registers(ip: r.rip, sp: r.rsp, bp: r.rbp, r10: r.r10, r13: r.r13, di: r.rdi, dx: r.rdx)
+        return unwinder.unwind(from: start, memory: memory)
+    }
+
+    /// An exact unwind in upstream's line shape, each frame labelled with how it was found.
+    func render(_ unwind: Unwind, into out: inout Report.Output) {
+        for frame in unwind.frames.dropFirst() {
+            let where_ = frame.slot.map { wordText($0) + ":" } ?? String(repeating: " ", count: width * 2 + 1)
+            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(sym(frame.ip)) (\(frame.trust.rawValue))\n"
+        }
+        if !unwind.complete {
+            out.text += "-- unwind stopped: \(unwind.stop) --\n"
         }
     }
 

@@ -17,6 +17,12 @@ public struct ReportOptions: Sendable {
     public var memoryAddress: UInt64? = nil     // -m
     public var dumpAsStack: UInt64? = nil       // -d
     public var describe = false                 // --describe
+    public var unwind: UnwindMethod = .scan      // --unwind
+
+    /// How call traces are found. `scan` is upstream's (every text address on the stack).
+    public enum UnwindMethod: String, Sendable, CaseIterable {
+        case scan, fp, orc, auto
+    }
 
     public init() {}
 

@@ -1,0 +1,159 @@
+import VCPUContext
+
+/// x86_64 ORC unwinding (Linux `CONFIG_UNWINDER_ORC`, arch/x86/kernel/unwind_orc.c),
+/// driven by the guest kernel's own tables read from guest memory: `__start_orc_unwind_ip`
+/// (sorted 32-bit self-relative addresses) and `__start_orc_unwind` (6-byte entries),
+/// located through System.map, so no vmlinux is needed.
+///
+/// Entry layout of Linux 6.1 (`orc_types.h`): s16 sp_offset, s16 bp_offset, then
+/// sp_reg:4, bp_reg:4, type:2 (CALL 0, REGS 1, REGS_PARTIAL 2), end:1.
+public struct ORCUnwinder {
+    public struct Tables: Sendable {
+        public let ipTable: UInt64     // __start_orc_unwind_ip
+        public let count: Int          // (__stop_orc_unwind_ip - __start_orc_unwind_ip) / 4
+        public let entries: UInt64     // __start_orc_unwind
+        public init(ipTable: UInt64, stopIPTable: UInt64, entries: UInt64) {
+            self.ipTable = ipTable
+            self.count = stopIPTable > ipTable ? Int(min((stopIPTable - ipTable) / 4, 1 << 24)) : 0
+            self.entries = entries
+        }
+    }
+
+    /// The registers the walk starts from (a vCPU context is a full register set).
+    public struct Registers: Sendable {
+        public var ip: UInt64, sp: UInt64, bp: UInt64
+        public var r10: UInt64, r13: UInt64, di: UInt64, dx: UInt64
+        public init(ip: UInt64, sp: UInt64, bp: UInt64, r10: UInt64, r13: UInt64, di: UInt64, dx: UInt64) {
+            self.ip = ip; self.sp = sp; self.bp = bp; self.r10 = r10; self.r13 = r13; self.di = di; self.dx = dx
+        }
+    }
+
+    struct Entry: Equatable {
+        let spOffset: Int16, bpOffset: Int16
+        let spReg: UInt8, bpReg: UInt8, type: UInt8, end: Bool
+    }
+
+    enum Reg { static let undefined: UInt8 = 0, prevSP: UInt8 = 1, dx: UInt8 = 2, di: UInt8 = 3, bp: UInt8 = 4, sp: UInt8 = 5, r10: UInt8 = 6, r13: UInt8 = 7, bpIndirect: UInt8 = 8, spIndirect: UInt8 = 9 }
+    enum Kind { static let call: UInt8 = 0, regs: UInt8 = 1, regsPartial: UInt8 = 2 }
+
+    public let tables: Tables
+    public let maxFrames: Int
+    /// Whether an address is kernel text (a frame's ip outside text ends the walk).
+    public let isKernelText: (UInt64) -> Bool
+
+    public init(tables: Tables, maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
+        self.tables = tables
+        self.maxFrames = maxFrames
+        self.isKernelText = isKernelText
+    }
+
+    /// The entry covering `ip`: the rightmost table address ≤ ip (`__orc_find`).
+    func find(_ ip: UInt64, memory: some StackMemory) throws(MemoryFault) -> Entry? {
+        var lo = 0, hi = tables.count - 1, found: Int? = nil
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2
+            let slot = tables.ipTable + UInt64(mid) * 4
+            let rel = Int32(truncatingIfNeeded: try memory.word(slot, width: 4))
+            let address = slot &+ UInt64(bitPattern: Int64(rel))
+            if address <= ip { found = mid; lo = mid + 1 } else { hi = mid - 1 }
+        }
+        guard let found else { return nil }
+        let e = tables.entries + UInt64(found) * 6
+        let spOff = try memory.word(e, width: 2), bpOff = try memory.word(e + 2, width: 2)
+        let regs = try memory.word(e + 4, width: 2)
+        return Entry(spOffset: Int16(truncatingIfNeeded: spOff), bpOffset: Int16(truncatingIfNeeded: bpOff),
+                     spReg: UInt8(regs & 0xf), bpReg: UInt8((regs >> 4) & 0xf), type: UInt8((regs >> 8) & 3),
+                     end: (regs >> 10) & 1 == 1)
+    }
+
+    /// pt_regs offsets (arch/x86/include/asm/ptrace.h).
+    enum PtRegs { static let bp: UInt64 = 32, r10: UInt64 = 56, dx: UInt64 = 96, di: UInt64 = 112, r13: UInt64 = 16, ip: UInt64 = 128, cs: UInt64 = 136, sp: UInt64 = 152 }
+
+    public func unwind(from start: Registers, memory: some StackMemory) -> Unwind {
+        var frames = [UnwoundFrame(ip: start.ip, sp: start.sp, slot: nil, trust: .registers)]
+        var ip = start.ip, sp = start.sp, bp = start.bp
+        // The full register set the next step may need: the vCPU's, then a pt_regs in memory.
+        var regs: (base: UInt64?, initial: Registers?) = (nil, start)
+        var signal = true       // the first ip is the faulting/current instruction, not a return address
+        func reg(_ offset: UInt64, _ pick: (Registers) -> UInt64) throws(MemoryFault) -> UInt64? {
+            if let r = regs.initial { return pick(r) }
+            if let base = regs.base { return try memory.word(base + offset, width: 8) }
+            return nil
+        }
+        do {
+            while frames.count < maxFrames {
+                guard let orc = try find(signal ? ip : ip &- 1, memory: memory) else {
+                    return Unwind(frames: frames, stop: "no ORC entry for \(hex(ip))", complete: false)
+                }
+                if orc.spReg == Reg.undefined {
+                    return Unwind(frames: frames, stop: orc.end ? "end of the kernel stack" : "ORC says the stack ends here without an end marker", complete: orc.end)
+                }
+                var newSP: UInt64
+                var indirect = false
+                switch orc.spReg {
+                case Reg.sp: newSP = sp &+ UInt64(bitPattern: Int64(orc.spOffset))
+                case Reg.bp: newSP = bp &+ UInt64(bitPattern: Int64(orc.spOffset))
+                case Reg.spIndirect: newSP = sp; indirect = true
+                case Reg.bpIndirect: newSP = bp &+ UInt64(bitPattern: Int64(orc.spOffset)); indirect = true
+                case Reg.r10: guard let v = try reg(PtRegs.r10, { $0.r10 }) else { return stop(frames, "needs r10, which is not saved here") }; newSP = v
+                case Reg.r13: guard let v = try reg(PtRegs.r13, { $0.r13 }) else { return stop(frames, "needs r13, which is not saved here") }; newSP = v
+                case Reg.di: guard let v = try reg(PtRegs.di, { $0.di }) else { return stop(frames, "needs rdi, which is not saved here") }; newSP = v
+                case Reg.dx: guard let v = try reg(PtRegs.dx, { $0.dx }) else { return stop(frames, "needs rdx, which is not saved here") }; newSP = v
+                default: return stop(frames, "unknown ORC sp_reg \(orc.spReg)")
+                }
+                if indirect {
+                    newSP = try memory.word(newSP, width: 8)
+                    if orc.spReg == Reg.spIndirect { newSP = newSP &+ UInt64(bitPattern: Int64(orc.spOffset)) }
+                }
+                let previousSP = sp
+                let frame: UnwoundFrame
+                switch orc.type {
+                case Kind.call:
+                    let slot = newSP &- 8
+                    ip = try memory.word(slot, width: 8)
+                    sp = newSP
+                    regs = (nil, nil)
+                    signal = false
+                    frame = UnwoundFrame(ip: ip, sp: sp, slot: slot, trust: .orc)
+                case Kind.regs:
+                    // A full pt_regs at newSP: an exception, interrupt or syscall entry.
+                    ip = try memory.word(newSP + PtRegs.ip, width: 8)
+                    sp = try memory.word(newSP + PtRegs.sp, width: 8)
+                    regs = (newSP, nil)
+                    signal = true
+                    frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP + PtRegs.ip, trust: .exceptionRegs)
+                case Kind.regsPartial:
+                    // Only the hardware iret frame (ip, cs, flags, sp, ss) at newSP.
+                    ip = try memory.word(newSP, width: 8)
+                    sp = try memory.word(newSP + 24, width: 8)
+                    regs = (nil, nil)
+                    signal = true
+                    frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP, trust: .exceptionRegs)
+                default:
+                    return stop(frames, "unknown ORC type \(orc.type)")
+                }
+                switch orc.bpReg {
+                case Reg.undefined:
+                    if let base = regs.base { bp = try memory.word(base + PtRegs.bp, width: 8) }
+                case Reg.prevSP: bp = try memory.word(newSP &+ UInt64(bitPattern: Int64(orc.bpOffset)), width: 8)
+                case Reg.bp: bp = try memory.word(bp &+ UInt64(bitPattern: Int64(orc.bpOffset)), width: 8)
+                default: return stop(frames, "unknown ORC bp_reg \(orc.bpReg)")
+                }
+                if !isKernelText(ip) {
+                    // Back in user mode (the syscall's or interrupt's saved registers).
+                    return Unwind(frames: frames, stop: "reached user mode (ip \(hex(ip)))", complete: frame.trust == .exceptionRegs)
+                }
+                frames.append(frame)
+                // Guest data could loop: the stack must move up on the same stack.
+                if sp <= previousSP && orc.type == Kind.call {
+                    return stop(frames, "the stack pointer did not move up (\(hex(previousSP)) → \(hex(sp)))")
+                }
+            }
+            return stop(frames, "stopped after \(maxFrames) frames")
+        } catch {
+            return stop(frames, error.description)
+        }
+    }
+
+    func stop(_ frames: [UnwoundFrame], _ why: String) -> Unwind { Unwind(frames: frames, stop: why, complete: false) }
+}

@@ -1,0 +1,27 @@
+import VCPUContext
+
+/// A frame produced by an unwinder, with how it was found.
+public struct UnwoundFrame: Equatable, Sendable {
+    public enum Trust: String, Sendable {
+        case registers     // the vCPU's own registers (the first frame)
+        case orc           // x86 ORC metadata
+        case exceptionRegs = "regs"   // registers saved in an exception/interrupt frame (pt_regs)
+        case framePointer = "fp"
+        case scan
+    }
+    /// The instruction address (a return address for frames after the first).
+    public let ip: UInt64
+    /// The stack pointer of this frame (after the return address was popped).
+    public let sp: UInt64
+    /// Where the return address was read from, when it came from the stack.
+    public let slot: UInt64?
+    public let trust: Trust
+}
+
+/// Why an unwinder stopped, and the frames it produced.
+public struct Unwind: Sendable {
+    public var frames: [UnwoundFrame]
+    public var stop: String
+    /// Whether the walk ended where a healthy stack ends (user mode, the outermost frame).
+    public var complete: Bool
+}
