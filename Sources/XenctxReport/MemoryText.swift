@@ -174,6 +174,8 @@ struct VCPUMemoryView {
         }
         if !isDumpAsStack, let method = exactMethod(), method == .orc, let trace = orcTrace() {
             render(trace, into: &out)
+        } else if !isDumpAsStack, let method = exactMethod(), method == .fp, let trace = aarch64Trace() {
+            render(trace, into: &out)
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -187,8 +189,12 @@ struct VCPUMemoryView {
     func exactMethod() -> ReportOptions.UnwindMethod? {
         switch options.unwind {
         case .orc: return .orc
-        case .auto: return orcTables() != nil ? .orc : nil
-        default: return nil
+        case .auto:
+            if orcTables() != nil { return .orc }
+            return report.guest.description.architecture == .aarch64 ? .fp : nil
+        case .fp, .scan:
+            // AArch64 Linux always keeps frame records: -f walks them across stacks.
+            return options.framePointers && report.guest.description.architecture == .aarch64 ? .fp : nil
         }
     }
 
@@ -206,6 +212,12 @@ struct VCPUMemoryView {
         let unwinder = ORCUnwinder(tables: tables) { classifier.classify($0) >= .text }
         let start = ORCUnwinder.Registers(ip: r.rip, sp: r.rsp, bp: r.rbp, r10: r.r10, r13: r.r13, di: r.rdi, dx: r.rdx)
         return unwinder.unwind(from: start, memory: memory)
+    }
+
+    func aarch64Trace() -> Unwind? {
+        guard case .arm(let r) = vcpu.registers, !r.isAArch32State else { return nil }
+        let t1sz = report.guest.armTCR.map { Int(($0 >> 16) & 0x3f) } ?? 16
+        return AArch64FrameUnwinder(vaBits: 64 - t1sz).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
     /// An exact unwind in upstream's line shape, each frame labelled with how it was found.

@@ -1,15 +1,16 @@
 import Foundation
 import Testing
 
-/// `--unwind orc` against the x86_64 PV guests' own oops backtraces.
+/// Exact unwinding (`--unwind auto`: ORC on x86_64, frame records on AArch64) against
+/// the guests' own oops backtraces.
 ///
 /// Truth: the `Call Trace:` the guest kernel printed (console.log), reliable frames only
 /// (the kernel marks scanned guesses with `?`). Exact from `panic` down: above it, the
 /// dumping code's frames (`dump_stack_lvl`) have returned and the vCPU has since moved on
-/// into `xen_reboot` (its current frames), which the kernel could not have printed.
+/// into `xen_reboot` or `__delay` (its current frames), which the kernel could not have printed.
 @Suite(.serialized)
 struct ORCTraceTests {
-    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1"]
+    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "arm-full-a64-crash"]
 
     @Test(arguments: cases)
     func orcTraceIsTheKernelsOwn(_ name: String) throws {
@@ -17,7 +18,7 @@ struct ORCTraceTests {
         let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
         let traces = ConsoleTraceTests.consoleTraces(console)
         try #require(!traces.isEmpty)
-        let result = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--unwind", "orc", "-C", "-l", "0"])
+        let result = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--unwind", "auto", "-C", "-l", "0"])
         #expect(result.status == 0, "\(result.stderr)")
         for (cpu, printed) in traces {
             let expected = Array(printed.drop { $0 != "panic" })
@@ -28,7 +29,7 @@ struct ORCTraceTests {
         }
         // Every frame says how it was found.
         #expect(!result.stdout.contains("unwind stopped"))
-        #expect(result.stdout.contains(" (orc)\n"))
+        #expect(result.stdout.contains(c.isARM ? " (fp)\n" : " (orc)\n"))
     }
 
     @Test func orcNeedsASymbolTable() throws {
