@@ -5,6 +5,7 @@ public struct UnwoundFrame: Equatable, Sendable {
     public enum Trust: String, Sendable {
         case registers     // the vCPU's own registers (the first frame)
         case orc           // x86 ORC metadata
+        case exidx         // ARM EHABI unwind tables
         case exceptionRegs = "regs"   // registers saved in an exception/interrupt frame (pt_regs)
         case framePointer = "fp"
         case scan

@@ -176,6 +176,8 @@ struct VCPUMemoryView {
             render(trace, into: &out)
         } else if !isDumpAsStack, let method = exactMethod(), method == .fp, let trace = aarch64Trace() {
             render(trace, into: &out)
+        } else if !isDumpAsStack, let method = exactMethod(), method == .exidx, let trace = exidxTrace() {
+            render(trace, into: &out)
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -189,8 +191,10 @@ struct VCPUMemoryView {
     func exactMethod() -> ReportOptions.UnwindMethod? {
         switch options.unwind {
         case .orc: return .orc
+        case .exidx: return .exidx
         case .auto:
             if orcTables() != nil { return .orc }
+            if exidxTables() != nil { return .exidx }
             return report.guest.description.architecture == .aarch64 ? .fp : nil
         case .fp, .scan:
             // AArch64 Linux always keeps frame records: -f walks them across stacks.
@@ -212,6 +216,34 @@ struct VCPUMemoryView {
         let unwinder = ORCUnwinder(tables: tables) { classifier.classify($0) >= .text }
         let start = ORCUnwinder.Registers(ip: r.rip, sp: r.rsp, bp: r.rbp, r10: r.r10, r13: r.r13, di: r.rdi, dx: r.rdx)
         return unwinder.unwind(from: start, memory: memory)
+    }
+
+    /// The guest's EHABI index, from System.map (32-bit ARM kernels with CONFIG_ARM_UNWIND).
+    func exidxTables() -> EHABIUnwinder.Tables? {
+        guard report.guest.description.architecture == .arm32, let map = classifier.symbols else { return nil }
+        guard let start = map.symbols.first(where: { $0.name == "__start_unwind_idx" })?.address,
+              let stop = map.symbols.first(where: { $0.name == "__stop_unwind_idx" })?.address else { return nil }
+        return EHABIUnwinder.Tables(start: start, stop: stop)
+    }
+
+    func exidxTrace() -> Unwind? {
+        guard let tables = exidxTables(), case .arm(let r) = vcpu.registers, r.isAArch32State else { return nil }
+        // r0-r12 (FIQ banks r8-r12), then the SP and LR of the mode the stack was taken from.
+        let fiq = r.cpsr & 0x1f == 0x11
+        var regs = (0..<13).map { UInt64(fiq && $0 >= 8 ? r.rFIQ($0) : r.r($0)) }
+        let mode = AArch32Mode(rawValue: r.cpsr & 0x1f)
+        let (spReg, lrReg): (UInt32, UInt32)
+        switch mode {
+        case .irq: (spReg, lrReg) = (r.spIRQ, r.lrIRQ)
+        case .abt: (spReg, lrReg) = (r.spABT, r.lrABT)
+        case .und: (spReg, lrReg) = (r.spUND, r.lrUND)
+        case .fiq: (spReg, lrReg) = (r.spFIQ, r.lrFIQ)
+        case .svc: (spReg, lrReg) = (r.spSVC, r.lrSVC)
+        default: (spReg, lrReg) = (r.spUSR, r.lrUSR)
+        }
+        regs += [UInt64(spReg), UInt64(lrReg), UInt64(r.pc32)]
+        let unwinder = EHABIUnwinder(tables: tables) { classifier.classify($0) >= .text }
+        return unwinder.unwind(registers: regs, memory: memory)
     }
 
     func aarch64Trace() -> Unwind? {

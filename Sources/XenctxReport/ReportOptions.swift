@@ -21,7 +21,7 @@ public struct ReportOptions: Sendable {
 
     /// How call traces are found. `scan` is upstream's (every text address on the stack).
     public enum UnwindMethod: String, Sendable, CaseIterable {
-        case scan, fp, orc, auto
+        case scan, fp, orc, exidx, auto
     }
 
     public init() {}

@@ -81,7 +81,7 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("describe"), help: "Print what the guest is and the evidence for it, kernel_start, and facts about the core, as # lines first (live: and how long the domain was paused, last).")
     var describe = false
 
-    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), auto (the most exact the inputs allow).", valueName: "METHOD"))
+    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), exidx (ARM32: the kernel's EHABI tables, through -s), auto (the most exact the inputs allow).", valueName: "METHOD"))
     var unwind: String = "scan"
 
     @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
@@ -106,8 +106,8 @@ struct XenctxCommand: ParsableCommand {
         if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
         if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }
         if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
-        if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc or auto") }
-        if unwind == "orc" && symbolTable == nil { throw ValidationError("--unwind orc reads the ORC tables through the System.map: give -s") }
+        if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx or auto") }
+        if (unwind == "orc" || unwind == "exidx") && symbolTable == nil { throw ValidationError("--unwind \(unwind) reads the kernel's unwind tables through the System.map: give -s") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
         for (name, value) in [("--kernel-start", kernelStart), ("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
