@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),
         .testTarget(name: "XenctxReportTests", dependencies: ["XenctxReport"]),
+        .testTarget(name: "LiveDomainTests", dependencies: ["LiveDomain", "CXenLive"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
         .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols"]),
     ]

@@ -16,7 +16,8 @@
 #define FN(name) static __typeof__(name) *p_##name
 FN(xc_interface_open); FN(xc_domain_getinfolist); FN(xc_domain_pause); FN(xc_domain_unpause);
 FN(xc_vcpu_getcontext); FN(xc_vcpu_getinfo); FN(xc_domain_get_guest_width); FN(xc_version);
-FN(xc_domain_maximum_gpfn); FN(xc_domain_dumpcore);
+FN(xc_domain_maximum_gpfn);
+FN(xc_domain_dumpcore);   /* in libxenguest, loaded only for --save-core */
 #if defined(__x86_64__) || defined(__i386__)
 FN(xc_domain_hvm_getcontext_partial);
 #endif
@@ -40,7 +41,6 @@ int xenlive_load(char *err, size_t errlen) {
     LOAD(ctrl, xc_interface_open); LOAD(ctrl, xc_domain_getinfolist); LOAD(ctrl, xc_domain_pause);
     LOAD(ctrl, xc_domain_unpause); LOAD(ctrl, xc_vcpu_getcontext); LOAD(ctrl, xc_vcpu_getinfo);
     LOAD(ctrl, xc_domain_get_guest_width); LOAD(ctrl, xc_version); LOAD(ctrl, xc_domain_maximum_gpfn);
-    LOAD(ctrl, xc_domain_dumpcore);
 #if defined(__x86_64__) || defined(__i386__)
     LOAD(ctrl, xc_domain_hvm_getcontext_partial);
 #endif
@@ -137,7 +137,15 @@ int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
     return 0;
 }
 
-int xenlive_dumpcore(uint32_t domid, const char *path) { return p_xc_domain_dumpcore(xch, domid, path); }
+int xenlive_dumpcore(uint32_t domid, const char *path) {
+    if (!p_xc_domain_dumpcore) {
+        void *guest = dlopen("libxenguest.so.4.17", RTLD_NOW | RTLD_LOCAL);
+        if (!guest) guest = dlopen("libxenguest.so", RTLD_NOW | RTLD_LOCAL);
+        if (guest) p_xc_domain_dumpcore = (__typeof__(xc_domain_dumpcore) *)dlsym(guest, "xc_domain_dumpcore");
+        if (!p_xc_domain_dumpcore) { errno = ENOSYS; return -1; }
+    }
+    return p_xc_domain_dumpcore(xch, domid, path);
+}
 
 void xenlive_set_paused_domain(int64_t domid) {
     if (domid >= 0) { paused_domid = (uint32_t)domid; paused_valid = 1; }

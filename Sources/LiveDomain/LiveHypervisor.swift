@@ -19,11 +19,17 @@ public final class LiveHypervisor: @unchecked Sendable {
         let fm = access("/proc/xen/privcmd", F_OK) == 0 || access("/dev/xen/privcmd", F_OK) == 0
         guard fm else { throw .notXen }
         guard geteuid() == 0 else { throw .notRoot }
+        try Self.loadLibraries()
+        guard xenlive_open() == 0 else { throw .cannotOpen(String(cString: strerror(errno))) }
+    }
+
+    /// Loads libxenctrl and libxenforeignmemory and resolves every function the live path
+    /// uses (testable on any machine that has the libraries, Xen or not).
+    public static func loadLibraries() throws(LiveError) {
         var err = [CChar](repeating: 0, count: 512)
         guard xenlive_load(&err, err.count) == 0 else {
             throw .librariesMissing(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        guard xenlive_open() == 0 else { throw .cannotOpen(String(cString: strerror(errno))) }
     }
 
     public struct DomainInfo: Sendable {
@@ -161,7 +167,10 @@ extension LiveHypervisor {
         unlink(tmp)
         defer { unlink(tmp) }
         #if arch(x86_64) || arch(i386)
-        guard xenlive_dumpcore(domid, tmp) == 0 else { throw LiveError.hypercall(what: "xc_domain_dumpcore", errno: errno) }
+        guard xenlive_dumpcore(domid, tmp) == 0 else {
+            if errno == ENOSYS { throw LiveError.librariesMissing("libxenguest (xc_domain_dumpcore) cannot be loaded") }
+            throw LiveError.hypercall(what: "xc_domain_dumpcore", errno: errno)
+        }
         let written = Int(try XenCore(path: tmp).header.pageCount)
         #else
         let guest = try guest(domid: domid)
