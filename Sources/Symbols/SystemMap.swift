@@ -13,7 +13,7 @@ public struct SystemMap: Sendable {
     }
 
     /// Sorted by address; equal addresses keep file order.
-    public let symbols: [Symbol]
+    public private(set) var symbols: [Symbol]
     /// The markers upstream reads; 0 when absent (upstream's globals start at 0).
     public private(set) var stext: UInt64 = 0, etext: UInt64 = 0
     public private(set) var sinittext: UInt64 = 0, einittext: UInt64 = 0
@@ -165,4 +165,20 @@ extension Substring {
         while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
         return s
     }
+}
+
+extension SystemMap {
+    /// The same table with every address moved by `offset` (a KASLR load offset).
+    public func shifted(by offset: UInt64) -> SystemMap {
+        guard offset != 0 else { return self }
+        var copy = self
+        copy.symbols = symbols.map { Symbol(address: $0.address &+ offset, name: $0.name, module: $0.module) }
+        func move(_ a: UInt64) -> UInt64 { a == 0 ? 0 : a &+ offset }
+        copy.stext = move(stext); copy.etext = move(etext)
+        copy.sinittext = move(sinittext); copy.einittext = move(einittext)
+        copy.text = move(text); copy.end = end.map(move); copy.hypercallPage = move(hypercallPage)
+        return copy
+    }
+
+    public func address(of name: String) -> UInt64? { symbols.first { $0.name == name }?.address }
 }

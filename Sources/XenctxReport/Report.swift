@@ -7,13 +7,17 @@ public struct Report: Sendable {
     public let guest: Guest
     public let options: ReportOptions
     public let classifier: KernelAddressClassifier
+    /// Whether the symbol table fits the guest, and its KASLR offset (nil without -s).
+    public let kernelOffset: KernelOffset?
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
         self.options = options
         let arch = guest.description.architecture
+        let offset = options.symbols.map { KernelOffset.detect(map: $0, guest: guest) }
+        kernelOffset = offset
         classifier = KernelAddressClassifier(
-            symbols: options.symbols,
+            symbols: options.symbols.map { $0.shifted(by: offset?.offset ?? 0) },
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
@@ -39,6 +43,9 @@ public struct Report: Sendable {
     /// Renders the report; `emit` receives each vCPU's text as soon as it is ready.
     public func render(emit: (Output) -> Void) throws(SelectionError) {
         if options.describe { emit(Output(text: describeText())) }
+        if let k = kernelOffset, case .mismatch = k.finding {
+            emit(Output(text: "", errors: ["symbol table: \(k.describe); symbols will be wrong"]))
+        }
         if let n = options.vcpu, !guest.vcpus.indices.contains(n) {
             throw .noSuchVCPU(requested: n, count: guest.vcpus.count)
         }
@@ -122,6 +129,7 @@ public struct Report: Sendable {
         for e in d.evidence { s += "#   evidence: \(e)\n" }
         let start = options.kernelStart ?? guest.defaultKernelStart
         s += "# kernel_start: \(hex(start, width: d.wordSize * 2)) (\(options.kernelStart != nil ? "from -k" : "default for \(d.architecture.rawValue)"))\n"
+        if let k = kernelOffset { s += "# symbols: \(k.describe)\n" }
         for f in guest.facts { s += "# \(f)\n" }
         for w in guest.warnings { s += "# warning: \(w)\n" }
         return s + "\n"
