@@ -21,6 +21,10 @@ let package = Package(
         .target(name: "CXenLive", linkerSettings: [.linkedLibrary("dl")]),
         // Live domains behind the same Guest model as cores.
         .target(name: "LiveDomain", dependencies: ["CXenLive", "VCPUContext"]),
+        // elfutils (libdwfl/libdw), loaded with dlopen: only --vmlinux needs it.
+        .target(name: "CDwarf", linkerSettings: [.linkedLibrary("dl")]),
+        // vmlinux symbols and DWARF source lines (file:line, inlined frames).
+        .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols"]),
         // Stack dumps and call traces over guest memory.
         .target(name: "StackWalk", dependencies: ["VCPUContext", "Symbols"]),
         // The xenctx-shaped text report, kept out of the executable so tests render in-process.
@@ -30,6 +34,7 @@ let package = Package(
             dependencies: [
                 "XenctxReport",
                 "LiveDomain",
+                "ELFSymbols",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,6 +45,7 @@ let package = Package(
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),
         .testTarget(name: "XenctxReportTests", dependencies: ["XenctxReport"]),
         .testTarget(name: "LiveDomainTests", dependencies: ["LiveDomain", "CXenLive"]),
+        .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
         .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols"]),
     ]

@@ -65,6 +65,24 @@ public struct SystemMap: Sendable {
             }
         }
         guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        self.init(sorting: parsed, markers: markers, skippedLines: skipped)
+    }
+
+    /// A table from an ELF symbol table (`--vmlinux`): (address, System.map type letter, name).
+    public init(entries: [(address: UInt64, type: Character, name: String)], path: String) throws(LoadError) {
+        var parsed: [Symbol] = []
+        var markers: [(String, UInt64)] = []
+        for e in entries {
+            if e.type == "U" || e.type == "v" || e.type == "w" { continue }
+            if e.type != "A" && e.type != "a" { parsed.append(SystemMap.symbol(address: e.address, rawName: e.name)) }
+            if SystemMap.markerNames.contains(e.name) { markers.append((e.name, e.address)) }
+        }
+        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        self.init(sorting: parsed, markers: markers, skippedLines: 0)
+    }
+
+    private init(sorting parsed: [Symbol], markers: [(String, UInt64)], skippedLines skipped: Int) {
+        var parsed = parsed
         // Stable by address: System.map is sorted already, so this is one cheap pass.
         if !parsed.indices.dropFirst().allSatisfy({ parsed[$0 - 1].address <= parsed[$0].address }) {
             parsed = parsed.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)

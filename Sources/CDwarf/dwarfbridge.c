@@ -1,0 +1,147 @@
+#define _GNU_SOURCE
+#include "dwarfbridge.h"
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdwfl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FN(name) static __typeof__(name) *p_##name
+FN(dwfl_begin); FN(dwfl_end); FN(dwfl_report_begin); FN(dwfl_report_offline); FN(dwfl_report_end);
+FN(dwfl_addrmodule); FN(dwfl_module_addrinfo); FN(dwfl_module_addrdie); FN(dwfl_module_getsrc);
+FN(dwfl_lineinfo); FN(dwfl_standard_find_debuginfo); FN(dwfl_offline_section_address); FN(dwfl_errmsg);
+FN(dwfl_module_getsymtab); FN(dwfl_module_getsym_info); FN(dwfl_getmodules); FN(dwfl_module_getdwarf);
+FN(dwarf_getscopes); FN(dwarf_tag); FN(dwarf_attr); FN(dwarf_attr_integrate); FN(dwarf_formstring);
+FN(dwarf_formudata); FN(dwarf_getsrcfiles); FN(dwarf_filesrc); FN(dwarf_getscopes_die);
+
+int dwb_load(char *err, size_t errlen) {
+    static void *lib;
+    if (lib) return 0;
+    lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { snprintf(err, errlen, "cannot load libdw (%s): install libdw1 (elfutils)", dlerror()); return -1; }
+#define LOAD(name) do { p_##name = (__typeof__(name) *)dlsym(lib, #name); \
+        if (!p_##name) { snprintf(err, errlen, "libdw lacks %s", #name); lib = NULL; return -1; } } while (0)
+    LOAD(dwfl_begin); LOAD(dwfl_end); LOAD(dwfl_report_begin); LOAD(dwfl_report_offline); LOAD(dwfl_report_end);
+    LOAD(dwfl_addrmodule); LOAD(dwfl_module_addrinfo); LOAD(dwfl_module_addrdie); LOAD(dwfl_module_getsrc);
+    LOAD(dwfl_lineinfo); LOAD(dwfl_standard_find_debuginfo); LOAD(dwfl_offline_section_address); LOAD(dwfl_errmsg);
+    LOAD(dwfl_module_getsymtab); LOAD(dwfl_module_getsym_info); LOAD(dwfl_getmodules); LOAD(dwfl_module_getdwarf);
+    LOAD(dwarf_getscopes); LOAD(dwarf_tag); LOAD(dwarf_attr); LOAD(dwarf_attr_integrate); LOAD(dwarf_formstring);
+    LOAD(dwarf_formudata); LOAD(dwarf_getsrcfiles); LOAD(dwarf_filesrc); LOAD(dwarf_getscopes_die);
+    return 0;
+}
+
+typedef struct { Dwfl *dwfl; Dwfl_Module *mod; } handle_t;
+static char *debuginfo_path;
+static Dwfl_Callbacks callbacks;
+
+void *dwb_open(const char *path, char *err, size_t errlen) {
+    callbacks.find_debuginfo = p_dwfl_standard_find_debuginfo;
+    callbacks.section_address = p_dwfl_offline_section_address;
+    callbacks.debuginfo_path = &debuginfo_path;
+    handle_t *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(err, errlen, "out of memory"); return NULL; }
+    h->dwfl = p_dwfl_begin(&callbacks);
+    if (!h->dwfl) { snprintf(err, errlen, "%s", p_dwfl_errmsg(-1)); free(h); return NULL; }
+    p_dwfl_report_begin(h->dwfl);
+    h->mod = p_dwfl_report_offline(h->dwfl, "vmlinux", path, -1);
+    if (!h->mod) { snprintf(err, errlen, "%s", p_dwfl_errmsg(-1)); p_dwfl_end(h->dwfl); free(h); return NULL; }
+    p_dwfl_report_end(h->dwfl, NULL, NULL);
+    return h;
+}
+
+void dwb_close(void *handle) {
+    handle_t *h = handle;
+    if (!h) return;
+    p_dwfl_end(h->dwfl);
+    free(h);
+}
+
+int dwb_has_dwarf(void *handle) {
+    handle_t *h = handle;
+    Dwarf_Addr bias;
+    return p_dwfl_module_getdwarf(h->mod, &bias) != NULL;
+}
+
+static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src ? src : ""); }
+
+static const char *die_name(Dwarf_Die *die) {
+    Dwarf_Attribute attr;
+    return p_dwarf_formstring(p_dwarf_attr_integrate(die, DW_AT_name, &attr));
+}
+
+int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max) {
+    handle_t *h = handle;
+    if (max <= 0) return 0;
+    GElf_Sym sym; GElf_Off off;
+    const char *symname = p_dwfl_module_addrinfo(h->mod, address, &off, &sym, NULL, NULL, NULL);
+    const char *file = NULL; int line = 0, col = 0;
+    Dwfl_Line *l = p_dwfl_module_getsrc(h->mod, address);
+    if (l) { Dwarf_Addr a; file = p_dwfl_lineinfo(l, &a, &line, &col, NULL, NULL); }
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = p_dwfl_module_addrdie(h->mod, address, &bias);
+    int count = 0;
+    if (cu) {
+        Dwarf_Die *scopes = NULL;
+        int n = p_dwarf_getscopes(cu, address - bias, &scopes);
+        /* dwarf_getscopes continues into an inlined function's abstract instance; the
+         * concrete nesting (inlined instances up to the real function) is what
+         * dwarf_getscopes_die gives for the innermost scope, as eu-addr2line -i uses. */
+        if (n > 0) {
+            Dwarf_Die inner = scopes[0];
+            free(scopes);
+            scopes = NULL;
+            n = p_dwarf_getscopes_die(&inner, &scopes);
+        }
+        Dwarf_Files *files = NULL; size_t nfiles = 0;
+        p_dwarf_getsrcfiles(cu, &files, &nfiles);
+        for (int i = 0; i < n && count < max; i++) {
+            int tag = p_dwarf_tag(&scopes[i]);
+            if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+            dwb_frame *f = &frames[count++];
+            copy(f->function, sizeof f->function, die_name(&scopes[i]));
+            copy(f->file, sizeof f->file, file);
+            f->line = line; f->column = col; f->inlined = tag == DW_TAG_inlined_subroutine;
+            if (tag == DW_TAG_subprogram) break;
+            /* The caller's location is this inlined instance's call site. */
+            Dwarf_Attribute attr; Dwarf_Word cf = 0, cl = 0, cc = 0;
+            p_dwarf_formudata(p_dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &cf);
+            p_dwarf_formudata(p_dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &cl);
+            p_dwarf_formudata(p_dwarf_attr(&scopes[i], DW_AT_call_column, &attr), &cc);
+            file = files && cf < nfiles ? p_dwarf_filesrc(files, cf, NULL, NULL) : NULL;
+            line = (int)cl; col = (int)cc;
+        }
+        free(scopes);
+    }
+    if (count == 0 && (symname || file)) {
+        copy(frames[0].function, sizeof frames[0].function, symname);
+        copy(frames[0].file, sizeof frames[0].file, file);
+        frames[0].line = line; frames[0].column = col; frames[0].inlined = 0;
+        count = 1;
+    }
+    return count;
+}
+
+int dwb_symbol_count(void *handle) {
+    handle_t *h = handle;
+    return p_dwfl_module_getsymtab(h->mod);
+}
+
+int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
+    handle_t *h = handle;
+    GElf_Sym sym; GElf_Addr addr; GElf_Word shndx; Elf *elf; Dwarf_Addr bias;
+    const char *name = p_dwfl_module_getsym_info(h->mod, index, &sym, &addr, &shndx, &elf, &bias);
+    if (!name || !*name) return 0;
+    int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
+    if (type == STT_FILE || type == STT_SECTION) return 0;
+    char c;
+    if (shndx == SHN_ABS) c = 'A';
+    else if (shndx == SHN_UNDEF) c = 'U';
+    else if (type == STT_FUNC) c = 'T';
+    else if (type == STT_OBJECT || type == STT_NOTYPE || type == STT_TLS) c = 'D';
+    else c = '?';
+    if (bind == STB_LOCAL && c != '?') c = (char)(c - 'A' + 'a');
+    out->address = addr; out->size = sym.st_size; out->type = c;
+    snprintf(out->name, sizeof out->name, "%s", name);
+    return 1;
+}

@@ -1,0 +1,34 @@
+/* A small bridge to elfutils' libdwfl/libdw, loaded with dlopen so that xenctx-swift runs
+ * where libdw is absent (a minimal dom0) and only --vmlinux needs it. */
+#ifndef DWARFBRIDGE_H
+#define DWARFBRIDGE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char function[256];
+    char file[512];
+    int line;
+    int column;
+    int inlined;          /* 1: an inlined instance; 0: the containing function */
+} dwb_frame;
+
+typedef struct {
+    uint64_t address;
+    uint64_t size;
+    char type;            /* System.map-style: T/t text, D/d data, B/b bss, R/r rodata, A absolute, ? other */
+    char name[256];
+} dwb_symbol;
+
+int dwb_load(char *err, size_t errlen);
+/* Opens an ELF file (vmlinux or a module) offline; NULL with a message on failure. */
+void *dwb_open(const char *path, char *err, size_t errlen);
+void dwb_close(void *handle);
+/* Source frames for a link-time address, innermost (inlined) first; returns the count. */
+int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max);
+/* The ELF symbol table: the number of symbols, and symbol i (0 when i is not a named symbol). */
+int dwb_symbol_count(void *handle);
+int dwb_get_symbol(void *handle, int index, dwb_symbol *out);
+/* Whether the file has DWARF line information. */
+int dwb_has_dwarf(void *handle);
+#endif

@@ -1,0 +1,60 @@
+import CDwarf
+import Symbols
+import Synchronization
+
+/// A kernel ELF (`vmlinux`, with or without DWARF) opened through elfutils' libdwfl.
+///
+/// Addresses are looked up as they come (libdw indexes a compilation unit only when an
+/// address falls in it), so a 600 MB Debian `-dbg` vmlinux costs what the trace touches.
+public final class ELFFile: SourceLocator, @unchecked Sendable {
+    public let path: String
+    private let h: UnsafeMutableRawPointer
+    /// libdwfl handles are not thread-safe: one lookup at a time.
+    private let lock = Mutex(())
+    public let hasDWARF: Bool
+
+    public enum OpenError: Error, CustomStringConvertible {
+        case libdw(String), open(path: String, reason: String)
+        public var description: String {
+            switch self {
+            case .libdw(let why): return "--vmlinux needs elfutils' libdw: \(why)"
+            case .open(let path, let why): return "cannot open \(path) as an ELF file: \(why)"
+            }
+        }
+    }
+
+    public init(path: String) throws(OpenError) {
+        self.path = path
+        var err = [CChar](repeating: 0, count: 512)
+        guard dwb_load(&err, err.count) == 0 else { throw .libdw(String(cString: err)) }
+        guard let h = dwb_open(path, &err, err.count) else { throw .open(path: path, reason: String(cString: err)) }
+        self.h = h
+        hasDWARF = dwb_has_dwarf(h) != 0
+    }
+
+    deinit { dwb_close(h) }
+
+    /// The ELF symbol table as a System.map-style table.
+    public func symbolTable() throws(SystemMap.LoadError) -> SystemMap {
+        var entries: [(address: UInt64, type: Character, name: String)] = []
+        lock.withLock { _ in
+            let n = dwb_symbol_count(h)
+            entries.reserveCapacity(max(0, Int(n)))
+            var s = dwb_symbol()
+            for i in 0..<max(0, n) where dwb_get_symbol(h, i, &s) != 0 {
+                let name = withUnsafeBytes(of: s.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                entries.append((s.address, Character(UnicodeScalar(UInt8(bitPattern: s.type))), name))
+            }
+        }
+        return try SystemMap(entries: entries, path: path)
+    }
+
+    public func frames(at address: UInt64) -> [SourceFrame] {
+        var buf = [dwb_frame](repeating: dwb_frame(), count: 16)
+        let n = lock.withLock { _ in Int(dwb_lookup(h, address, &buf, Int32(buf.count))) }
+        return buf.prefix(max(0, n)).map { f in
+            func text<T>(_ t: T) -> String { withUnsafeBytes(of: t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+            return SourceFrame(function: text(f.function), file: text(f.file), line: Int(f.line), inlined: f.inlined != 0)
+        }
+    }
+}
