@@ -170,7 +170,9 @@ struct VCPUMemoryView {
         guard report.guest.description.protectedMode else { return }
         out.text += options.stackTrace ? "Stack Trace:\n" : "Call Trace:\n"
         if !isDumpAsStack {
-            out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\n"
+            let (inlined, location) = sourceLines(ip, isReturnAddress: false)
+            for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(ip))>] \(line)\n" }
+            out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\(location)\n"
         }
         if !isDumpAsStack, let method = exactMethod(), method == .orc, let trace = orcTrace() {
             render(trace, into: &out)
@@ -185,6 +187,22 @@ struct VCPUMemoryView {
         } else {
             _ = scanTrace(from: start, limit: limit, into: &out)
         }
+    }
+
+    /// DWARF for `ip`: the inlined frames (innermost first, as text) and ` file:line` of
+    /// the physical function. Empty without --vmlinux.
+    func sourceLines(_ ip: UInt64, isReturnAddress: Bool) -> ([String], String) {
+        guard let locator = options.sourceLocator else { return ([], "") }
+        let linkAddress = ip &- (report.kernelOffset?.offset ?? 0) &- (isReturnAddress ? 1 : 0)
+        let frames = locator.frames(at: linkAddress)
+        guard let physical = frames.last else { return ([], "") }
+        func place(_ f: SourceFrame) -> String {
+            var file = f.file
+            if file.hasPrefix("./") { file.removeFirst(2) }
+            return TerminalSafe.escape(file) + ":\(f.line)"
+        }
+        let inlined = frames.dropLast().map { "\(TerminalSafe.escape($0.function)) (inlined) \(place($0))" }
+        return (inlined, " " + place(physical))
     }
 
     /// The exact unwinder asked for (`--unwind orc`) or the best available (`auto`).
@@ -252,11 +270,16 @@ struct VCPUMemoryView {
         return AArch64FrameUnwinder(vaBits: 64 - t1sz).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
-    /// An exact unwind in upstream's line shape, each frame labelled with how it was found.
+    /// An exact unwind in upstream's line shape, each frame labelled with how it was found;
+    /// with DWARF, `file:line` on each frame and a line per inlined function above it.
     func render(_ unwind: Unwind, into out: inout Report.Output) {
         for frame in unwind.frames.dropFirst() {
             let where_ = frame.slot.map { wordText($0) + ":" } ?? String(repeating: " ", count: width * 2 + 1)
-            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(sym(frame.ip)) (\(frame.trust.rawValue))\n"
+            // A return address is after the call: look up the call itself.
+            let isReturn = frame.trust != .exceptionRegs && frame.trust != .registers
+            let (inlined, location) = sourceLines(frame.ip, isReturnAddress: isReturn)
+            for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(frame.ip))>] \(line)\n" }
+            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(sym(frame.ip)) (\(frame.trust.rawValue))\(location)\n"
         }
         if !unwind.complete {
             out.text += "-- unwind stopped: \(unwind.stop) --\n"

@@ -18,6 +18,8 @@ public struct ReportOptions: Sendable {
     public var dumpAsStack: UInt64? = nil       // -d
     public var describe = false                 // --describe
     public var unwind: UnwindMethod = .scan      // --unwind
+    /// DWARF lines and inlined frames (--vmlinux with debug info).
+    public var sourceLocator: (any SourceLocator)? = nil
 
     /// How call traces are found. `scan` is upstream's (every text address on the stack).
     public enum UnwindMethod: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ELFSymbols
 import LiveDomain
 import Symbols
 import VCPUContext
@@ -81,6 +82,9 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("describe"), help: "Print what the guest is and the evidence for it, kernel_start, and facts about the core, as # lines first (live: and how long the domain was paused, last).")
     var describe = false
 
+    @Option(name: .customLong("vmlinux"), help: ArgumentHelp("The guest kernel's ELF (e.g. Debian's linux-image-*-dbg vmlinux): its symbols when -s is not given, and with DWARF, file:line and inlined functions on every frame of an exact trace (--unwind).", valueName: "FILE"))
+    var vmlinux: String?
+
     @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), exidx (ARM32: the kernel's EHABI tables, through -s), auto (the most exact the inputs allow).", valueName: "METHOD"))
     var unwind: String = "scan"
 
@@ -107,7 +111,7 @@ struct XenctxCommand: ParsableCommand {
         if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }
         if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
         if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx or auto") }
-        if (unwind == "orc" || unwind == "exidx") && symbolTable == nil { throw ValidationError("--unwind \(unwind) reads the kernel's unwind tables through the System.map: give -s") }
+        if (unwind == "orc" || unwind == "exidx") && symbolTable == nil && vmlinux == nil { throw ValidationError("--unwind \(unwind) reads the kernel's unwind tables through the System.map: give -s or --vmlinux") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
         for (name, value) in [("--kernel-start", kernelStart), ("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
@@ -146,6 +150,16 @@ struct XenctxCommand: ParsableCommand {
         if let symbolTable {
             do {
                 options.symbols = try SystemMap.load(path: symbolTable)
+            } catch {
+                fail("\(error)")
+            }
+        }
+
+        if let vmlinux {
+            do {
+                let elf = try ELFFile(path: vmlinux)
+                if options.symbols == nil { options.symbols = try elf.symbolTable() }
+                if elf.hasDWARF { options.sourceLocator = elf } else { warn("\(vmlinux) has no DWARF: symbols only, no file:line") }
             } catch {
                 fail("\(error)")
             }
