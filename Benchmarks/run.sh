@@ -22,3 +22,15 @@ if command -v hyperfine >/dev/null; then
 else
     echo "(install hyperfine to time the whole command)"
 fi
+
+# --vmlinux against eu-addr2line, on the same machine and addresses (when the -dbg vmlinux is cached).
+vmlinux=${XENCTX_VMLINUX:-$HOME/.cache/xenctx-swift/vmlinux/6.1.0-56-amd64/vmlinux-6.1.0-56-amd64}
+if [ -s "$vmlinux" ] && command -v hyperfine >/dev/null && command -v eu-addr2line >/dev/null; then
+    addrs=$("$bin/xenctx-swift" --core "$core" --vmlinux "$vmlinux" --unwind auto -C -l 0 | grep -o '\[<[0-9a-f]*>\]' | tr -d '[<>]' | sort -u | sed 's/^/0x/' | tr '\n' ' ')
+    echo "symbolising $(echo $addrs | wc -w) distinct addresses of the x86 crash trace against $(du -h "$vmlinux" | cut -f1) vmlinux:"
+    hyperfine --warmup 1 --runs 5 --style basic -N \
+        -n "xenctx-swift (whole report: core, ORC unwind, DWARF lines, inlines)" "$bin/xenctx-swift --core $core --vmlinux $vmlinux --unwind auto -C -l 0" \
+        -n "eu-addr2line -f -i (the same addresses only)" "eu-addr2line -f -i -e $vmlinux $addrs" 2>&1 | grep -E "Time|Range|xenctx-swift|eu-addr2line|faster"
+else
+    echo "(no -dbg vmlinux cached: Scripts/fetch-vmlinux.sh 6.1.0-56-amd64, then rerun for the --vmlinux figures)"
+fi

@@ -7,27 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FN(name) static __typeof__(name) *p_##name
-FN(dwfl_begin); FN(dwfl_end); FN(dwfl_report_begin); FN(dwfl_report_offline); FN(dwfl_report_end);
-FN(dwfl_addrmodule); FN(dwfl_module_addrinfo); FN(dwfl_module_addrdie); FN(dwfl_module_getsrc);
-FN(dwfl_lineinfo); FN(dwfl_standard_find_debuginfo); FN(dwfl_offline_section_address); FN(dwfl_errmsg);
-FN(dwfl_module_getsymtab); FN(dwfl_module_getsym_info); FN(dwfl_getmodules); FN(dwfl_module_getdwarf);
-FN(dwarf_getscopes); FN(dwarf_tag); FN(dwarf_attr); FN(dwarf_attr_integrate); FN(dwarf_formstring);
-FN(dwarf_formudata); FN(dwarf_getsrcfiles); FN(dwarf_filesrc); FN(dwarf_getscopes_die);
+/* Every libdw function used, once: declared as pointers and resolved from this list. */
+#define DWB_FUNCTIONS(X) \
+    X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin) X(dwfl_report_offline) X(dwfl_report_end) \
+    X(dwfl_addrmodule) X(dwfl_module_addrinfo) X(dwfl_module_addrdie) X(dwfl_module_getsrc) \
+    X(dwfl_lineinfo) X(dwfl_standard_find_debuginfo) X(dwfl_offline_section_address) X(dwfl_errmsg) \
+    X(dwfl_module_getsymtab) X(dwfl_module_getsym_info) X(dwfl_getmodules) X(dwfl_module_getdwarf) \
+    X(dwarf_getscopes) X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring) \
+    X(dwarf_formudata) X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_getscopes_die)
+#define DECLARE(name) static __typeof__(name) *p_##name;
+DWB_FUNCTIONS(DECLARE)
 
 int dwb_load(char *err, size_t errlen) {
     static void *lib;
     if (lib) return 0;
     lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) { snprintf(err, errlen, "cannot load libdw (%s): install libdw1 (elfutils)", dlerror()); return -1; }
-#define LOAD(name) do { p_##name = (__typeof__(name) *)dlsym(lib, #name); \
-        if (!p_##name) { snprintf(err, errlen, "libdw lacks %s", #name); lib = NULL; return -1; } } while (0)
-    LOAD(dwfl_begin); LOAD(dwfl_end); LOAD(dwfl_report_begin); LOAD(dwfl_report_offline); LOAD(dwfl_report_end);
-    LOAD(dwfl_addrmodule); LOAD(dwfl_module_addrinfo); LOAD(dwfl_module_addrdie); LOAD(dwfl_module_getsrc);
-    LOAD(dwfl_lineinfo); LOAD(dwfl_standard_find_debuginfo); LOAD(dwfl_offline_section_address); LOAD(dwfl_errmsg);
-    LOAD(dwfl_module_getsymtab); LOAD(dwfl_module_getsym_info); LOAD(dwfl_getmodules); LOAD(dwfl_module_getdwarf);
-    LOAD(dwarf_getscopes); LOAD(dwarf_tag); LOAD(dwarf_attr); LOAD(dwarf_attr_integrate); LOAD(dwarf_formstring);
-    LOAD(dwarf_formudata); LOAD(dwarf_getsrcfiles); LOAD(dwarf_filesrc); LOAD(dwarf_getscopes_die);
+#define LOAD(name) p_##name = (__typeof__(name) *)dlsym(lib, #name); \
+        if (!p_##name) { snprintf(err, errlen, "libdw lacks %s", #name); lib = NULL; return -1; }
+    DWB_FUNCTIONS(LOAD)
     return 0;
 }
 

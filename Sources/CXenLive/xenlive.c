@@ -12,16 +12,21 @@
 #include <xen/hvm/save.h>
 #endif
 
-/* Function pointers with the prototypes of the installed headers. */
-#define FN(name) static __typeof__(name) *p_##name
-FN(xc_interface_open); FN(xc_domain_getinfolist); FN(xc_domain_pause); FN(xc_domain_unpause);
-FN(xc_vcpu_getcontext); FN(xc_vcpu_getinfo); FN(xc_domain_get_guest_width); FN(xc_version);
-FN(xc_domain_maximum_gpfn);
-FN(xc_domain_dumpcore);   /* in libxenguest, loaded only for --save-core */
+/* Every library function used, once, with the prototypes of the installed headers. */
+#define CTRL_FUNCTIONS(X) \
+    X(xc_interface_open) X(xc_domain_getinfolist) X(xc_domain_pause) X(xc_domain_unpause) \
+    X(xc_vcpu_getcontext) X(xc_vcpu_getinfo) X(xc_domain_get_guest_width) X(xc_version) \
+    X(xc_domain_maximum_gpfn) CTRL_X86_FUNCTIONS(X)
 #if defined(__x86_64__) || defined(__i386__)
-FN(xc_domain_hvm_getcontext_partial);
+#define CTRL_X86_FUNCTIONS(X) X(xc_domain_hvm_getcontext_partial)
+#else
+#define CTRL_X86_FUNCTIONS(X)
 #endif
-FN(xenforeignmemory_open); FN(xenforeignmemory_map); FN(xenforeignmemory_unmap);
+#define FOREIGNMEMORY_FUNCTIONS(X) X(xenforeignmemory_open) X(xenforeignmemory_map) X(xenforeignmemory_unmap)
+#define DECLARE(name) static __typeof__(name) *p_##name;
+CTRL_FUNCTIONS(DECLARE)
+FOREIGNMEMORY_FUNCTIONS(DECLARE)
+DECLARE(xc_domain_dumpcore)   /* in libxenguest, loaded only for --save-core */
 
 static xc_interface *xch;
 static xenforeignmemory_handle *fmem;
@@ -36,15 +41,12 @@ int xenlive_load(char *err, size_t errlen) {
     if (!ctrl) { snprintf(err, errlen, "cannot load libxenctrl (%s)", dlerror()); return -1; }
     if (!fm) fm = dlopen("libxenforeignmemory.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!fm) { snprintf(err, errlen, "cannot load libxenforeignmemory (%s)", dlerror()); return -1; }
-#define LOAD(lib, name) do { p_##name = (__typeof__(name) *)dlsym(lib, #name); \
-        if (!p_##name) { snprintf(err, errlen, "%s lacks %s", #lib, #name); return -1; } } while (0)
-    LOAD(ctrl, xc_interface_open); LOAD(ctrl, xc_domain_getinfolist); LOAD(ctrl, xc_domain_pause);
-    LOAD(ctrl, xc_domain_unpause); LOAD(ctrl, xc_vcpu_getcontext); LOAD(ctrl, xc_vcpu_getinfo);
-    LOAD(ctrl, xc_domain_get_guest_width); LOAD(ctrl, xc_version); LOAD(ctrl, xc_domain_maximum_gpfn);
-#if defined(__x86_64__) || defined(__i386__)
-    LOAD(ctrl, xc_domain_hvm_getcontext_partial);
-#endif
-    LOAD(fm, xenforeignmemory_open); LOAD(fm, xenforeignmemory_map); LOAD(fm, xenforeignmemory_unmap);
+#define LOAD_FROM(lib, name) p_##name = (__typeof__(name) *)dlsym(lib, #name); \
+        if (!p_##name) { snprintf(err, errlen, "%s lacks %s", #lib, #name); return -1; }
+#define LOAD_CTRL(name) LOAD_FROM(ctrl, name)
+#define LOAD_FM(name) LOAD_FROM(fm, name)
+    CTRL_FUNCTIONS(LOAD_CTRL)
+    FOREIGNMEMORY_FUNCTIONS(LOAD_FM)
     return 0;
 }
 
