@@ -157,6 +157,32 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
 }
 
 extension LiveHypervisor {
+    /// A PV context's VGCF_online is sticky (Xen ORs in the boot-time flags), so a core
+    /// written by libxenctrl would show a downed vCPU as online. Clear the bit for the
+    /// vCPUs Xen reports offline, in the file we just wrote, so the core says what the
+    /// live report said. Entries are the vCPUs with a context, in id order (xg_core.c).
+    func recordOnlineState(domid: UInt32, core path: String) throws {
+        let info = try info(domid: domid)
+        var entry = 0
+        let core = try XenCore(path: path)
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw LiveError.write("cannot reopen \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: xenlive_context_size())
+        for vcpu in 0...max(0, info.maxVCPUID) where entry < core.vcpuEntryCount {
+            guard xenlive_vcpu_context(domid, UInt32(vcpu), &buf) == 0 else { continue }   // not in the core
+            var online: Int32 = 1
+            if xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 && online == 0 {
+                let flagsOffset = off_t(core.prstatus.offset) + off_t(entry * core.contextEntrySize) + 512
+                var flags: UInt8 = 0
+                guard pread(fd, &flags, 1, flagsOffset) == 1 else { throw LiveError.write("cannot read back \(path)") }
+                flags &= ~UInt8(VGCF.online)
+                guard pwrite(fd, &flags, 1, flagsOffset) == 1 else { throw LiveError.write("cannot update \(path)") }
+            }
+            entry += 1
+        }
+    }
+
     /// Writes a complete core of the domain to `path` (via a temporary file in the same
     /// folder, renamed at the end). x86 uses libxenctrl's own writer, which `xl dump-core`
     /// uses; elsewhere (ARM, whose xl writer saves no RAM) every guest frame up to the
@@ -172,6 +198,7 @@ extension LiveHypervisor {
             throw LiveError.hypercall(what: "xc_domain_dumpcore", errno: errno)
         }
         let written = Int(try XenCore(path: tmp).header.pageCount)
+        try recordOnlineState(domid: domid, core: tmp)
         #else
         let guest = try guest(domid: domid)
         _ = guest

@@ -47,10 +47,15 @@ public struct FrameRecordWalk {
     }
     public let frameBelowPosition: BelowPosition
     public let layout: FrameRecordLayout
+    /// Upstream xenctx -f checks only the walk's position against the limit, so it reads
+    /// one record above the limit (then stops, since the position has passed it).
+    public let limitChecksPositionOnly: Bool
 
     public init(width: Int, limit: UInt64, layout: FrameRecordLayout = .framePointerThenReturn, maxFrames: Int = 1024,
-                frameBelowPosition: BelowPosition = .stop, cleanReturnAddress: @escaping (UInt64) -> UInt64 = { $0 }) {
+                frameBelowPosition: BelowPosition = .stop, limitChecksPositionOnly: Bool = false,
+                cleanReturnAddress: @escaping (UInt64) -> UInt64 = { $0 }) {
         self.layout = layout
+        self.limitChecksPositionOnly = limitChecksPositionOnly
         self.frameBelowPosition = frameBelowPosition
         self.width = width
         self.limit = limit
@@ -74,7 +79,7 @@ public struct FrameRecordWalk {
                 }
                 frame = position
             }
-            if frame >= limit { return .reachedLimit(limit) }
+            if frame >= limit && !limitChecksPositionOnly { return .reachedLimit(limit) }
             if frame % w != 0 { return .misaligned(frame: frame) }
             if count >= maxFrames { return .tooManyFrames(count) }
             let savedSlot = frame &+ layout.savedFPOffset(w), returnSlot = frame &+ layout.returnOffset(w)

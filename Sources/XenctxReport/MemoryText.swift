@@ -371,12 +371,19 @@ struct VCPUMemoryView {
         let vaBits = 64 - Int((report.guest.armTCR.map { ($0 >> 16) & 0x3f } ?? 16))
         let walk = FrameRecordWalk(width: width, limit: limit, layout: layout,
                                    frameBelowPosition: options.stackTrace ? .usePosition : .stop,
+                                   limitChecksPositionOnly: !isARM,
                                    cleanReturnAddress: arch == .aarch64 ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
         var position = stackPointer
         var failed: MemoryFault? = nil
         let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in
             if failed != nil { return }
             if options.stackTrace {
+                // Upstream prints every word up to the next record; a wild frame pointer
+                // could make that gigabytes, so more than 1 MiB ends the walk instead.
+                guard record.savedFramePointerSlot &- position <= 1 << 20 else {
+                    failed = MemoryFault(address: record.address, reason: "frame pointer \(hex(record.address)) is more than 1 MiB above the stack position \(hex(position)); not printing the words between")
+                    return
+                }
                 while position < record.savedFramePointerSlot {
                     guard let w = try? memory.word(position, width: width) else {
                         failed = MemoryFault(address: position, reason: "unreadable stack word")

@@ -99,3 +99,19 @@ struct APCSFrameTests {
         #expect(!stop.isNormal)
     }
 }
+
+struct UpstreamLimitTests {
+    /// Upstream -f reads one record above the stack limit (an idle vCPU's rbp holding a
+    /// task pointer), then stops: still bounded.
+    @Test func oneRecordAboveTheLimitThenStop() {
+        var m = ArrayMemory()
+        m.words[0x9000] = 0x4000; m.words[0x9008] = 0
+        var records: [FrameRecord] = []
+        let walk = FrameRecordWalk(width: 8, limit: 0x2000, limitChecksPositionOnly: true)
+        let stop = walk.walk(memory: m, sp: 0x1f00, fp: 0x9000) { records.append($0) }
+        #expect(records.map(\.address) == [0x9000])
+        #expect(stop == .reachedLimit(0x2000))
+        let strict = FrameRecordWalk(width: 8, limit: 0x2000).walk(memory: m, sp: 0x1f00, fp: 0x9000) { _ in Issue.record("visited") }
+        #expect(strict == .reachedLimit(0x2000))
+    }
+}
