@@ -24,7 +24,7 @@ let package = Package(
         // elfutils (libdwfl/libdw), loaded with dlopen: only --vmlinux needs it.
         .target(name: "CDwarf", linkerSettings: [.linkedLibrary("dl")]),
         // vmlinux symbols and DWARF source lines (file:line, inlined frames).
-        .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols"]),
+        .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols", "StackWalk"]),
         // Stack dumps and call traces over guest memory.
         .target(name: "StackWalk", dependencies: ["VCPUContext", "Symbols"]),
         // The xenctx-shaped text report, kept out of the executable so tests render in-process.

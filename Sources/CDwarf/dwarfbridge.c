@@ -14,7 +14,9 @@
     X(dwfl_lineinfo) X(dwfl_standard_find_debuginfo) X(dwfl_offline_section_address) X(dwfl_errmsg) \
     X(dwfl_module_getsymtab) X(dwfl_module_getsym_info) X(dwfl_getmodules) X(dwfl_module_getdwarf) \
     X(dwarf_getscopes) X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring) \
-    X(dwarf_formudata) X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_getscopes_die)
+    X(dwarf_formudata) X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_getscopes_die) \
+    X(dwfl_attach_state) X(dwfl_module_getelf) X(dwfl_thread_state_registers) \
+    X(dwfl_thread_state_register_pc) X(dwfl_getthread_frames) X(dwfl_frame_pc)
 #define DECLARE(name) static __typeof__(name) *p_##name;
 DWB_FUNCTIONS(DECLARE)
 
@@ -29,7 +31,12 @@ int dwb_load(char *err, size_t errlen) {
     return 0;
 }
 
-typedef struct { Dwfl *dwfl; Dwfl_Module *mod; } handle_t;
+typedef struct {
+    dwb_read_fn read; void *context;
+    const uint64_t *regs; int nregs; uint64_t pc;
+    uint64_t *pcs; int max; int count;
+} unwind_t;
+typedef struct { Dwfl *dwfl; Dwfl_Module *mod; int attached; unwind_t *current; } handle_t;
 static char *debuginfo_path;
 static Dwfl_Callbacks callbacks;
 
@@ -142,4 +149,54 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     out->address = addr; out->size = sym.st_size; out->type = c;
     snprintf(out->name, sizeof out->name, "%s", name);
     return 1;
+}
+
+/* One pseudo-thread, whose registers and memory are those of the vCPU being unwound. */
+static pid_t cfi_next_thread(Dwfl *dwfl, void *arg, void **thread_arg) { (void)dwfl; (void)arg; (void)thread_arg; return 0; }
+static bool cfi_get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_arg) { (void)dwfl; (void)tid; *thread_arg = arg; return true; }
+static bool cfi_memory_read(Dwfl *dwfl, Dwarf_Addr address, Dwarf_Word *result, void *arg) {
+    (void)dwfl;
+    handle_t *h = arg;
+    uint64_t v;
+    if (h->current->read(h->current->context, address, &v) != 0) return false;
+    *result = v;
+    return true;
+}
+static bool cfi_set_initial_registers(Dwfl_Thread *thread, void *arg) {
+    handle_t *h = arg;
+    if (!p_dwfl_thread_state_registers(thread, 0, (unsigned)h->current->nregs, (const Dwarf_Word *)h->current->regs)) return false;
+    p_dwfl_thread_state_register_pc(thread, h->current->pc);
+    return true;
+}
+static const Dwfl_Thread_Callbacks cfi_callbacks = {
+    .next_thread = cfi_next_thread, .get_thread = cfi_get_thread,
+    .memory_read = cfi_memory_read, .set_initial_registers = cfi_set_initial_registers,
+};
+static int cfi_frame(Dwfl_Frame *state, void *arg) {
+    unwind_t *u = arg;
+    Dwarf_Addr pc; bool activation;
+    if (!p_dwfl_frame_pc(state, &pc, &activation)) return DWARF_CB_ABORT;
+    u->pcs[u->count++] = pc;
+    return u->count < u->max ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+int dwb_unwind(void *handle, const uint64_t *regs, int nregs, uint64_t pc,
+               dwb_read_fn read, void *context, uint64_t *pcs, int max, char *err, size_t errlen) {
+    handle_t *h = handle;
+    err[0] = 0;
+    if (!h->attached) {
+        GElf_Addr bias;
+        Elf *elf = p_dwfl_module_getelf(h->mod, &bias);
+        if (!elf || !p_dwfl_attach_state(h->dwfl, elf, 1, &cfi_callbacks, h)) {
+            snprintf(err, errlen, "%s", p_dwfl_errmsg(-1));
+            return -1;
+        }
+        h->attached = 1;
+    }
+    unwind_t u = { read, context, regs, nregs, pc, pcs, max, 0 };
+    h->current = &u;
+    int rc = p_dwfl_getthread_frames(h->dwfl, 1, cfi_frame, &u);
+    if (rc != 0 && u.count < max) snprintf(err, errlen, "%s", p_dwfl_errmsg(-1));
+    h->current = NULL;
+    return u.count;
 }

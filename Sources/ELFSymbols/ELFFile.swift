@@ -1,4 +1,5 @@
 import CDwarf
+import StackWalk
 import Symbols
 import Synchronization
 
@@ -56,5 +57,29 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
             func text<T>(_ t: T) -> String { withUnsafeBytes(of: t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
             return SourceFrame(function: text(f.function), file: text(f.file), line: Int(f.line), inlined: f.inlined != 0)
         }
+    }
+}
+
+extension ELFFile: CFIUnwinder {
+    /// Unwinds with the ELF's DWARF CFI (.debug_frame/.eh_frame) through libdwfl, reading
+    /// guest memory through `read`. Returns the pcs, innermost first, and why it stopped.
+    public func unwindCFI(registers: [UInt64], pc: UInt64, maxFrames: Int = 256,
+                          read: @escaping (UInt64) -> UInt64?) -> (pcs: [UInt64], stop: String) {
+        final class Box { let read: (UInt64) -> UInt64?; init(_ r: @escaping (UInt64) -> UInt64?) { read = r } }
+        let box = Unmanaged.passRetained(Box(read))
+        defer { box.release() }
+        var pcs = [UInt64](repeating: 0, count: maxFrames)
+        var err = [CChar](repeating: 0, count: 256)
+        let n = lock.withLock { _ in
+            registers.withUnsafeBufferPointer { regs in
+                dwb_unwind(h, regs.baseAddress, Int32(regs.count), pc, { ctx, address, value in
+                    let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
+                    guard let v = box.read(address) else { return -1 }
+                    value!.pointee = v
+                    return 0
+                }, box.toOpaque(), &pcs, Int32(maxFrames), &err, err.count)
+            }
+        }
+        return (Array(pcs.prefix(max(0, Int(n)))), String(cString: err))
     }
 }

@@ -6,6 +6,7 @@ public struct UnwoundFrame: Equatable, Sendable {
         case registers     // the vCPU's own registers (the first frame)
         case orc           // x86 ORC metadata
         case exidx         // ARM EHABI unwind tables
+        case cfi           // DWARF call frame information
         case exceptionRegs = "regs"   // registers saved in an exception/interrupt frame (pt_regs)
         case framePointer = "fp"
         case scan
@@ -17,6 +18,13 @@ public struct UnwoundFrame: Equatable, Sendable {
     /// Where the return address was read from, when it came from the stack.
     public let slot: UInt64?
     public let trust: Trust
+
+    public init(ip: UInt64, sp: UInt64, slot: UInt64?, trust: Trust) {
+        self.ip = ip
+        self.sp = sp
+        self.slot = slot
+        self.trust = trust
+    }
 }
 
 /// Why an unwinder stopped, and the frames it produced.
@@ -25,4 +33,10 @@ public struct Unwind: Sendable {
     public var stop: String
     /// Whether the walk ended where a healthy stack ends (user mode, the outermost frame).
     public var complete: Bool
+
+    public init(frames: [UnwoundFrame], stop: String, complete: Bool) {
+        self.frames = frames
+        self.stop = stop
+        self.complete = complete
+    }
 }

@@ -180,6 +180,8 @@ struct VCPUMemoryView {
             render(trace, into: &out)
         } else if !isDumpAsStack, let method = exactMethod(), method == .exidx, let trace = exidxTrace() {
             render(trace, into: &out)
+        } else if !isDumpAsStack, let method = exactMethod(), method == .cfi, let trace = cfiTrace() {
+            render(trace, into: &out)
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -210,6 +212,7 @@ struct VCPUMemoryView {
         switch options.unwind {
         case .orc: return .orc
         case .exidx: return .exidx
+        case .cfi: return .cfi
         case .auto:
             if orcTables() != nil { return .orc }
             if exidxTables() != nil { return .exidx }
@@ -262,6 +265,33 @@ struct VCPUMemoryView {
         regs += [UInt64(spReg), UInt64(lrReg), UInt64(r.pc32)]
         let unwinder = EHABIUnwinder(tables: tables) { classifier.classify($0) >= .text }
         return unwinder.unwind(registers: regs, memory: memory)
+    }
+
+    /// DWARF CFI through the vmlinux's own unwinder (elfutils), guest memory supplied to it.
+    func cfiTrace() -> Unwind? {
+        guard let cfi = options.cfiUnwinder else { return nil }
+        guard (report.kernelOffset?.offset ?? 0) == 0 else {
+            return Unwind(frames: [], stop: "CFI needs the kernel at its link address (this one is relocated by KASLR)", complete: false)
+        }
+        let regs: [UInt64], pc: UInt64
+        switch vcpu.registers {
+        case .x86_64(let r) where width == 8:
+            regs = [r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15]
+            pc = r.rip
+        case .arm(let r) where !r.isAArch32State:
+            regs = r.x + [sp ?? r.spEL1]
+            pc = r.pc
+        case .arm(let r):
+            regs = (0..<13).map { UInt64(r.r($0)) } + [sp ?? 0, UInt64(r.lrSVC), UInt64(r.pc32)]
+            pc = UInt64(r.pc32)
+        default:
+            return nil
+        }
+        let w = width
+        let (pcs, stop) = cfi.unwindCFI(registers: regs, pc: pc, maxFrames: 256) { [memory] a in try? memory.word(a, width: w) }
+        var frames = pcs.enumerated().map { UnwoundFrame(ip: $0.element, sp: 0, slot: nil, trust: $0.offset == 0 ? .registers : .cfi) }
+        if frames.isEmpty { frames = [UnwoundFrame(ip: pc, sp: 0, slot: nil, trust: .registers)] }
+        return Unwind(frames: frames, stop: stop.isEmpty ? "end of the CFI chain" : stop, complete: stop.isEmpty)
     }
 
     func aarch64Trace() -> Unwind? {

@@ -1,3 +1,4 @@
+import StackWalk
 import Symbols
 
 /// What to print, with upstream xenctx's option semantics.
@@ -20,10 +21,12 @@ public struct ReportOptions: Sendable {
     public var unwind: UnwindMethod = .scan      // --unwind
     /// DWARF lines and inlined frames (--vmlinux with debug info).
     public var sourceLocator: (any SourceLocator)? = nil
+    /// DWARF CFI (--vmlinux with .debug_frame/.eh_frame), for --unwind cfi.
+    public var cfiUnwinder: (any CFIUnwinder)? = nil
 
     /// How call traces are found. `scan` is upstream's (every text address on the stack).
     public enum UnwindMethod: String, Sendable, CaseIterable {
-        case scan, fp, orc, exidx, auto
+        case scan, fp, orc, exidx, cfi, auto
     }
 
     public init() {}

@@ -85,7 +85,7 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("vmlinux"), help: ArgumentHelp("The guest kernel's ELF (e.g. Debian's linux-image-*-dbg vmlinux): its symbols when -s is not given, and with DWARF, file:line and inlined functions on every frame of an exact trace (--unwind).", valueName: "FILE"))
     var vmlinux: String?
 
-    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), exidx (ARM32: the kernel's EHABI tables, through -s), auto (the most exact the inputs allow).", valueName: "METHOD"))
+    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), exidx (ARM32: the kernel's EHABI tables, through -s), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the most exact the inputs allow).", valueName: "METHOD"))
     var unwind: String = "scan"
 
     @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
@@ -110,8 +110,9 @@ struct XenctxCommand: ParsableCommand {
         if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
         if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }
         if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
-        if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx or auto") }
+        if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx, cfi or auto") }
         if (unwind == "orc" || unwind == "exidx") && symbolTable == nil && vmlinux == nil { throw ValidationError("--unwind \(unwind) reads the kernel's unwind tables through the System.map: give -s or --vmlinux") }
+        if unwind == "cfi" && vmlinux == nil { throw ValidationError("--unwind cfi uses the DWARF CFI of the kernel: give --vmlinux") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
         for (name, value) in [("--kernel-start", kernelStart), ("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
@@ -159,6 +160,7 @@ struct XenctxCommand: ParsableCommand {
             do {
                 let elf = try ELFFile(path: vmlinux)
                 if options.symbols == nil { options.symbols = try elf.symbolTable() }
+                options.cfiUnwinder = elf
                 if elf.hasDWARF { options.sourceLocator = elf } else { warn("\(vmlinux) has no DWARF: symbols only, no file:line") }
             } catch {
                 fail("\(error)")

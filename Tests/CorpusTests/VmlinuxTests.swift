@@ -29,4 +29,22 @@ struct VmlinuxTests {
         func names(_ s: String) -> [String] { s.split(separator: "\n").filter { $0.contains("(orc)") }.compactMap { $0.split(separator: " ").first { $0.contains("+0x") }.map(String.init) } }
         #expect(names(r.stdout) == names(withMap.stdout))
     }
+
+    /// DWARF CFI through libdwfl's unwinder, against the ORC trace of the same vCPUs: the
+    /// CFI frames must be ORC's last frames (the hypercall stub vcpu0 sits in has no CFI,
+    /// so libdwfl's fallback may skip frames above; vcpu1 must match entirely).
+    @Test(.enabled(if: path != nil, "Debian's -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh)"))
+    func cfiAgreesWithORC() throws {
+        let c = Corpus.named("x86-run1-lab-crash")
+        let args = ["--core", try Corpus.corePath(c), "--vmlinux", Self.path!, "-C", "-l", "0"]
+        let cfi = try Tool.run(args + ["--unwind", "cfi"]), orc = try Tool.run(args + ["--unwind", "orc"])
+        for vcpu in 0...1 {
+            let fromCFI = ConsoleTraceTests.traceFunctions(cfi.stdout, vcpu: vcpu).dropFirst()
+            let fromORC = ConsoleTraceTests.traceFunctions(orc.stdout, vcpu: vcpu).dropFirst()
+            #expect(fromCFI.count >= 8)
+            #expect(Array(fromORC.suffix(fromCFI.count)) == Array(fromCFI), "vcpu\(vcpu): cfi \(fromCFI) orc \(fromORC)")
+            if vcpu == 1 { #expect(Array(fromCFI) == Array(fromORC)) }
+        }
+        #expect(cfi.stdout.contains(" (cfi) "))
+    }
 }

@@ -29,6 +29,14 @@ int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max);
 /* The ELF symbol table: the number of symbols, and symbol i (0 when i is not a named symbol). */
 int dwb_symbol_count(void *handle);
 int dwb_get_symbol(void *handle, int index, dwb_symbol *out);
+/* DWARF CFI unwinding by libdwfl's own unwinder: registers in DWARF numbering (x86_64:
+ * rax rdx rcx rbx rsi rdi rbp rsp r8-r15; aarch64: x0-x30 sp; arm: r0-r15), guest memory
+ * through `read` (0 on success). Fills pcs (innermost first, the first is `pc`) and returns
+ * their count; on an early stop, err says why. */
+typedef int (*dwb_read_fn)(void *context, uint64_t address, uint64_t *value);
+int dwb_unwind(void *handle, const uint64_t *regs, int nregs, uint64_t pc,
+               dwb_read_fn read, void *context, uint64_t *pcs, int max, char *err, size_t errlen);
+
 /* Whether the file has DWARF line information. */
 int dwb_has_dwarf(void *handle);
 #endif
