@@ -11,7 +11,7 @@ import Testing
 /// moved on (into `xen_reboot` or `__delay` after `panic`), which the kernel could not print.
 @Suite(.serialized)
 struct ExactUnwindTests {
-    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "arm-full-a64-crash",
+    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash",
                         "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1"]
 
     @Test(arguments: cases)
