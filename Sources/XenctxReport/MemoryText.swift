@@ -174,14 +174,18 @@ struct VCPUMemoryView {
             for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(ip))>] \(line)\n" }
             out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\(location)\n"
         }
-        if !isDumpAsStack, let method = exactMethod(), method == .orc, let trace = orcTrace() {
-            render(trace, into: &out)
-        } else if !isDumpAsStack, let method = exactMethod(), method == .fp, let trace = aarch64Trace() {
-            render(trace, into: &out)
-        } else if !isDumpAsStack, let method = exactMethod(), method == .exidx, let trace = exidxTrace() {
-            render(trace, into: &out)
-        } else if !isDumpAsStack, let method = exactMethod(), method == .cfi, let trace = cfiTrace() {
-            render(trace, into: &out)
+        // Resolve the exact method once; each unwinder returns nil when it does not apply.
+        let exact: Unwind? = isDumpAsStack ? nil : exactMethod().flatMap { method in
+            switch method {
+            case .orc: return orcTrace()
+            case .fp: return aarch64Trace()
+            case .exidx: return exidxTrace()
+            case .cfi: return cfiTrace()
+            case .scan, .auto: return nil
+            }
+        }
+        if let exact {
+            render(exact, into: &out)
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -223,14 +227,7 @@ struct VCPUMemoryView {
         }
     }
 
-    /// The guest's ORC tables, from System.map (x86_64 kernels with CONFIG_UNWINDER_ORC).
-    func orcTables() -> ORCUnwinder.Tables? {
-        guard report.guest.description.architecture == .x86_64, let map = classifier.symbols else { return nil }
-        func address(_ name: String) -> UInt64? { map.symbols.first { $0.name == name }?.address }
-        guard let ip = address("__start_orc_unwind_ip"), let stop = address("__stop_orc_unwind_ip"),
-              let entries = address("__start_orc_unwind") else { return nil }
-        return ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries)
-    }
+    func orcTables() -> ORCUnwinder.Tables? { report.unwindTables.orc }
 
     func orcTrace() -> Unwind? {
         guard let tables = orcTables(), case .x86_64(let r) = vcpu.registers else { return nil }
@@ -239,13 +236,7 @@ struct VCPUMemoryView {
         return unwinder.unwind(from: start, memory: memory)
     }
 
-    /// The guest's EHABI index, from System.map (32-bit ARM kernels with CONFIG_ARM_UNWIND).
-    func exidxTables() -> EHABIUnwinder.Tables? {
-        guard report.guest.description.architecture == .arm32, let map = classifier.symbols else { return nil }
-        guard let start = map.symbols.first(where: { $0.name == "__start_unwind_idx" })?.address,
-              let stop = map.symbols.first(where: { $0.name == "__stop_unwind_idx" })?.address else { return nil }
-        return EHABIUnwinder.Tables(start: start, stop: stop)
-    }
+    func exidxTables() -> EHABIUnwinder.Tables? { report.unwindTables.exidx }
 
     func exidxTrace() -> Unwind? {
         guard let tables = exidxTables(), case .arm(let r) = vcpu.registers, r.isAArch32State else { return nil }

@@ -1,5 +1,31 @@
+import StackWalk
 import Symbols
 import VCPUContext
+
+/// Where the guest kernel keeps its unwind metadata (found through the symbol table).
+struct UnwindTables: Sendable {
+    /// x86_64 ORC (`CONFIG_UNWINDER_ORC`).
+    let orc: ORCUnwinder.Tables?
+    /// ARM32 EHABI index (`CONFIG_ARM_UNWIND`).
+    let exidx: EHABIUnwinder.Tables?
+
+    init(symbols: SystemMap?, architecture: GuestArchitecture) {
+        var wanted: [String: UInt64] = [:]
+        let names: Set = ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]
+        for s in symbols?.symbols ?? [] where names.contains(s.name) && wanted[s.name] == nil { wanted[s.name] = s.address }
+        if architecture == .x86_64, let ip = wanted["__start_orc_unwind_ip"], let stop = wanted["__stop_orc_unwind_ip"],
+           let entries = wanted["__start_orc_unwind"] {
+            orc = ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries)
+        } else {
+            orc = nil
+        }
+        if architecture == .arm32, let start = wanted["__start_unwind_idx"], let stop = wanted["__stop_unwind_idx"] {
+            exidx = EHABIUnwinder.Tables(start: start, stop: stop)
+        } else {
+            exidx = nil
+        }
+    }
+}
 
 /// The whole report for one guest, in upstream xenctx's order and shapes, plus what
 /// upstream never had (the chosen stack pointer, ARM stacks), on lines of their own.
@@ -9,6 +35,8 @@ public struct Report: Sendable {
     public let classifier: KernelAddressClassifier
     /// Whether the symbol table fits the guest, and its KASLR offset (nil without -s).
     public let kernelOffset: KernelOffset?
+    /// The kernel's own unwind tables, located once through the symbol table.
+    let unwindTables: UnwindTables
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
@@ -22,6 +50,7 @@ public struct Report: Sendable {
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
             textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
+        unwindTables = UnwindTables(symbols: classifier.symbols, architecture: arch)
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.
