@@ -34,3 +34,11 @@ if [ -s "$vmlinux" ] && command -v hyperfine >/dev/null && command -v eu-addr2li
 else
     echo "(no -dbg vmlinux cached: Scripts/fetch-vmlinux.sh 6.1.0-56-amd64, then rerun for the --vmlinux figures)"
 fi
+
+# crash (Debian's crash 8), which reads xl cores of x86_64 PV guests, on the same core and vmlinux.
+if [ -s "$vmlinux" ] && command -v crash >/dev/null && command -v hyperfine >/dev/null; then
+    printf 'bt -a\nquit\n' > /tmp/xenctx-bench-crash.cmd
+    hyperfine --runs 3 --style basic -N \
+        -n "xenctx-swift --vmlinux --unwind auto -C" "$bin/xenctx-swift --core $core --vmlinux $vmlinux --unwind auto -C -l 0" \
+        -n "crash -s vmlinux core, bt -a" "crash -s $vmlinux $core -i /tmp/xenctx-bench-crash.cmd" 2>&1 | grep -E "Time|Range|faster|xenctx-swift|crash"
+fi
