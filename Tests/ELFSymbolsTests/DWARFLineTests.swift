@@ -82,4 +82,51 @@ struct DWARFLineTests {
     @Test func notAnELFFile() {
         #expect(throws: ELFFile.OpenError.self) { try ELFFile(path: "/etc/passwd") }
     }
+
+    func run(_ argv: [String], in dir: String) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// Debian-style debug info: DWARF moved by dwz into a supplementary file
+    /// (.gnu_debugaltlink), and DWARF split off into a .gnu_debuglink file. The inlined
+    /// names live in the supplementary file (eu-addr2line prints `??` for them here).
+    @Test func dwzAndDebuglink() throws {
+        let a = try build("dwz-a", "gcc")
+        let dir = (a as NSString).deletingLastPathComponent
+        let b = dir + "/inline-dwz-b.elf"
+        try? FileManager.default.removeItem(atPath: b)
+        try FileManager.default.copyItem(atPath: a, toPath: b)
+        let common = dir + "/common.debug"
+        try? FileManager.default.removeItem(atPath: common)
+        try #require(try run(["dwz", "-m", common, "-M", common, a, b], in: dir) == 0, "dwz (Scripts/setup.sh installs it)")
+        let sections = Process(), pipe = Pipe()
+        sections.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sections.arguments = ["readelf", "-S", a]
+        sections.standardOutput = pipe
+        try sections.run()
+        let table = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        sections.waitUntilExit()
+        #expect(table.contains(".gnu_debugaltlink"), "dwz did not move DWARF into a supplementary file")
+        let split = dir + "/inline-split.elf", debug = dir + "/inline-split.debug"
+        try? FileManager.default.removeItem(atPath: split)
+        try FileManager.default.copyItem(atPath: a, toPath: split)
+        try #require(try run(["objcopy", "--only-keep-debug", split, debug], in: dir) == 0)
+        try #require(try run(["objcopy", "--strip-debug", "--add-gnu-debuglink=" + debug, split], in: dir) == 0)
+        for path in [a, split] {
+            let elf = try ELFFile(path: path)
+            let map = try elf.symbolTable()
+            let outer = try #require(map.symbols.first { $0.name == "outer" })
+            let frames = (outer.address..<outer.address + 64).lazy.map { elf.frames(at: $0) }.first { $0.first?.line == 3 }
+            #expect(frames?.map(\.function) == ["leaf", "middle", "outer"], "\(path)")
+            #expect(frames?.map(\.line) == [3, 6, 9], "\(path)")
+        }
+    }
 }
