@@ -146,8 +146,7 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     else if (type == STT_OBJECT || type == STT_NOTYPE || type == STT_TLS) c = 'D';
     else c = '?';
     if (bind == STB_LOCAL && c != '?') c = (char)(c - 'A' + 'a');
-    out->address = addr; out->size = sym.st_size; out->type = c;
-    snprintf(out->name, sizeof out->name, "%s", name);
+    out->address = addr; out->size = sym.st_size; out->type = c; out->name = name;
     return 1;
 }
 

@@ -43,7 +43,7 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
             entries.reserveCapacity(max(0, Int(n)))
             var s = dwb_symbol()
             for i in 0..<max(0, n) where dwb_get_symbol(h, i, &s) != 0 {
-                let name = withUnsafeBytes(of: s.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = String(cString: s.name)
                 entries.append((s.address, Character(UnicodeScalar(UInt8(bitPattern: s.type))), name))
             }
         }

@@ -16,8 +16,8 @@ typedef struct {
 typedef struct {
     uint64_t address;
     uint64_t size;
-    char type;            /* System.map-style: T/t text, D/d data, B/b bss, R/r rodata, A absolute, ? other */
-    char name[256];
+    char type;            /* System.map-style: T/t text, D/d data, A absolute, U undefined, ? other */
+    const char *name;     /* owned by libdwfl, valid while the file is open */
 } dwb_symbol;
 
 int dwb_load(char *err, size_t errlen);
