@@ -39,13 +39,12 @@ struct EHABITests {
 
     @Test func extabEntryWithVSPAdjustAndMaskPop() {
         var m = ByteMemory()
-        // A at 0x8000 → extab at 0x3000, personality 1 with one extra word:
-        //   word0 = 81 01 02 80 ; word1 = 10 b0 b0 b0
-        //   opcodes: 02 (vsp += 12), 80 10? no: 8x xx pops r4-r15 by mask.
+        // A at 0x8000 → .ARM.extab entry at 0x3000, personality 1 with one more word:
+        //   word0 = 81 01 02 84 (pr1, 1 more word, opcodes 02 84), word1 = 00 b0 b0 b0
+        //   opcodes in order: 02 (vsp += 12), 84 00 (pop mask 0x400 from r4: r14), b0 (finish)
         m.put(0x1000, prel31(0x8000, at: 0x1000), width: 4); m.put(0x1004, prel31(0x3000, at: 0x1004), width: 4)
-        m.put(0x3000, 0x8101_0284, width: 4)       // pr1, 1 more word; ops: 02, 84 00 -> but see next word
-        m.put(0x3004, 0x00b0_b0b0, width: 4)       // 84 00: pop {r14}? mask bit 10 of r4.. = 0x400 → needs 0x84 0x00
-        // ops in order: 02 84 00 b0 b0 b0 → vsp += 12; pop mask 0x400 (r14); finish
+        m.put(0x3000, 0x8101_0284, width: 4)
+        m.put(0x3004, 0x00b0_b0b0, width: 4)
         m.put(0x200c, 0x8abc, width: 4)            // lr at sp + 12
         let u = EHABIUnwinder(tables: .init(start: 0x1000, stop: 0x1008)) { (0x8000..<0x9000).contains($0) }
         var regs = [UInt64](repeating: 0, count: 16)
