@@ -27,6 +27,12 @@ public struct Guest: Sendable {
         return nil
     }
 
+    /// AArch64: bits of the kernel (TTBR1) virtual address space, 64 - TCR_EL1.T1SZ
+    /// (48 when no vCPU has its MMU on). Pointer-authentication bits lie above it.
+    public var kernelVABits: Int {
+        64 - (armTCR.map { Int(($0 >> 16) & 0x3f) } ?? 16)
+    }
+
     public var defaultKernelStart: UInt64 { KernelStart.defaultValue(for: description.architecture, tcr: armTCR) }
 }
 

@@ -58,7 +58,7 @@ struct VCPUMemoryView {
     /// Strips AArch64 PAC/tag bits from a kernel-half pointer; other guests' words pass through.
     func stripPAC(_ w: UInt64) -> UInt64 {
         guard isARM, width == 8, (w >> 55) & 1 == 1 else { return w }
-        let vaBits = 64 - (report.guest.armTCR.map { Int(($0 >> 16) & 0x3f) } ?? 16)
+        let vaBits = report.guest.kernelVABits
         guard (12...52).contains(vaBits), w >> UInt64(vaBits) != ~UInt64(0) >> UInt64(vaBits) else { return w }
         return stripPointerAuthentication(w, vaBits: vaBits)
     }
@@ -287,8 +287,7 @@ struct VCPUMemoryView {
 
     func aarch64Trace() -> Unwind? {
         guard case .arm(let r) = vcpu.registers, !r.isAArch32State else { return nil }
-        let t1sz = report.guest.armTCR.map { Int(($0 >> 16) & 0x3f) } ?? 16
-        return AArch64FrameUnwinder(vaBits: 64 - t1sz).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
+        return AArch64FrameUnwinder(vaBits: report.guest.kernelVABits).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
     /// An exact unwind in upstream's line shape, each frame labelled with how it was found;
@@ -389,7 +388,7 @@ struct VCPUMemoryView {
         let arch = report.guest.description.architecture
         // 32-bit ARM Linux frame pointers are GCC APCS frames; the others are {fp, return}.
         let layout: FrameRecordLayout = arch == .arm32 ? .apcs : .framePointerThenReturn
-        let vaBits = 64 - Int((report.guest.armTCR.map { ($0 >> 16) & 0x3f } ?? 16))
+        let vaBits = report.guest.kernelVABits
         let walk = FrameRecordWalk(width: width, limit: limit, layout: layout,
                                    frameBelowPosition: options.stackTrace ? .usePosition : .stop,
                                    limitChecksPositionOnly: !isARM,
