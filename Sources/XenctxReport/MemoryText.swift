@@ -19,13 +19,12 @@ struct VCPUMemoryView {
     var options: ReportOptions { report.options }
     var classifier: KernelAddressClassifier { report.classifier }
 
-    init(report: Report, vcpu: VCPU) {
+    init(report: Report, vcpu: VCPU, stackPointer choice: StackPointerChoice) {
         self.report = report
         self.vcpu = vcpu
         let guest = report.guest
         memory = GuestMemory(guest: guest, vcpu: vcpu)
         width = guest.description.wordSize
-        let choice = StackPointerChoice.choose(vcpu.registers, guest: guest.description)
         switch vcpu.registers {
         case .x86_64(let r):
             if guest.description.protectedMode {
@@ -429,8 +428,8 @@ struct VCPUMemoryView {
 
 extension Report {
     /// Code bytes, stack dump and call trace: guest memory through the vCPU's page tables.
-    func memoryText(_ v: VCPU, mode: Mode, into out: inout Output) {
-        let view = VCPUMemoryView(report: self, vcpu: v)
+    func memoryText(_ v: VCPU, mode: Mode, stackPointer: StackPointerChoice, into out: inout Output) {
+        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: stackPointer)
         switch mode {
         case .context:
             view.context(into: &out)

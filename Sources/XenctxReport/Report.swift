@@ -123,9 +123,10 @@ public struct Report: Sendable {
         var out = Output()
         let regs = RegisterText(classifier: classifier, allRegisters: options.allRegisters)
         let description = guest.description
+        let choice = StackPointerChoice.choose(v.registers, guest: description)
         switch mode {
         case .memory, .dumpAsStack:
-            memoryText(v, mode: mode, into: &out)
+            memoryText(v, mode: mode, stackPointer: choice, into: &out)
             return out
         case .context:
             break
@@ -138,8 +139,8 @@ public struct Report: Sendable {
         case .arm(let r):
             out.text += regs.arm(r)
         }
-        out.text += stackPointerText(StackPointerChoice.choose(v.registers, guest: description))
-        memoryText(v, mode: mode, into: &out)
+        out.text += stackPointerText(choice)
+        memoryText(v, mode: mode, stackPointer: choice, into: &out)
         return out
     }
 
