@@ -65,9 +65,7 @@ struct VCPUMemoryView {
     /// Default view: code bytes (x86), then stack and call trace when the IP is kernel text.
     func context(into out: inout Report.Output) {
         guard memory.frames != nil else {
-            if isARM || report.guest.description.architecture != .x86_64 || true {
-                out.errors.append("vcpu\(vcpu.id): no stack: this core holds no readable guest memory")
-            }
+            out.errors.append("vcpu\(vcpu.id): no stack: this core holds no readable guest memory")
             return
         }
         if !isARM {
