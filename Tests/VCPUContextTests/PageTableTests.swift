@@ -94,6 +94,16 @@ struct PageTableTests {
         #expect(try t.translate(0x0001_2345, frames: m) == 0x1_2345_6345)   // 40-bit output
     }
 
+    /// A TTBR1 region under 1 GiB starts at level 2 with fewer than 9 index bits:
+    /// VA[31-T1SZ:21] (ARM ARM G5), not VA[29:21].
+    @Test func armLPAESmallTTBR1Region() throws {
+        let m = TestFrames()
+        let ttbcr: UInt64 = 0x8000_0000 | (3 << 16)          // T1SZ 3: TTBR1 covers e0000000-ffffffff
+        m.set64(0x4800 + 1 * 8, 0x6000_0000 | 1)             // index (e0200000 >> 21) & 0xff = 1: 2 MiB block
+        let t = Translation.armLPAE(ArmLPAE(ttbcr: ttbcr, ttbr0: 0, ttbr1: 0x4800))
+        #expect(try t.translate(0xe020_1234, frames: m) == 0x6000_1234)
+    }
+
     @Test func armShortDescriptorSectionsAndPages() throws {
         let m = TestFrames()
         // N = 0: everything through TTBR0 at 0x4000 (16 KiB table)

@@ -32,31 +32,8 @@ public struct AArch64Translation: Sendable, Equatable {
         guard (va & checkMask) == (isUpper ? checkMask : 0) else {
             throw MemoryFault(address: va, reason: "outside the \(vaBits)-bit \(name) region")
         }
-        let g = half.granuleBits
-        let stride = g - 3
-        let levels = Int((vaBits - g + stride - 1) / stride)   // ceil
-        let startLevel = 4 - levels
-        guard startLevel >= 0 else { throw MemoryFault(address: va, reason: "unsupported translation geometry") }
-        var table = half.ttbr & AArch64Translation.outputMask & ~0x3f
-        for level in startLevel...3 {
-            let shift = g + stride * UInt64(3 - level)
-            let indexBits = level == startLevel ? vaBits - shift : stride
-            let index = (va >> shift) & ((1 << indexBits) - 1)
-            let levelName = "\(name) L\(level)"
-            let e = try t.entry64(table: table, index: index, level: levelName)
-            let granuleMask = (UInt64(1) << g) - 1
-            switch (e & 3, level) {
-            case (3, 3):
-                return (e & AArch64Translation.outputMask & ~granuleMask) | (va & granuleMask)
-            case (3, _):
-                table = e & AArch64Translation.outputMask & ~granuleMask
-            case (1, 1), (1, 2):
-                let span = UInt64(1) << shift
-                return (e & AArch64Translation.outputMask & ~(span - 1)) | (va & (span - 1))
-            default:
-                throw t.notPresent(levelName, index: index, entry: e)
-            }
-        }
-        throw MemoryFault(address: va, reason: "walk did not end at level 3")
+        let table = half.ttbr & AArch64Translation.outputMask & ~0x3f
+        return try t.longDescriptorWalk(va, vaBits: vaBits, granuleBits: half.granuleBits, table: table,
+                                        outputMask: AArch64Translation.outputMask, name: name)
     }
 }

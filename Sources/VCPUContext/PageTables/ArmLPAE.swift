@@ -32,28 +32,10 @@ public struct ArmLPAE: Sendable, Equatable {
         } else {
             throw MemoryFault(address: va, reason: "in the gap between the TTBR0 and TTBR1 regions (TTBCR T0SZ \(t0sz), T1SZ \(t1sz))")
         }
-        // A region of 2^31 or more starts at level 1 (index bits 31-TSZ:30), smaller ones at level 2.
-        let startLevel = tsz <= 1 ? 1 : 2
-        let alignBits: UInt64 = startLevel == 1 ? 5 - tsz : 14 - tsz
-        var table = ttbr & 0x0000_00ff_ffff_ffff & ~((UInt64(1) << alignBits) - 1)
-        for level in startLevel...3 {
-            let shift = UInt64(39 - 9 * level)            // 30, 21, 12
-            let indexMask: UInt64 = level == startLevel && level == 1 ? (1 << (2 - tsz)) - 1 : 0x1ff
-            let index = (v >> shift) & indexMask
-            let levelName = "\(name) L\(level)"
-            let e = try t.entry64(table: table, index: index, level: levelName)
-            switch (e & 3, level) {
-            case (3, 3):
-                return (e & ArmLPAE.outputMask) | (v & 0xfff)
-            case (3, _):
-                table = e & ArmLPAE.outputMask
-            case (1, 1), (1, 2):
-                let span = UInt64(1) << shift
-                return (e & ArmLPAE.outputMask & ~(span - 1)) | (v & (span - 1))
-            default:
-                throw t.notPresent(levelName, index: index, entry: e)
-            }
-        }
-        throw MemoryFault(address: va, reason: "walk did not end at level 3")
+        // A region of 2^31 or more starts at level 1, smaller ones at level 2; the start
+        // table is aligned to its own size (TTBR bits 39:x, x = 5-TSZ or 14-TSZ).
+        let alignBits: UInt64 = tsz <= 1 ? 5 - tsz : 14 - tsz
+        let table = ttbr & 0x0000_00ff_ffff_ffff & ~((UInt64(1) << alignBits) - 1)
+        return try t.longDescriptorWalk(v, vaBits: 32 - tsz, granuleBits: 12, table: table, outputMask: ArmLPAE.outputMask, name: name)
     }
 }
