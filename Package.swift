@@ -25,10 +25,12 @@ let package = Package(
         .target(name: "CDwarf", linkerSettings: [.linkedLibrary("dl")]),
         // vmlinux symbols and DWARF source lines (file:line, inlined frames).
         .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols", "StackWalk"]),
+        // What the guest kernel says about itself in its memory: VMCOREINFO, kallsyms, the log.
+        .target(name: "GuestKernel", dependencies: ["VCPUContext", "Symbols"]),
         // Stack dumps and call traces over guest memory.
         .target(name: "StackWalk", dependencies: ["VCPUContext", "Symbols"]),
         // The xenctx-shaped text report, kept out of the executable so tests render in-process.
-        .target(name: "XenctxReport", dependencies: ["VCPUContext", "Symbols", "StackWalk"]),
+        .target(name: "XenctxReport", dependencies: ["VCPUContext", "Symbols", "StackWalk", "GuestKernel"]),
         .executableTarget(
             name: "xenctx-swift",
             dependencies: [
@@ -43,10 +45,11 @@ let package = Package(
         .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
         .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),
+        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel"]),
         .testTarget(name: "XenctxReportTests", dependencies: ["XenctxReport"]),
         .testTarget(name: "LiveDomainTests", dependencies: ["LiveDomain", "CXenLive"]),
         .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
-        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols"]),
+        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols", "GuestKernel", "VCPUContext"]),
     ]
 )

@@ -37,7 +37,7 @@ public struct ArmShortDescriptor: Sendable, Equatable {
             let l2Index = (v >> 12) & 0xff
             let l2 = try t.entry32(table: l1 & 0xffff_fc00, index: l2Index, level: "L2")
             switch l2 & 3 {
-            case 0: throw t.notPresent("L2", index: l2Index, entry: l2)
+            case 0: throw t.notPresent("L2", index: l2Index, entry: l2, span: 1 << 12)
             case 1: return (l2 & 0xffff_0000) | (v & 0xffff)        // 64 KiB large page
             default: return (l2 & 0xffff_f000) | (v & 0xfff)        // 4 KiB small page
             }
@@ -49,7 +49,7 @@ public struct ArmShortDescriptor: Sendable, Equatable {
             }
             return (l1 & 0xfff0_0000) | (v & 0xf_ffff)
         default:
-            throw t.notPresent(name, index: index, entry: l1)
+            throw t.notPresent(name, index: index, entry: l1, span: 1 << 20)
         }
     }
 }

@@ -27,7 +27,7 @@ extension TableReader {
                 let span = UInt64(1) << shift
                 return (e & outputMask & ~(span - 1)) | (va & (span - 1))
             default:
-                throw notPresent(levelName, index: index, entry: e)
+                throw notPresent(levelName, index: index, entry: e, span: 1 << shift)
             }
         }
         throw MemoryFault(address: va, reason: "walk did not end at level 3")

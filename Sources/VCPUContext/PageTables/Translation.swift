@@ -2,9 +2,13 @@
 public struct MemoryFault: Error, CustomStringConvertible, Equatable, Sendable {
     public let address: UInt64
     public let reason: String
-    public init(address: UInt64, reason: String) {
+    /// When a table entry was not present: the bytes of address space it covers (aligned
+    /// to that size), so a scan can skip the whole unmapped region; 0 when unknown.
+    public let unmappedSpan: UInt64
+    public init(address: UInt64, reason: String, unmappedSpan: UInt64 = 0) {
         self.address = address
         self.reason = reason
+        self.unmappedSpan = unmappedSpan
     }
     public var description: String { "cannot read \(hex(address)): \(reason)" }
 }
@@ -58,7 +62,7 @@ struct TableReader {
         return UInt64(page.le32(Int(address & 0xfff) & ~3))
     }
 
-    func notPresent(_ level: String, index: UInt64, entry: UInt64) -> MemoryFault {
-        MemoryFault(address: va, reason: "not mapped: \(level) entry \(index) is \(hex(entry, width: 16))")
+    func notPresent(_ level: String, index: UInt64, entry: UInt64, span: UInt64) -> MemoryFault {
+        MemoryFault(address: va, reason: "not mapped: \(level) entry \(index) is \(hex(entry, width: 16))", unmappedSpan: span)
     }
 }

@@ -1,0 +1,217 @@
+import Symbols
+import VCPUContext
+
+/// The kernel's own symbol table (`kernel/kallsyms.c`, written by `scripts/kallsyms.c`),
+/// decoded from guest memory into the same table a System.map gives.
+///
+/// Names are compressed: each entry of `kallsyms_names` is a length (one byte, or two
+/// when the first has its high bit set, since Linux 6.1) and that many indices into a
+/// table of 256 tokens (`kallsyms_token_table`, found through `kallsyms_token_index`).
+/// The first character of an expanded name is its System.map type letter. Addresses are
+/// `kallsyms_addresses[i]`, or `kallsyms_offsets[i]` from `kallsyms_relative_base`.
+public enum Kallsyms {
+    /// Where the tables are (from VMCOREINFO, Linux >= 6.0).
+    public struct Tables: Sendable, Equatable {
+        public var numSyms: UInt64
+        public var names: UInt64
+        public var tokenTable: UInt64
+        public var tokenIndex: UInt64
+        public var offsets: UInt64?
+        public var relativeBase: UInt64?
+        public var addresses: UInt64?
+
+        public init(numSyms: UInt64, names: UInt64, tokenTable: UInt64, tokenIndex: UInt64,
+                    offsets: UInt64? = nil, relativeBase: UInt64? = nil, addresses: UInt64? = nil) {
+            self.numSyms = numSyms
+            self.names = names
+            self.tokenTable = tokenTable
+            self.tokenIndex = tokenIndex
+            self.offsets = offsets
+            self.relativeBase = relativeBase
+            self.addresses = addresses
+        }
+
+        public init?(vmcoreinfo v: VMCoreInfo) {
+            guard let n = v.symbol("kallsyms_num_syms"), let names = v.symbol("kallsyms_names"),
+                  let tt = v.symbol("kallsyms_token_table"), let ti = v.symbol("kallsyms_token_index") else { return nil }
+            self.init(numSyms: n, names: names, tokenTable: tt, tokenIndex: ti, offsets: v.symbol("kallsyms_offsets"),
+                      relativeBase: v.symbol("kallsyms_relative_base"), addresses: v.symbol("kallsyms_addresses"))
+            guard addresses != nil || (offsets != nil && relativeBase != nil) else { return nil }
+        }
+    }
+
+    /// Bounds no real kernel comes near (Debian's have ~95 000 symbols, 1.2 MB of names).
+    public static let maxSymbols = 1 << 22
+    public static let maxNameBytes = 512          // KSYM_NAME_LEN since Linux 6.1
+    public static let maxNamesTable = 64 << 20
+    static let maxTokenBytes = 128
+
+    /// How addresses are stored; ABSOLUTE_PERCPU (x86_64 before 6.11) keeps per-CPU
+    /// symbols as non-negative absolute offsets and the rest as negative relative ones.
+    public enum AddressEncoding: String, Sendable { case absolute, relative, absolutePercpu = "relative, absolute per-CPU" }
+
+    public struct Decoded: Sendable {
+        public let symbols: [(address: UInt64, type: Character, name: String)]
+        public let encoding: AddressEncoding
+    }
+
+    static func relative(_ o: Int32, _ base: UInt64) -> UInt64 { base &+ UInt64(UInt32(bitPattern: o)) }
+    static func percpu(_ o: Int32, _ base: UInt64) -> UInt64 { o >= 0 ? UInt64(o) : base &- 1 &- UInt64(bitPattern: Int64(o)) }
+
+    /// The encoding under which `count` offsets decode to addresses in order (as
+    /// scripts/kallsyms sorts them); relative first, since per-CPU absolute offsets are
+    /// also in order when every offset is non-negative.
+    static func encoding(raw: [UInt8], count: Int, base: UInt64) -> AddressEncoding? {
+        raw.withUnsafeBytes { b in
+            func sorted(_ decode: (Int32, UInt64) -> UInt64) -> Bool {
+                var last: UInt64 = 0
+                for i in 0..<count {
+                    let a = decode(b.loadUnaligned(fromByteOffset: i * 4, as: Int32.self), base)
+                    if a < last { return false }
+                    last = a
+                }
+                return true
+            }
+            if sorted(relative) { return .relative }
+            if sorted(percpu) { return .absolutePercpu }
+            return nil
+        }
+    }
+
+    /// Decodes every symbol. `stext` (VMCOREINFO's `SYMBOL(_stext)`) decides between the
+    /// relative encodings where known; otherwise the one that gives ordered addresses.
+    public static func decode(tables t: Tables, reader: KernelReader, stext: UInt64?) throws(KernelDataError) -> Decoded {
+        func fault(_ what: String, _ e: MemoryFault) -> KernelDataError { KernelDataError("kallsyms", "\(what) unreadable: \(e)") }
+        let count: Int
+        do { count = Int(try reader.u32(t.numSyms)) } catch { throw fault("kallsyms_num_syms", error) }
+        guard count > 0, count <= maxSymbols else { throw KernelDataError("kallsyms", "kallsyms_num_syms is \(count): not a plausible symbol count (1 to \(maxSymbols))") }
+
+        // The 256 tokens, each a NUL-terminated string at its index.
+        let index: [UInt8]
+        do { index = try reader.bytes(t.tokenIndex, count: 512, limit: 512) } catch { throw fault("kallsyms_token_index", error) }
+        var tokens: [[UInt8]] = []
+        tokens.reserveCapacity(256)
+        for i in 0..<256 {
+            let offset = UInt64(index[2 * i]) | UInt64(index[2 * i + 1]) << 8
+            let token: [UInt8]
+            do { token = try reader.cString(t.tokenTable &+ offset, max: maxTokenBytes + 1) } catch { throw fault("kallsyms token \(i)", error) }
+            guard token.count <= maxTokenBytes else { throw KernelDataError("kallsyms", "token \(i) is longer than \(maxTokenBytes) bytes: not a token table") }
+            tokens.append(token)
+        }
+
+        // Names, read in chunks as the decoder reaches them.
+        var names = ChunkReader(reader: reader, base: t.names, limit: maxNamesTable)
+        var decodedNames: [(type: Character, name: String)] = []
+        decodedNames.reserveCapacity(count)
+        var expanded = [UInt8]()
+        expanded.reserveCapacity(maxNameBytes)
+        for i in 0..<count {
+            do {
+                var length = Int(try names.next())
+                if length & 0x80 != 0 { length = (length & 0x7f) | Int(try names.next()) << 7 }
+                guard length > 0 else { throw KernelDataError("kallsyms", "symbol \(i) has an empty name") }
+                expanded.removeAll(keepingCapacity: true)
+                for _ in 0..<length {
+                    expanded += tokens[Int(try names.next())]
+                    guard expanded.count <= maxNameBytes else {
+                        throw KernelDataError("kallsyms", "symbol \(i)'s name is longer than \(maxNameBytes) bytes: not a kallsyms table")
+                    }
+                }
+            } catch let e as MemoryFault {
+                throw fault("kallsyms_names (symbol \(i))", e)
+            } catch let e as KernelDataError {
+                throw e
+            } catch {
+                throw KernelDataError("kallsyms", "\(error)")
+            }
+            guard expanded.count >= 2 else { throw KernelDataError("kallsyms", "symbol \(i) has no name after its type letter") }
+            let type = expanded[0]
+            guard (type | 0x20) >= UInt8(ascii: "a") && (type | 0x20) <= UInt8(ascii: "z") || type == UInt8(ascii: "?") else {
+                throw KernelDataError("kallsyms", "symbol \(i) has type byte \(type), not a letter: not a kallsyms table")
+            }
+            decodedNames.append((Character(UnicodeScalar(type)), String(decoding: expanded[1...], as: UTF8.self)))
+        }
+
+        // Addresses.
+        var addresses = [UInt64]()
+        addresses.reserveCapacity(count)
+        let encoding: AddressEncoding
+        if let table = t.addresses {
+            let w = reader.wordSize
+            let raw: [UInt8]
+            do { raw = try reader.bytes(table, count: count * w, limit: maxSymbols * 8) } catch { throw fault("kallsyms_addresses", error) }
+            raw.withUnsafeBytes { b in
+                for i in 0..<count {
+                    addresses.append(w == 8 ? b.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)
+                                            : UInt64(b.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                }
+            }
+            encoding = .absolute
+        } else if let table = t.offsets, let baseAddress = t.relativeBase {
+            let base: UInt64, raw: [UInt8]
+            do { base = try reader.word(baseAddress) } catch { throw fault("kallsyms_relative_base", error) }
+            do { raw = try reader.bytes(table, count: count * 4, limit: maxSymbols * 4) } catch { throw fault("kallsyms_offsets", error) }
+            var usePercpu: Bool
+            if let stext, let i = decodedNames.firstIndex(where: { $0.name == "_stext" }) {
+                let o = raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * 4, as: Int32.self) }
+                if relative(o, base) == stext { usePercpu = false } else if percpu(o, base) == stext { usePercpu = true } else {
+                    throw KernelDataError("kallsyms", "neither address encoding puts _stext at \(hex(stext)) where VMCOREINFO has it (relative base \(hex(base))): the tables do not belong together")
+                }
+            } else {
+                guard let e = Kallsyms.encoding(raw: raw, count: count, base: base) else {
+                    throw KernelDataError("kallsyms", "kallsyms_offsets decode to addresses out of order under every encoding: not an address table")
+                }
+                usePercpu = e == .absolutePercpu
+            }
+            raw.withUnsafeBytes { b in
+                for i in 0..<count {
+                    let o = b.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)
+                    addresses.append(usePercpu ? percpu(o, base) : relative(o, base))
+                }
+            }
+            encoding = usePercpu ? .absolutePercpu : .relative
+        } else {
+            throw KernelDataError("kallsyms", "neither kallsyms_addresses nor kallsyms_offsets with kallsyms_relative_base is known")
+        }
+        let symbols = (0..<count).map { (address: addresses[$0], type: decodedNames[$0].type, name: decodedNames[$0].name) }
+        return Decoded(symbols: symbols, encoding: encoding)
+    }
+}
+
+/// Sequential bytes of a guest table of unknown length, fetched a chunk at a time and
+/// never past `limit` bytes from its start.
+struct ChunkReader {
+    let reader: KernelReader
+    let base: UInt64
+    let limit: Int
+    var chunk: [UInt8] = []
+    var chunkStart = 0
+    var position = 0
+    static let chunkSize = 64 << 10
+
+    init(reader: KernelReader, base: UInt64, limit: Int) {
+        self.reader = reader
+        self.base = base
+        self.limit = limit
+    }
+
+    mutating func next() throws -> UInt8 {
+        if position - chunkStart >= chunk.count {
+            guard position < limit else { throw KernelDataError("kallsyms", "the names table runs past \(limit) bytes: not a kallsyms table") }
+            // Up to the next chunk boundary of the address space, so a chunk never
+            // reaches into an unmapped page beyond the table's last page needlessly.
+            let start = base &+ UInt64(position)
+            let n = min(Self.chunkSize - Int(start & UInt64(Self.chunkSize - 1)), limit - position)
+            do {
+                chunk = try reader.bytes(start, count: n, limit: Self.chunkSize)
+            } catch {
+                // The chunk reaches an unreadable page: take what is left of this page only.
+                chunk = try reader.bytes(start, count: min(n, 4096 - Int(start & 0xfff)), limit: Self.chunkSize)
+            }
+            chunkStart = position
+        }
+        let b = chunk[position - chunkStart]
+        position += 1
+        return b
+    }
+}

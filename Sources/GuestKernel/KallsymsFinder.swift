@@ -1,0 +1,237 @@
+import VCPUContext
+
+/// Finds the kallsyms tables by their content, for kernels whose VMCOREINFO does not name
+/// them (before Linux 6.0) or that died before writing VMCOREINFO (an oops at boot).
+///
+/// The token table holds every character that occurs in a symbol name as a token of its
+/// own, so "0", "1", … "9" stand in a row there (tokens 0x30–0x39). From that run:
+/// the token table's start and `kallsyms_token_index` are proved by each other (index[i]
+/// is token i's offset); `kallsyms_markers` (the names-table offset of every 256th symbol,
+/// starting with 0) lies below the token table; `kallsyms_num_syms` and `kallsyms_names`
+/// are the count and table whose entries land exactly on those markers; and the address
+/// table is the one, next to them, whose decoded addresses are in order.
+public enum KallsymsFinder {
+    static let digits: [UInt8] = Array("0\u{0}1\u{0}2\u{0}3\u{0}4\u{0}5\u{0}6\u{0}7\u{0}8\u{0}9\u{0}".utf8)
+    /// At most this much of the image is searched below the token table for the other tables.
+    static let maxBelow = 24 << 20
+
+    public struct Found: Sendable, Equatable {
+        public let tables: Kallsyms.Tables
+        public let how: String
+        public let pagesScanned: Int
+    }
+
+    public static func locate(guest: Guest, reader: KernelReader) throws(KernelDataError) -> Found {
+        var pages = 0
+        var lastReason = "the token table's run of digit tokens was not found"
+        for window in VMCoreInfoLocator.windows(guest: guest) {
+            // Token tables are in .rodata: search upwards from the image's start.
+            var previous: (va: UInt64, tail: [UInt8])? = nil
+            var result: Kallsyms.Tables? = nil
+            reader.forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
+                pages += 1
+                var hits: [UInt64] = []
+                var from = 0
+                while let offset = find(digits, in: page, from: from) {
+                    hits.append(va + UInt64(offset))
+                    from = offset + 1
+                }
+                // A run that straddles the boundary with the page before.
+                if let previous, previous.va + 4096 == va {
+                    let joined = previous.tail + Array(page.prefix(digits.count - 1))
+                    joined.withUnsafeBytes { j in
+                        if let o = find(digits, in: j, from: 0) { hits.append(va - UInt64(previous.tail.count) + UInt64(o)) }
+                    }
+                }
+                previous = (va, Array(page.suffix(digits.count - 1)))
+                for hit in hits {
+                    do {
+                        result = try tables(digitTokenAt: hit, reader: reader)
+                        return false
+                    } catch {
+                        lastReason = (error as? KernelDataError)?.reason ?? "\(error)"
+                    }
+                }
+                return true
+            }
+            if let result {
+                return Found(tables: result, how: "by content in \(window.name): token table at \(hex(result.tokenTable))", pagesScanned: pages)
+            }
+        }
+        throw KernelDataError("kallsyms", "not found by content (\(pages) mapped pages searched): \(lastReason)")
+    }
+
+    /// The tables around a token table whose "0" token is at `zero`, or why not.
+    static func tables(digitTokenAt zero: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+        func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
+        // Tokens 0x30…0xff, forwards from "0".
+        let after: [UInt8]
+        do { after = try reader.bytes(zero, count: 208 * Kallsyms.maxTokenBytes, limit: 1 << 16) } catch {
+            // Near the end of a mapping: take what is there.
+            guard let shorter = try? reader.bytes(zero, count: 4096 - Int(zero & 0xfff) + 4096, limit: 1 << 16) else { throw no("unreadable after a digit run") }
+            after = shorter
+        }
+        var lengths: [Int: Int] = [:]     // token → length with its NUL
+        var p = 0
+        for token in 0x30...0xff {
+            guard let nul = after[p...].firstIndex(of: 0), nul > p, nul - p <= Kallsyms.maxTokenBytes else { throw no("token \(token) is not a short string") }
+            lengths[token] = nul - p + 1
+            p = nul + 1
+        }
+        let tableEnd = zero + UInt64(p)
+        // kallsyms_token_index follows, aligned: index[0x30…] must give these offsets.
+        for align in [UInt64(1), 2, 4, 8] {
+            let indexAddress = (tableEnd + align - 1) & ~(align - 1)
+            guard let raw = try? reader.bytes(indexAddress, count: 512, limit: 512) else { continue }
+            let index = (0..<256).map { Int(raw[2 * $0]) | Int(raw[2 * $0 + 1]) << 8 }
+            guard index[0] == 0, index[0x30] >= 2 * 0x30 else { continue }
+            let consistent = (0x30..<0xff).allSatisfy { index[$0 + 1] - index[$0] == lengths[$0]! }
+                && (0..<0x30).allSatisfy { index[$0 + 1] > index[$0] + 1 && index[$0 + 1] - index[$0] <= Kallsyms.maxTokenBytes + 1 }
+            guard consistent else { continue }
+            let tokenTable = zero - UInt64(index[0x30])
+            return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader)
+        }
+        throw no("no kallsyms_token_index follows the token table candidate at \(hex(zero))")
+    }
+
+    /// Below the token table: markers, then names with their count before them, then the
+    /// address table (6.1's order: offsets, relative_base, num_syms, names, markers, …).
+    static func namesAndAddresses(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+        func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
+        let w = UInt64(reader.wordSize)
+        // The region below the token table, read once (bounded), as u32 words.
+        var below: [UInt8] = []
+        var span = 1 << 20
+        var regionStart: UInt64 = 0
+        while true {
+            regionStart = (tokenTable - UInt64(span)) & ~3
+            if let b = try? reader.bytes(regionStart, count: Int(tokenTable - regionStart), limit: maxBelow + 8) { below = b } else { break }
+            if span >= maxBelow { break }
+            if let candidate = try? search(below: below, regionStart: regionStart, tokenTable: tokenTable, tokenIndex: tokenIndex, wordSize: w, reader: reader) {
+                return candidate
+            }
+            span *= 4
+        }
+        guard !below.isEmpty else { throw no("the memory below the token table at \(hex(tokenTable)) is unreadable") }
+        return try search(below: below, regionStart: regionStart, tokenTable: tokenTable, tokenIndex: tokenIndex, wordSize: w, reader: reader)
+    }
+
+    static func search(below: [UInt8], regionStart: UInt64, tokenTable: UInt64, tokenIndex: UInt64,
+                       wordSize w: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+        func u32(_ at: Int) -> UInt32 { below.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) } }
+        let tokenLengths = tokenByteCounts(tokenTable: tokenTable, tokenIndex: tokenIndex, reader: reader)
+        // Markers: a 0, then offsets rising by at least 2 bytes a symbol (256 per step).
+        var m = below.count - 4
+        m &= ~3
+        while m >= 12 {
+            defer { m -= 4 }
+            guard u32(m) == 0 else { continue }
+            var markers: [Int] = [0]
+            var j = m + 4
+            while j + 4 <= below.count {
+                let v = Int(u32(j)), last = markers.last!
+                guard v > last + 511, v - last <= 256 * 600 else { break }
+                markers.append(v)
+                j += 4
+            }
+            guard markers.count >= 2 else { continue }
+            let k = markers.count
+            // num_syms (u32) just below the names, which end just below the markers.
+            let lastGroupStart = m - markers[k - 1]           // names offset of symbol 256(k-1), relative to m
+            guard lastGroupStart > 8 else { continue }
+            let lowestNames = max(8, lastGroupStart - 256 * 600)
+            var n = lastGroupStart - 1
+            while n >= lowestNames {
+                defer { n -= 1 }
+                // Names start right after num_syms, or after the padding to a word.
+                let namesStart = n
+                guard namesStart % 4 == 0 || (namesStart % Int(w) == 0) else { continue }
+                for countAt in [namesStart - 4, namesStart - Int(w)] where countAt >= 0 && countAt % 4 == 0 {
+                    let count = Int(u32(countAt))
+                    guard count > 256 * (k - 1), count <= 256 * k else { continue }
+                    guard let end = walkNames(below, from: namesStart, count: count, markers: markers, tokenLengths: tokenLengths),
+                          end <= m, m - end < 8 else { continue }
+                    let names = regionStart + UInt64(namesStart)
+                    let numSyms = regionStart + UInt64(countAt)
+                    return try addresses(names: names, numSyms: numSyms, count: count, tokenTable: tokenTable,
+                                         tokenIndex: tokenIndex, wordSize: w, reader: reader)
+                }
+            }
+        }
+        throw KernelDataError("kallsyms", "no kallsyms_markers and kallsyms_names that fit together below the token table at \(hex(tokenTable))")
+    }
+
+    /// How many bytes each token expands to (a name's length is checked on the way).
+    static func tokenByteCounts(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader) -> [Int] {
+        guard let raw = try? reader.bytes(tokenIndex, count: 512, limit: 512) else { return [] }
+        return (0..<256).map { i in
+            let offset = UInt64(raw[2 * i]) | UInt64(raw[2 * i + 1]) << 8
+            return (try? reader.cString(tokenTable + offset, max: Kallsyms.maxTokenBytes + 1).count) ?? Int.max / 1024
+        }
+    }
+
+    /// Walks `count` name entries from `start`; nil unless every 256th lands on its marker
+    /// and every name is of a plausible length.
+    static func walkNames(_ b: [UInt8], from start: Int, count: Int, markers: [Int], tokenLengths: [Int]) -> Int? {
+        guard tokenLengths.count == 256 else { return nil }
+        var p = start
+        for i in 0..<count {
+            if i % 256 == 0 { guard p - start == markers[i / 256] else { return nil } }
+            guard p < b.count else { return nil }
+            var length = Int(b[p]); p += 1
+            if length & 0x80 != 0 { guard p < b.count else { return nil }; length = (length & 0x7f) | Int(b[p]) << 7; p += 1 }
+            guard length > 0, p + length <= b.count else { return nil }
+            var bytes = 0
+            for t in b[p..<(p + length)] { bytes += tokenLengths[Int(t)] }
+            guard bytes >= 2, bytes <= Kallsyms.maxNameBytes else { return nil }
+            p += length
+        }
+        return p
+    }
+
+    /// The address table next to names: offsets + relative_base below num_syms (up to
+    /// 6.x), kallsyms_addresses below num_syms (without base-relative), or offsets +
+    /// relative_base after the token index (later kernels). The one whose decoded
+    /// addresses are in order, as scripts/kallsyms sorts them, wins.
+    static func addresses(names: UInt64, numSyms: UInt64, count: Int, tokenTable: UInt64, tokenIndex: UInt64,
+                          wordSize w: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+        var candidates: [Kallsyms.Tables] = []
+        let base = Kallsyms.Tables(numSyms: numSyms, names: names, tokenTable: tokenTable, tokenIndex: tokenIndex)
+        let relativeBase = (numSyms - w) & ~(w - 1)
+        var t = base
+        t.relativeBase = relativeBase
+        t.offsets = relativeBase - UInt64(4 * count)
+        candidates.append(t)
+        t = base
+        t.addresses = (numSyms - UInt64(count) * w) & ~(w - 1)
+        candidates.append(t)
+        t = base
+        t.offsets = (tokenIndex + 512 + 3) & ~3
+        t.relativeBase = (t.offsets! + UInt64(4 * count) + w - 1) & ~(w - 1)
+        candidates.append(t)
+        for c in candidates where inOrder(c, count: count, reader: reader) { return c }
+        throw KernelDataError("kallsyms", "found names (\(count) symbols at \(hex(names))) but no address table in order next to them")
+    }
+
+    /// Whether a candidate address table decodes to non-decreasing addresses under one of
+    /// the encodings (checked on the whole table: a wrong guess is out of order at once).
+    static func inOrder(_ t: Kallsyms.Tables, count: Int, reader: KernelReader) -> Bool {
+        if let table = t.addresses {
+            let w = reader.wordSize
+            guard let raw = try? reader.bytes(table, count: count * w, limit: Kallsyms.maxSymbols * 8) else { return false }
+            return raw.withUnsafeBytes { b in
+                var last: UInt64 = 0
+                for i in 0..<count {
+                    let a = w == 8 ? b.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) : UInt64(b.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                    if a < last || a == 0 { return false }
+                    last = a
+                }
+                return last >= 0xc000_0000
+            }
+        }
+        guard let offsets = t.offsets, let relativeBase = t.relativeBase,
+              let base = try? reader.word(relativeBase), base != 0,
+              let raw = try? reader.bytes(offsets, count: count * 4, limit: Kallsyms.maxSymbols * 4) else { return false }
+        return Kallsyms.encoding(raw: raw, count: count, base: base) != nil
+    }
+}
