@@ -41,7 +41,7 @@ let package = Package(
             ]
         ),
         // Prints timings; see Benchmarks/README.md. Never run by the tests.
-        .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport"], path: "Benchmarks/xenctx-bench"),
+        .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport", "GuestKernel"], path: "Benchmarks/xenctx-bench"),
         .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
         .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),

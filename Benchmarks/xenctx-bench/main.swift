@@ -1,5 +1,6 @@
 // Prints timings of the operations an outage depends on. Run through Benchmarks/run.sh,
 // which builds in release mode and prepares the inputs. Figures are medians.
+import GuestKernel
 import Symbols
 import VCPUContext
 import XenctxReport
@@ -61,7 +62,62 @@ case "report":
         bytes = try Report(guest: guest, options: options).renderAll().text.utf8.count
     }
     print("full -s MAP -S -C report on \(rest[0].split(separator: "/").last!) (System.map preloaded, \(bytes) bytes out): \(ms(t)) median of 21")
+case "kernel":
+    // What the guest says about itself, phase by phase, on a real core.
+    guard let path = args.dropFirst().first else { print("usage: xenctx-bench kernel CORE"); exit(64) }
+    let guest = try Guest(core: XenCore(path: path))
+    guard let reader = KernelReader(guest: guest) else { print("no guest memory"); exit(1) }
+    _ = guest.frames?.page(0)   // build the frame index first: its cost is the core's, not ours
+    var located: LocatedVMCoreInfo? = nil
+    let tLocate = median(21) { located = try? VMCoreInfoLocator.locate(guest: guest, reader: reader) }
+    let name = path.split(separator: "/").last!
+    if let located {
+        print("\(name): find VMCOREINFO: \(ms(tLocate)) (\(located.pagesScanned) pages of the image window)")
+    } else {
+        print("\(name): no VMCOREINFO: search of the image window \(ms(tLocate))")
+    }
+    let tables = located.flatMap { Kallsyms.Tables(vmcoreinfo: $0.info) }
+    let tFind = median(5) { _ = try? KallsymsFinder.locate(guest: guest, reader: reader) }
+    print("\(name): find kallsyms by content (no VMCOREINFO needed): \(ms(tFind))")
+    let found = try tables ?? KallsymsFinder.locate(guest: guest, reader: reader).tables
+    var count = 0
+    let tDecode = try median(11) { count = try Kallsyms.decode(tables: found, reader: reader, stext: located?.info.symbol("_stext")).count }
+    print("\(name): decode kallsyms (\(count) symbols, names and addresses): \(ms(tDecode))")
+    let decoded = try Kallsyms.decode(tables: found, reader: reader, stext: located?.info.symbol("_stext"))
+    let tMap = try median(11) { _ = try SystemMap(addresses: decoded.addresses, types: decoded.types, names: decoded.names, path: "kallsyms") }
+    print("\(name): build the symbol table from them: \(ms(tMap))")
+    let kernel = GuestKernel(guest: guest)!
+    let map = try? kernel.symbols().get().map
+    var records = 0
+    let tLog = median(11) { records = (try? kernel.log(symbols: map).get().records.count) ?? -1 }
+    print("\(name): read the kernel log (\(records) records): \(ms(tLog))")
+case "grow":
+    // VMCOREINFO's search must not grow with RAM: the same guest in 4 GiB and 64 GiB cores
+    // (the real pages, then sparse holes), timed after the core's frame index is built.
+    guard let path = args.dropFirst().first else { print("usage: xenctx-bench grow CORE"); exit(64) }
+    let core = try XenCore(path: path)
+    let guest = try Guest(core: core)
+    let frames = guest.frames as! CoreFrames
+    let real = frames.slots()
+    for (label, total) in [("as is", real.count), ("4 GiB", 1 << 20), ("64 GiB", 1 << 24)] where total >= real.count {
+        let out = "/tmp/xenctx-bench-grow-\(total).core"
+        var all = real.map { (pfn: $0.pfn, gmfn: $0.frame) }
+        let lastPFN = real.map(\.pfn).max() ?? 0
+        all += (0..<UInt64(total - real.count)).map { (pfn: lastPFN + 1 + $0, gmfn: core.isPV ? 0x1000_0000 + $0 : 0) }
+        let writer = DumpCoreWriter(machine: core.machine, magic: core.isPV ? XenCoreLayout.magicPV : XenCoreLayout.magicHVM,
+                                    entrySize: core.contextEntrySize, contexts: (0..<core.vcpuEntryCount).map { Array(core.contextBytes(entry: $0)!.bytes) },
+                                    frames: all)
+        try writer.write(to: out) { i in i < real.count ? Array(frames.page(slot: i)) : nil }
+        let grown = try Guest(core: XenCore(path: out))
+        let clock = ContinuousClock()
+        let tIndex = clock.measure { _ = grown.frames?.page(0) }
+        let reader = KernelReader(guest: grown)!
+        var pages = 0
+        let t = median(11) { pages = (try? VMCoreInfoLocator.locate(guest: grown, reader: reader).pagesScanned) ?? -1 }
+        print("\(path.split(separator: "/").last!) \(label) (\(total) pages): find VMCOREINFO \(ms(t)) (\(pages) pages searched); first page lookup, which builds the core's frame index: \(ms(tIndex))")
+        unlink(out)
+    }
 default:
-    print("usage: xenctx-bench open | map SYSTEM.MAP | report CORE SYSTEM.MAP")
+    print("usage: xenctx-bench open | map SYSTEM.MAP | report CORE SYSTEM.MAP | kernel CORE | grow CORE")
     exit(64)
 }

@@ -53,7 +53,7 @@ public struct GuestKernel: Sendable {
             }
             let decoded = try Kallsyms.decode(tables: tables, reader: reader, stext: info?.symbol("_stext"))
             let map: SystemMap
-            do { map = try SystemMap(entries: decoded.symbols, path: "the guest's kallsyms") } catch {
+            do { map = try SystemMap(addresses: decoded.addresses, types: decoded.types, names: decoded.names, path: "the guest's kallsyms") } catch {
                 throw KernelDataError("kallsyms", "\(error)")
             }
             return Symbols(map: map, tables: tables, encoding: decoded.encoding, how: how, time: clock.now - start)

@@ -51,8 +51,12 @@ public enum Kallsyms {
     public enum AddressEncoding: String, Sendable { case absolute, relative, absolutePercpu = "relative, absolute per-CPU" }
 
     public struct Decoded: Sendable {
-        public let symbols: [(address: UInt64, type: Character, name: String)]
+        /// Parallel arrays, in the tables' order: address, System.map type letter, name.
+        public let addresses: [UInt64]
+        public let types: [UInt8]
+        public let names: [String]
         public let encoding: AddressEncoding
+        public var count: Int { names.count }
     }
 
     static func relative(_ o: Int32, _ base: UInt64) -> UInt64 { base &+ UInt64(UInt32(bitPattern: o)) }
@@ -99,37 +103,28 @@ public enum Kallsyms {
             tokens.append(token)
         }
 
-        // Names, read in chunks as the decoder reaches them.
-        var names = ChunkReader(reader: reader, base: t.names, limit: maxNamesTable)
-        var decodedNames: [(type: Character, name: String)] = []
+        // Names: the table lies below the token table in every layout, so read it whole
+        // when that bound is sane; otherwise in chunks as the decoder reaches them.
+        var types: [UInt8] = [], decodedNames: [String] = []
+        types.reserveCapacity(count)
         decodedNames.reserveCapacity(count)
-        var expanded = [UInt8]()
-        expanded.reserveCapacity(maxNameBytes)
-        for i in 0..<count {
-            do {
-                var length = Int(try names.next())
-                if length & 0x80 != 0 { length = (length & 0x7f) | Int(try names.next()) << 7 }
-                guard length > 0 else { throw KernelDataError("kallsyms", "symbol \(i) has an empty name") }
-                expanded.removeAll(keepingCapacity: true)
-                for _ in 0..<length {
-                    expanded += tokens[Int(try names.next())]
-                    guard expanded.count <= maxNameBytes else {
-                        throw KernelDataError("kallsyms", "symbol \(i)'s name is longer than \(maxNameBytes) bytes: not a kallsyms table")
-                    }
+        let span = t.tokenTable &- t.names
+        if t.tokenTable > t.names, span <= UInt64(maxNamesTable), let table = try? reader.bytes(t.names, count: Int(span), limit: maxNamesTable) {
+            try decodeNames(table, count: count, tokens: tokens) { types.append($0); decodedNames.append($1) }
+        } else {
+            var names = ChunkReader(reader: reader, base: t.names, limit: maxNamesTable)
+            var table: [UInt8] = []
+            // Gather the entries byte by byte (a slow path for unusual layouts), then decode.
+            for i in 0..<count {
+                do {
+                    var length = Int(try names.next()); table.append(UInt8(length))
+                    if length & 0x80 != 0 { let hi = try names.next(); table.append(hi); length = (length & 0x7f) | Int(hi) << 7 }
+                    for _ in 0..<length { table.append(try names.next()) }
+                } catch {
+                    throw KernelDataError("kallsyms", "kallsyms_names (symbol \(i)) unreadable: \(error)")
                 }
-            } catch let e as MemoryFault {
-                throw fault("kallsyms_names (symbol \(i))", e)
-            } catch let e as KernelDataError {
-                throw e
-            } catch {
-                throw KernelDataError("kallsyms", "\(error)")
             }
-            guard expanded.count >= 2 else { throw KernelDataError("kallsyms", "symbol \(i) has no name after its type letter") }
-            let type = expanded[0]
-            guard (type | 0x20) >= UInt8(ascii: "a") && (type | 0x20) <= UInt8(ascii: "z") || type == UInt8(ascii: "?") else {
-                throw KernelDataError("kallsyms", "symbol \(i) has type byte \(type), not a letter: not a kallsyms table")
-            }
-            decodedNames.append((Character(UnicodeScalar(type)), String(decoding: expanded[1...], as: UTF8.self)))
+            try decodeNames(table, count: count, tokens: tokens) { types.append($0); decodedNames.append($1) }
         }
 
         // Addresses.
@@ -152,7 +147,7 @@ public enum Kallsyms {
             do { base = try reader.word(baseAddress) } catch { throw fault("kallsyms_relative_base", error) }
             do { raw = try reader.bytes(table, count: count * 4, limit: maxSymbols * 4) } catch { throw fault("kallsyms_offsets", error) }
             var usePercpu: Bool
-            if let stext, let i = decodedNames.firstIndex(where: { $0.name == "_stext" }) {
+            if let stext, let i = decodedNames.firstIndex(of: "_stext") {
                 let o = raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * 4, as: Int32.self) }
                 if relative(o, base) == stext { usePercpu = false } else if percpu(o, base) == stext { usePercpu = true } else {
                     throw KernelDataError("kallsyms", "neither address encoding puts _stext at \(hex(stext)) where VMCOREINFO has it (relative base \(hex(base))): the tables do not belong together")
@@ -173,8 +168,59 @@ public enum Kallsyms {
         } else {
             throw KernelDataError("kallsyms", "neither kallsyms_addresses nor kallsyms_offsets with kallsyms_relative_base is known")
         }
-        let symbols = (0..<count).map { (address: addresses[$0], type: decodedNames[$0].type, name: decodedNames[$0].name) }
-        return Decoded(symbols: symbols, encoding: encoding)
+        return Decoded(addresses: addresses, types: types, names: decodedNames, encoding: encoding)
+    }
+}
+
+extension Kallsyms {
+    /// Expands `count` compressed names from `table`, calling `emit` with each type letter
+    /// and name. Tokens are flattened into one buffer, names built in a fixed buffer.
+    static func decodeNames(_ table: [UInt8], count: Int, tokens: [[UInt8]],
+                            emit: (UInt8, String) -> Void) throws(KernelDataError) {
+        var flat: [UInt8] = []
+        var start = [Int](repeating: 0, count: 257)
+        for (i, t) in tokens.enumerated() { start[i] = flat.count; flat += t }
+        start[256] = flat.count
+        var failure: KernelDataError? = nil
+        table.withUnsafeBufferPointer { b in
+            flat.withUnsafeBufferPointer { f in
+              start.withUnsafeBufferPointer { starts in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxNameBytes + maxTokenBytes) { name in
+                    var p = 0
+                    for i in 0..<count {
+                        guard p < b.count else { failure = KernelDataError("kallsyms", "kallsyms_names ends before symbol \(i) of \(count)"); return }
+                        var length = Int(b[p]); p += 1
+                        if length & 0x80 != 0 {
+                            guard p < b.count else { failure = KernelDataError("kallsyms", "kallsyms_names ends inside symbol \(i)"); return }
+                            length = (length & 0x7f) | Int(b[p]) << 7; p += 1
+                        }
+                        guard length > 0, p + length <= b.count else {
+                            failure = KernelDataError("kallsyms", "symbol \(i) has \(length == 0 ? "an empty name" : "a name past the end of kallsyms_names")"); return
+                        }
+                        var n = 0
+                        for j in p..<(p + length) {
+                            let t = Int(b[j])
+                            let tokenStart = starts[t], tokenLength = starts[t + 1] - tokenStart
+                            guard n + tokenLength <= maxNameBytes else {
+                                failure = KernelDataError("kallsyms", "symbol \(i)'s name is longer than \(maxNameBytes) bytes: not a kallsyms table"); return
+                            }
+                            // Tokens are a few bytes: a loop beats a call to memmove.
+                            for k in 0..<tokenLength { name[n + k] = f[tokenStart + k] }
+                            n += tokenLength
+                        }
+                        p += length
+                        guard n >= 2 else { failure = KernelDataError("kallsyms", "symbol \(i) has no name after its type letter"); return }
+                        let type = name[0]
+                        guard (type | 0x20) >= UInt8(ascii: "a") && (type | 0x20) <= UInt8(ascii: "z") || type == UInt8(ascii: "?") else {
+                            failure = KernelDataError("kallsyms", "symbol \(i) has type byte \(type), not a letter: not a kallsyms table"); return
+                        }
+                        emit(type, String(decoding: UnsafeBufferPointer(rebasing: name[1..<n]), as: UTF8.self))
+                    }
+                }
+              }
+            }
+        }
+        if let failure { throw failure }
     }
 }
 

@@ -52,17 +52,30 @@ public enum VMCoreInfoLocator {
         case .arm32, .x86_32:
             // PAGE_OFFSET (3G/1G split, as Debian builds): the image is at the start of
             // lowmem, which is mapped throughout, so search upwards.
-            return [Window(start: 0xc000_0000, end: 0xc000_0000 + (128 << 20), descending: false, name: "the start of lowmem (PAGE_OFFSET c0000000)")]
+            return [Window(start: 0xc000_0000, end: 0xc000_0000 + (64 << 20), descending: false, name: "the first 64 MiB of lowmem (PAGE_OFFSET c0000000)")]
         }
     }
 
     static let prefix = Array("OSRELEASE=".utf8)
+
+    /// Where the kernel's linear map of RAM can be (vmcoreinfo_data is a page from it):
+    /// x86_64's direct map with its KASLR range, arm64's linear map below PAGE_END, and
+    /// 32-bit lowmem.
+    static func directMap(guest: Guest) -> ClosedRange<UInt64> {
+        switch guest.description.architecture {
+        case .x86_64: return 0xffff_8800_0000_0000...0xffff_c87f_ffff_ffff
+        case .aarch64:
+            let vaBits = UInt64(min(max(guest.kernelVABits, 36), 52))
+            return (~UInt64(0) << vaBits)...((~UInt64(0) << (vaBits - 1)) - 1)
+        case .arm32, .x86_32: return 0xc000_0000...0xffff_ffff
+        }
+    }
     /// At most this many pages are visited in all (512 MiB of mapped image window).
     static let maxPages = 1 << 17
 
     public static func locate(guest: Guest, reader: KernelReader) throws(KernelDataError) -> LocatedVMCoreInfo {
         let w = reader.wordSize
-        let kernelHalf: UInt64 = w == 8 ? 0xffff_0000_0000_0000 : 0xc000_0000
+        let direct = directMap(guest: guest)
         var checked = Set<UInt64>()
         var found: (UInt64, VMCoreInfo, String)? = nil
         var lastError: KernelDataError? = nil
@@ -79,21 +92,28 @@ public enum VMCoreInfoLocator {
             }
         }
 
-        for window in windows(guest: guest) {
+        for var window in windows(guest: guest) {
+            // Upwards, .text comes first and holds many words that look like page pointers
+            // (ARM instructions): start at the kallsyms tables in .rodata when they are found.
+            if !window.descending, let found = try? KallsymsFinder.locate(guest: guest, reader: reader),
+               (window.start..<window.end).contains(found.tables.tokenTable) {
+                window = Window(start: found.tables.tokenTable & ~0xfff, end: window.end, descending: false,
+                                name: window.name + " above the kallsyms tables")
+                pages += found.pagesScanned
+            }
             reader.forEachMappedPage(from: window.start, to: window.end, descending: window.descending, maxPages: maxPages - pages) { va, page in
                 pages += 1
                 // A pointer to the page that holds the text (Linux >= 4.15).
-                let count = 4096 / w
-                var i = window.descending ? count - 1 : 0
-                for _ in 0..<count {
+                var candidates = pageAlignedWords(page, width: w)
+                if window.descending { candidates.reverse() }
+                for i in candidates {
                     let p = w == 8 ? page.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)
                                    : UInt64(page.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
-                    if p & 0xfff == 0, p >= kernelHalf, checked.count < 4096, checked.insert(p).inserted,
+                    if direct.contains(p), checked.count < 4096, checked.insert(p).inserted,
                        let target = try? reader.bytes(p, count: prefix.count, limit: prefix.count), target == prefix,
                        tryText(at: p, how: "through the pointer at \(hex(va + UInt64(i * w))) in \(window.name) (vmcoreinfo_data)") {
                         return false
                     }
-                    i += window.descending ? -1 : 1
                 }
                 // The text itself in the image (a static array before Linux 4.15), not the
                 // format string "OSRELEASE=%s".
@@ -115,6 +135,26 @@ public enum VMCoreInfoLocator {
     }
 }
 
+/// Indices of the non-zero, page-aligned words of a page (candidate page pointers).
+/// Eight bytes at a time: .bss is mostly zeros, and most other words are not aligned.
+func pageAlignedWords(_ page: UnsafeRawBufferPointer, width: Int) -> [Int] {
+    var out: [Int] = []
+    var o = 0
+    while o + 8 <= page.count {
+        let v = page.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+        if v != 0 {
+            if width == 8 {
+                if v & 0xfff == 0 { out.append(o / 8) }
+            } else {
+                if v & 0xfff == 0 && v & 0xffff_ffff != 0 { out.append(o / 4) }
+                if (v >> 32) & 0xfff == 0 && v >> 32 != 0 { out.append(o / 4 + 1) }
+            }
+        }
+        o += 8
+    }
+    return out
+}
+
 /// The first offset at or after `from` where `needle` occurs wholly inside `page`.
 func find(_ needle: [UInt8], in page: UnsafeRawBufferPointer, from: Int) -> Int? {
     guard let base = page.baseAddress, !needle.isEmpty else { return nil }
@@ -122,7 +162,8 @@ func find(_ needle: [UInt8], in page: UnsafeRawBufferPointer, from: Int) -> Int?
     while i + needle.count <= page.count {
         guard let hit = memchr(base + i, Int32(needle[0]), page.count - needle.count + 1 - i) else { return nil }
         let offset = UnsafeRawPointer(hit) - base
-        if memcmp(hit, needle, needle.count) == 0 { return offset }
+        // Check the second byte inline: the first alone matches often in code.
+        if needle.count < 2 || page[offset + 1] == needle[1], memcmp(hit, needle, needle.count) == 0 { return offset }
         i = offset + 1
     }
     return nil

@@ -52,12 +52,14 @@ public struct KernelAddressClassifier: Sendable {
 
 /// Makes text from files or guest memory safe to print: control characters and invalid
 /// bytes become `\xNN`, so a hostile string cannot drive the terminal.
+/// Text such as the kernel log keeps its tabs (`allowTab`), which move the cursor only.
 public enum TerminalSafe {
-    public static func escape(_ s: String) -> String {
-        if s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) }) { return s }
+    public static func escape(_ s: String, allowTab: Bool = false) -> String {
+        func unsafe(_ v: UInt32) -> Bool { (v < 0x20 && !(allowTab && v == 0x09)) || v == 0x7f || (0x80...0x9f).contains(v) }
+        if !s.unicodeScalars.contains(where: { unsafe($0.value) }) { return s }
         var out = ""
         for scalar in s.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value) {
+            if unsafe(scalar.value) {
                 let h = String(scalar.value, radix: 16)
                 out += "\\x" + (h.count < 2 ? "0" + h : h)
             } else {

@@ -72,10 +72,29 @@ public struct SystemMap: Sendable {
     public init(entries: [(address: UInt64, type: Character, name: String)], path: String) throws(LoadError) {
         var parsed: [Symbol] = []
         var markers: [(String, UInt64)] = []
+        parsed.reserveCapacity(entries.count)
         for e in entries {
             if e.type == "U" || e.type == "v" || e.type == "w" { continue }
             if e.type != "A" && e.type != "a" { parsed.append(SystemMap.symbol(address: e.address, rawName: e.name)) }
-            if SystemMap.markerNames.contains(e.name) { markers.append((e.name, e.address)) }
+            if SystemMap.mayBeMarker(e.name), SystemMap.markerNames.contains(e.name) { markers.append((e.name, e.address)) }
+        }
+        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        self.init(sorting: parsed, markers: markers, skippedLines: 0)
+    }
+
+    /// A table from parallel arrays (the kernel's kallsyms, decoded): no `[module]`
+    /// suffixes to split, the same type rules as a System.map.
+    public init(addresses: [UInt64], types: [UInt8], names: [String], path: String) throws(LoadError) {
+        var parsed: [Symbol] = []
+        parsed.reserveCapacity(names.count)
+        var markers: [(String, UInt64)] = []
+        for i in 0..<min(addresses.count, types.count, names.count) {
+            switch types[i] {
+            case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"): continue
+            case UInt8(ascii: "A"), UInt8(ascii: "a"): break
+            default: parsed.append(Symbol(address: addresses[i], name: names[i], module: nil))
+            }
+            if SystemMap.mayBeMarker(names[i]), SystemMap.markerNames.contains(names[i]) { markers.append((names[i], addresses[i])) }
         }
         guard !parsed.isEmpty else { throw .noSymbols(path: path) }
         self.init(sorting: parsed, markers: markers, skippedLines: 0)
@@ -104,6 +123,11 @@ public struct SystemMap: Sendable {
     }
 
     static let markerNames: Set<String> = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"]
+    /// A cheap first test before hashing: every marker starts with "_" or "h".
+    static func mayBeMarker(_ name: String) -> Bool {
+        let first = name.utf8.first
+        return first == UInt8(ascii: "_") || first == UInt8(ascii: "h")
+    }
 
     /// `ADDR<space>TYPE<space>NAME`, as upstream's strtoull/isspace/isalpha checks accept it.
     static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, UInt8, String)? {
@@ -140,7 +164,7 @@ public struct SystemMap: Sendable {
 
     /// kallsyms appends `\t[module]`; keep the function name and the module apart.
     static func symbol(address: UInt64, rawName: String) -> Symbol {
-        if rawName.hasSuffix("]"), let open = rawName.lastIndex(of: "[") {
+        if rawName.utf8.last == UInt8(ascii: "]"), let open = rawName.lastIndex(of: "[") {
             let name = rawName[..<open].trimmingTrailingBlanks
             let module = rawName[rawName.index(after: open)..<rawName.index(before: rawName.endIndex)]
             if !name.isEmpty && !module.isEmpty { return Symbol(address: address, name: String(name), module: String(module)) }
@@ -199,4 +223,11 @@ extension SystemMap {
     }
 
     public func address(of name: String) -> UInt64? { symbols.first { $0.name == name }?.address }
+
+    /// The first address of each of `names`, in one pass over the table.
+    public func addresses(of names: Set<String>) -> [String: UInt64] {
+        var found: [String: UInt64] = [:]
+        for s in symbols where found.count < names.count && names.contains(s.name) && found[s.name] == nil { found[s.name] = s.address }
+        return found
+    }
 }

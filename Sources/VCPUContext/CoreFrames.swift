@@ -94,6 +94,16 @@ public final class CoreFrames: FrameSource {
         }
     }
 
+    /// Every usable slot's pfn and frame, in slot order (for tools that rewrite a core).
+    public func slots() -> [(pfn: UInt64, frame: UInt64)] {
+        (0..<availableCount).map { (pfn(slot: $0), frame(slot: $0)) }
+    }
+
+    /// The page in slot `slot`.
+    public func page(slot: Int) -> UnsafeRawBufferPointer {
+        core.file.bytes(at: core.pages.offset + UInt64(slot) * UInt64(XenCoreLayout.pageSize), count: XenCoreLayout.pageSize)!
+    }
+
     public func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
         guard let slot = slot(of: frame) else { return nil }
         return core.file.bytes(at: core.pages.offset + UInt64(slot) * UInt64(XenCoreLayout.pageSize), count: XenCoreLayout.pageSize)

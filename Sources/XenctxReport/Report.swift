@@ -1,3 +1,4 @@
+import GuestKernel
 import StackWalk
 import Symbols
 import VCPUContext
@@ -9,7 +10,12 @@ struct UnwindTables: Sendable {
     /// ARM32 EHABI index (`CONFIG_ARM_UNWIND`).
     let exidx: EHABIUnwinder.Tables?
 
-    init(symbols: SystemMap?, architecture: GuestArchitecture) {
+    /// How the EHABI index was found, when not by its symbols.
+    var exidxNote: String? = nil
+
+    /// `guest` is searched for the ARM32 index when the symbols lack its bounds (kallsyms
+    /// without data symbols): nil skips that search.
+    init(symbols: SystemMap?, architecture: GuestArchitecture, guest: Guest? = nil) {
         var wanted: [String: UInt64] = [:]
         let names: Set = ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]
         for s in symbols?.symbols ?? [] where names.contains(s.name) && wanted[s.name] == nil { wanted[s.name] = s.address }
@@ -21,6 +27,18 @@ struct UnwindTables: Sendable {
         }
         if architecture == .arm32, let start = wanted["__start_unwind_idx"], let stop = wanted["__stop_unwind_idx"] {
             exidx = EHABIUnwinder.Tables(start: start, stop: stop)
+        } else if architecture == .arm32, let guest, let map = symbols, map.stext != 0, map.etext > map.stext,
+                  let reader = KernelReader(guest: guest) {
+            // .ARM.exidx lies after .rodata, before the init sections.
+            var text = [map.stext...map.etext]
+            if map.sinittext != 0, map.einittext > map.sinittext { text.append(map.sinittext...map.einittext) }
+            let end = map.sinittext > map.etext ? map.sinittext : map.etext &+ (16 << 20)
+            if let found = EHABIIndexFinder.locate(reader: reader, text: text, from: map.etext, to: end) {
+                exidx = EHABIUnwinder.Tables(start: found.start, stop: found.stop)
+                exidxNote = "EHABI index found by content at \(hex(found.start))–\(hex(found.stop)) (\((found.stop - found.start) / 8) entries; the symbols do not name it)"
+            } else {
+                exidx = nil
+            }
         } else {
             exidx = nil
         }
@@ -42,21 +60,28 @@ public struct Report: Sendable {
         self.guest = guest
         self.options = options
         let arch = guest.description.architecture
-        let offset = options.symbols.map { KernelOffset.detect(map: $0, guest: guest) }
+        // Resolved symbols are already at the guest's addresses; a bare map is checked here.
+        let resolved = options.kernelOffset != nil
+        let offset = options.kernelOffset ?? options.symbols.map { KernelOffset.detect(map: $0, guest: guest) }
         kernelOffset = offset
         classifier = KernelAddressClassifier(
-            symbols: options.symbols.map { $0.shifted(by: offset?.offset ?? 0) },
+            symbols: resolved ? options.symbols : options.symbols.map { $0.shifted(by: offset?.offset ?? 0) },
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
             textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
-        unwindTables = UnwindTables(symbols: classifier.symbols, architecture: arch)
+        let needsTables = [.auto, .exidx, .orc].contains(options.unwind)
+        unwindTables = UnwindTables(symbols: classifier.symbols, architecture: arch, guest: needsTables ? guest : nil)
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.
     public struct Output: Sendable {
         public var text = ""
         public var errors: [String] = []
+        public init(text: String = "", errors: [String] = []) {
+            self.text = text
+            self.errors = errors
+        }
     }
 
     public enum SelectionError: Error, CustomStringConvertible {
@@ -72,7 +97,7 @@ public struct Report: Sendable {
     /// Renders the report; `emit` receives each vCPU's text as soon as it is ready.
     public func render(emit: (Output) -> Void) throws(SelectionError) {
         if options.describe { emit(Output(text: describeText())) }
-        if let k = kernelOffset, case .mismatch = k.finding {
+        if options.kernelOffset == nil, let k = kernelOffset, case .mismatch = k.finding {
             emit(Output(text: "", errors: ["symbol table: \(k.describe); symbols will be wrong"]))
         }
         if let n = options.vcpu, !guest.vcpus.indices.contains(n) {
@@ -159,7 +184,21 @@ public struct Report: Sendable {
         for e in d.evidence { s += "#   evidence: \(e)\n" }
         let start = options.kernelStart ?? guest.defaultKernelStart
         s += "# kernel_start: \(hex(start, width: d.wordSize * 2)) (\(options.kernelStart != nil ? "from -k" : "default for \(d.architecture.rawValue)"))\n"
+        if let kernel = options.kernel {
+            switch kernel.vmcoreinfo {
+            case .success(let l):
+                let i = l.info
+                s += "# kernel: Linux \(TerminalSafe.escape(i.osRelease))\(i.buildID.map { ", build id \($0)" } ?? ""), page size \(i.pageSize)"
+                s += i.kernelOffset.map { ", KERNELOFFSET \(hex($0))" } ?? ""
+                s += " (VMCOREINFO)\n"
+                s += "# VMCOREINFO: at \(hex(l.address)), found \(l.how); \(l.pagesScanned) pages searched in \(milliseconds(kernel.locateTime))\n"
+            case .failure(let e):
+                s += "# VMCOREINFO: \(e)\n"
+            }
+        }
+        for f in options.symbolFacts { s += "# \(f)\n" }
         if let k = kernelOffset { s += "# symbols: \(k.describe)\n" }
+        if let note = unwindTables.exidxNote { s += "# unwind: \(note)\n" }
         for f in guest.facts { s += "# \(f)\n" }
         for w in guest.warnings { s += "# warning: \(w)\n" }
         return s + "\n"

@@ -1,3 +1,4 @@
+import GuestKernel
 import StackWalk
 import Symbols
 
@@ -18,6 +19,12 @@ public struct ReportOptions: Sendable {
     public var memoryAddress: UInt64? = nil     // -m
     public var dumpAsStack: UInt64? = nil       // -d
     public var describe = false                 // --describe
+    /// The load offset of `symbols`, decided with them (`SymbolResolution`); nil: detect.
+    public var kernelOffset: KernelOffset? = nil
+    /// What the guest kernel says about itself (VMCOREINFO), for `--describe`.
+    public var kernel: GuestKernel? = nil
+    /// Lines for `--describe` about where the symbols came from.
+    public var symbolFacts: [String] = []
     public var unwind: UnwindMethod = .scan      // --unwind
     /// DWARF lines and inlined frames (--vmlinux with debug info).
     public var sourceLocator: (any SourceLocator)? = nil

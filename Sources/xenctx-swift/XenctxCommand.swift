@@ -1,5 +1,6 @@
 import ArgumentParser
 import ELFSymbols
+import GuestKernel
 import LiveDomain
 import Symbols
 import VCPUContext
@@ -43,7 +44,7 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: [.customShort("f"), .customLong("frame-pointers")], help: "Assume the kernel was compiled with frame pointers.")
     var framePointers = false
 
-    @Option(name: [.customShort("s"), .customLong("symbol-table")], help: ArgumentHelp("Read symbols from SYMTAB (System.map or /proc/kallsyms format).", valueName: "SYMTAB"))
+    @Option(name: [.customShort("s"), .customLong("symbol-table")], help: ArgumentHelp("Read symbols from SYMTAB (the guest kernel's System.map, or its /proc/kallsyms); it is checked against the guest. Without -s or --vmlinux, symbols come from the guest's own kallsyms in its memory.", valueName: "SYMTAB"))
     var symbolTable: String?
 
     @Flag(name: [.customShort("S"), .customLong("stack-trace")], help: "Print a complete stack trace (every stack word).")
@@ -85,8 +86,11 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("vmlinux"), help: ArgumentHelp("The guest kernel's ELF (e.g. Debian's linux-image-*-dbg vmlinux): its symbols when -s is not given, and with DWARF, file:line and inlined functions on every frame of an exact trace (--unwind).", valueName: "FILE"))
     var vmlinux: String?
 
-    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's: every text address on the stack), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables, found through -s), exidx (ARM32: the kernel's EHABI tables, through -s), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the most exact the inputs allow).", valueName: "METHOD"))
-    var unwind: String = "scan"
+    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's exactly: every text address on the stack, symbols only from -s), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables), exidx (ARM32: the kernel's EHABI tables), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the most exact the inputs allow). Without --unwind: upstream's scan, with the guest's own symbols when no file is given.", valueName: "METHOD"))
+    var unwind: String?
+
+    @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
+    var log = false
 
     @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
     var noPause = false
@@ -110,8 +114,7 @@ struct XenctxCommand: ParsableCommand {
         if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
         if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }
         if !(4...128).contains(bytesPerLine) { throw ValidationError("unsupported value (\(bytesPerLine)) for --bytes-per-line: needs to be 4 <= value <= 128") }
-        if ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx, cfi or auto") }
-        if (unwind == "orc" || unwind == "exidx") && symbolTable == nil && vmlinux == nil { throw ValidationError("--unwind \(unwind) reads the kernel's unwind tables through the System.map: give -s or --vmlinux") }
+        if let unwind, ReportOptions.UnwindMethod(rawValue: unwind) == nil { throw ValidationError("unknown --unwind method '\(unwind)': use scan, fp, orc, exidx, cfi or auto") }
         if unwind == "cfi" && vmlinux == nil { throw ValidationError("--unwind cfi uses the DWARF CFI of the kernel: give --vmlinux") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
@@ -137,7 +140,7 @@ struct XenctxCommand: ParsableCommand {
         options.allRegisters = all
         options.kernelStart = kernelStart.flatMap(parseHexAddress)
         options.stackTrace = stackTrace
-        options.unwind = ReportOptions.UnwindMethod(rawValue: unwind) ?? .scan
+        options.unwind = unwind.flatMap(ReportOptions.UnwindMethod.init(rawValue:)) ?? .scan
         options.framePointers = framePointers || options.unwind == .fp
         options.stackPages = stackPages
         options.bytesPerLine = bytesPerLine
@@ -148,27 +151,9 @@ struct XenctxCommand: ParsableCommand {
         options.dumpAsStack = dumpAsStack.flatMap(parseHexAddress)
         options.describe = describe
 
-        if let symbolTable {
-            do {
-                options.symbols = try SystemMap.load(path: symbolTable)
-            } catch {
-                fail("\(error)")
-            }
-        }
-
-        if let vmlinux {
-            do {
-                let elf = try ELFFile(path: vmlinux)
-                if options.symbols == nil { options.symbols = try elf.symbolTable() }
-                options.cfiUnwinder = elf
-                if elf.hasDWARF { options.sourceLocator = elf } else { warn("\(vmlinux) has no DWARF: symbols only, no file:line") }
-            } catch {
-                fail("\(error)")
-            }
-        }
-
+        let files = loadSymbolFiles()
         guard let core else {
-            try runLive(domid: UInt32(positional[0]) ?? 0, options: options)
+            try runLive(domid: UInt32(positional[0]) ?? 0, options: options, files: files)
             return
         }
         let guest: Guest
@@ -178,26 +163,139 @@ struct XenctxCommand: ParsableCommand {
             fail("\(error)")
         }
         for warning in guest.warnings { warn(warning) }
-
         var partial = !guest.warnings.isEmpty
-        let report = Report(guest: guest, options: options)
-        do {
-            try report.render { out in
-                writeStdout(out.text)
-                for e in out.errors { warn(e) }
-                if !out.errors.isEmpty { partial = true }
+        let prepared = prepare(guest: guest, files: files, options: options)
+        for w in prepared.warnings { warn(w) }
+        partial = partial || !prepared.warnings.isEmpty
+
+        if reportWanted {
+            let report = Report(guest: guest, options: prepared.options)
+            do {
+                try report.render { out in
+                    writeStdout(out.text)
+                    for e in out.errors { warn(e) }
+                    if !out.errors.isEmpty { partial = true }
+                }
+            } catch {
+                fail("\(error)")
             }
-        } catch {
-            fail("\(error)")
+        }
+        if log {
+            switch logText(prepared) {
+            case .success(let text):
+                writeStdout((reportWanted ? "Kernel log:\n" : "") + text)
+            case .failure(let no):
+                guard reportWanted else { fail(no.why) }
+                warn(no.why)
+                partial = true
+            }
         }
         if partial { throw ExitCode(ExitStatus.partial) }
+    }
+
+    struct NoLog: Error { let why: String }
+
+    /// Whether the vCPU report is printed: always, except for `--log` alone.
+    var reportWanted: Bool {
+        !log || allVCPUs || vcpuArgument != nil || memory != nil || dumpAsStack != nil || stackTrace || framePointers || all
+            || unwind != nil || describe
+    }
+
+    /// The symbol files the user gave, read (and checked for what they are) before the guest.
+    struct SymbolFiles {
+        var map: SystemMap?
+        var elf: ELFFile?
+        var identity: ELFIdentity?
+    }
+
+    func loadSymbolFiles() -> SymbolFiles {
+        var files = SymbolFiles()
+        if let symbolTable {
+            do { files.map = try SystemMap.load(path: symbolTable) } catch { fail("\(error)") }
+        }
+        if let vmlinux {
+            do {
+                let identity = try ELFIdentity(path: vmlinux)
+                guard identity.isLinuxKernel else {
+                    fail("--vmlinux \(TerminalSafe.escape(vmlinux)): an ELF file for \(identity.machineName), but not a Linux kernel image (no Linux note, no __ksymtab): give the guest kernel's vmlinux, e.g. from Debian's linux-image-*-dbg")
+                }
+                files.identity = identity
+                files.elf = try ELFFile(path: vmlinux)
+            } catch {
+                fail("\(error)")
+            }
+        }
+        return files
+    }
+
+    /// Symbols decided against the guest (a file checked, or the guest's kallsyms), the
+    /// kernel's self-description found, and what the report needs of them.
+    struct Prepared {
+        var options: ReportOptions
+        var kernel: GuestKernel?
+        var warnings: [String]
+    }
+
+    func prepare(guest: Guest, files: SymbolFiles, options base: ReportOptions) -> Prepared {
+        var options = base
+        let arch = guest.description.architecture
+        if let identity = files.identity, let vmlinux {
+            let expected: UInt16
+            switch arch {
+            case .x86_64: expected = ELFIdentity.emX86_64
+            case .aarch64: expected = ELFIdentity.emAArch64
+            case .arm32: expected = ELFIdentity.emARM
+            case .x86_32: expected = ELFIdentity.em386
+            }
+            guard identity.machine == expected else {
+                fail("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
+            }
+        }
+        // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
+        let guestSymbols = unwind != "scan"
+        let kernel = (guestSymbols || log || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest) : nil
+        var inputs = SymbolResolution.Inputs()
+        inputs.map = files.map
+        inputs.mapPath = symbolTable
+        inputs.vmlinuxPath = vmlinux
+        inputs.vmlinuxBuildID = files.identity?.buildID
+        inputs.guestSymbols = guestSymbols
+        var warnings: [String] = []
+        if inputs.map == nil, let elf = files.elf {
+            do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { fail("\(error)") }
+        }
+        let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: inputs)
+        warnings += resolution.warnings
+        options.symbols = resolution.symbols
+        options.kernelOffset = resolution.kernelOffset
+        options.symbolFacts = resolution.symbolFacts
+        options.kernel = kernel
+        if let elf = files.elf, resolution.vmlinuxFits {
+            options.cfiUnwinder = elf
+            if elf.hasDWARF { options.sourceLocator = elf } else { warnings.append("\(TerminalSafe.escape(vmlinux ?? "")) has no DWARF: symbols only, no file:line") }
+        }
+        if let method = unwind, ["orc", "exidx"].contains(method), options.symbols == nil {
+            fail("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
+        }
+        return Prepared(options: options, kernel: kernel, warnings: warnings)
+    }
+
+    /// The kernel log as text, or one line saying why there is none.
+    func logText(_ prepared: Prepared) -> Result<String, NoLog> {
+        guard let kernel = prepared.kernel else {
+            return .failure(NoLog(why: "no kernel log: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has it"))
+        }
+        switch kernel.log(symbols: prepared.options.symbols) {
+        case .success(let log): return .success(LogText.render(log))
+        case .failure(let e): return .failure(NoLog(why: "no kernel log: \(e)"))
+        }
     }
 }
 
 extension XenctxCommand {
     /// A live domain: pause only while contexts and the pages the report needs are
     /// copied (the report is rendered into memory then), unpause, then print.
-    func runLive(domid: UInt32, options: ReportOptions) throws {
+    func runLive(domid: UInt32, options: ReportOptions, files: SymbolFiles) throws {
         let hv: LiveHypervisor
         do { hv = try LiveHypervisor() } catch { fail("\(error)") }
         if noPause { warn("--no-pause: the domain keeps running, so registers and memory may come from different moments") }
@@ -213,11 +311,20 @@ extension XenctxCommand {
             }
             return
         }
-        let out: Report.Output
+        var out: Report.Output
         let paused: Duration?
         do {
             (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
-                let report = try Report(guest: try hv.guest(domid: domid), options: options).renderAll()
+                let guest = try hv.guest(domid: domid)
+                let prepared = prepare(guest: guest, files: files, options: options)
+                var report = reportWanted ? try Report(guest: guest, options: prepared.options).renderAll() : Report.Output()
+                report.errors = prepared.warnings + report.errors
+                if log {
+                    switch logText(prepared) {
+                    case .success(let text): report.text += (reportWanted ? "Kernel log:\n" : "") + text
+                    case .failure(let no): report.errors.append(no.why)
+                    }
+                }
                 // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
                 if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
                 return report
@@ -232,11 +339,6 @@ extension XenctxCommand {
         }
         if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
     }
-}
-
-func milliseconds(_ d: Duration) -> String {
-    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    return "\((ms * 100).rounded() / 100) ms"
 }
 
 func parseHexAddress(_ s: String) -> UInt64? {

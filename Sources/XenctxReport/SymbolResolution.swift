@@ -1,0 +1,83 @@
+import GuestKernel
+import Symbols
+import VCPUContext
+
+/// Where the report's symbols come from and whether they fit the guest: a System.map or
+/// vmlinux the user gave (checked against what the guest says about itself), else the
+/// guest's own kallsyms. Decided once, before the report; `facts` go to `--describe`,
+/// `warnings` to stderr with exit status 1.
+public struct SymbolResolution: Sendable {
+    public var symbols: SystemMap?
+    public var kernelOffset: KernelOffset?
+    /// False when a vmlinux was found to be another build: its DWARF must not be used.
+    public var vmlinuxFits = true
+    public var symbolFacts: [String] = []
+    public var warnings: [String] = []
+
+    /// What the user gave.
+    public struct Inputs: Sendable {
+        public var map: SystemMap?
+        public var mapPath: String?
+        /// The vmlinux's path, build id and whether its symbols are `map` (no -s given).
+        public var vmlinuxPath: String?
+        public var vmlinuxBuildID: String?
+        public var mapIsFromVmlinux = false
+        /// Read kallsyms from guest memory when no file is given (off for upstream's exact output).
+        public var guestSymbols = true
+        public init() {}
+    }
+
+    public init(guest: Guest, kernel: GuestKernel?, inputs: Inputs) {
+        let info = try? kernel?.vmcoreinfo.get().info
+        let build = info.map { "Linux \($0.osRelease)" + ($0.buildID.map { ", build id \($0)" } ?? "") + ", \(guest.description.architecture.rawValue)" }
+        var useGuest = inputs.map == nil && inputs.guestSymbols
+
+        if let path = inputs.vmlinuxPath, let guestID = info?.buildID {
+            if let id = inputs.vmlinuxBuildID, id != guestID {
+                warnings.append("--vmlinux \(TerminalSafe.escape(path)) is another build: its build id is \(id), the guest runs \(build!); its symbols and source lines are not used")
+                vmlinuxFits = false
+            } else if let id = inputs.vmlinuxBuildID {
+                symbolFacts.append("vmlinux: build id \(id) matches the guest's VMCOREINFO")
+            } else {
+                symbolFacts.append("vmlinux: has no build id note to check against the guest's (\(guestID))")
+            }
+        }
+
+        if var map = inputs.map, vmlinuxFits || !inputs.mapIsFromVmlinux {
+            let offset = KernelOffset.detect(map: map, guest: guest, vmcoreinfo: info)
+            let name = inputs.mapIsFromVmlinux ? "the vmlinux's symbol table" : "symbol table \(TerminalSafe.escape(inputs.mapPath ?? ""))"
+            if offset.isMismatch {
+                warnings.append("\(name): \(offset.describe); symbols will be wrong")
+                // The guest's own names are right where the file's are not.
+                if inputs.guestSymbols, let own = kernel.flatMap({ try? $0.symbols().get() }) {
+                    warnings.append("using the guest's own kallsyms (\(own.map.symbols.count) symbols) instead of \(name)")
+                    map = own.map
+                    kernelOffset = KernelOffset(finding: .own)
+                    symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how)), in place of \(name)")
+                    symbols = map
+                    return
+                }
+            }
+            symbols = map.shifted(by: offset.offset)
+            kernelOffset = offset
+            return
+        } else if inputs.map != nil {
+            useGuest = inputs.guestSymbols
+        }
+
+        guard useGuest, let kernel else { return }
+        switch kernel.symbols() {
+        case .success(let own):
+            symbols = own.map
+            kernelOffset = KernelOffset(finding: .own)
+            symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how); \(own.encoding.rawValue) addresses; \(milliseconds(own.time)))")
+        case .failure(let e):
+            symbolFacts.append("symbols: none (no symbol file given, and \(e))")
+        }
+    }
+}
+
+public func milliseconds(_ d: Duration) -> String {
+    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    return "\((ms * 100).rounded() / 100) ms"
+}
