@@ -59,14 +59,16 @@ public struct VMCoreInfo: Sendable, Equatable {
                 if let v = Self.number(value) { numbers[name] = v } else { ok = false }
             } else {
                 switch key {
-                case "OSRELEASE": release = value; ok = !value.isEmpty && value.count <= 64
+                case "OSRELEASE":
+                    ok = !value.isEmpty && value.count <= 64
+                    if ok, release == nil { release = value }
                 case "BUILD-ID":
                     ok = value.count <= 128 && value.count % 2 == 0 && value.allSatisfy(\.isHexDigit)
                     if ok { buildID = value.lowercased() }
                 case "PAGESIZE":
-                    pageSize = Int(value)
-                    ok = pageSize.map { $0 >= 4096 && $0 <= 1 << 20 && $0 & ($0 - 1) == 0 } ?? false
-                    if !ok { pageSize = nil }
+                    let v = Int(value)
+                    ok = v.map { $0 >= 4096 && $0 <= 1 << 20 && $0 & ($0 - 1) == 0 } ?? false
+                    if ok, pageSize == nil { pageSize = v }
                 case "KERNELOFFSET": kernelOffset = Self.hex(value); ok = kernelOffset != nil
                 default: other[key] = value
                 }

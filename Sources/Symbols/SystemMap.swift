@@ -23,6 +23,12 @@ public struct SystemMap: Sendable {
     /// Lines that were not symbol lines (reported, not fatal: upstream skips them too).
     public let skippedLines: Int
 
+    /// Which of several symbols at one address names the addresses after it. Upstream's
+    /// `lookup_symbol` takes the last in file order; the kernel (`get_symbol_pos`) the
+    /// first in kallsyms order, which puts plain names before `__section_start` markers.
+    public enum AliasRule: Sendable { case last, first }
+    public var aliasRule: AliasRule = .last
+
     public enum LoadError: Error, CustomStringConvertible, Equatable {
         case cannotRead(path: String, reason: String)
         case noSymbols(path: String)
@@ -98,6 +104,7 @@ public struct SystemMap: Sendable {
         }
         guard !parsed.isEmpty else { throw .noSymbols(path: path) }
         self.init(sorting: parsed, markers: markers, skippedLines: 0)
+        aliasRule = .first
     }
 
     private init(sorting parsed: [Symbol], markers: [(String, UInt64)], skippedLines skipped: Int) {
@@ -184,7 +191,13 @@ public struct SystemMap: Sendable {
         }
         if lo < symbols.count && symbols[lo].address == address { return (symbols[lo], 0) }
         guard lo > 0 else { return nil }
-        let s = symbols[lo - 1]
+        var i = lo - 1
+        if aliasRule == .first {
+            // Back to the first alias (bounded: aliases are a handful).
+            var steps = 0
+            while i > 0 && symbols[i - 1].address == symbols[i].address && steps < 64 { i -= 1; steps += 1 }
+        }
+        let s = symbols[i]
         let offset = address - s.address
         guard isPlausible(address: address, symbol: s, offset: offset) else { return nil }
         return (s, offset)

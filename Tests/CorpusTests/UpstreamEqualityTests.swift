@@ -2,7 +2,8 @@ import Foundation
 import Symbols
 import Testing
 
-/// Every upstream xenctx output stored with a case, against xenctx-swift on the case's core.
+/// Every upstream xenctx output stored with a case, against xenctx-swift on the case's core
+/// with `--unwind scan` (upstream's method, symbols only from -s).
 ///
 /// Truth: upstream's stdout, captured in the lab on the same paused domain (PROVENANCE).
 /// Our additions are removed before comparing: the `Stack pointer:`/`Stack note:` lines
@@ -20,7 +21,8 @@ struct UpstreamEqualityTests {
     @Test(arguments: runs)
     func matchesUpstream(_ run: Corpus.UpstreamRun) throws {
         let c = Corpus.named(run.caseName)
-        let result = try Tool.run(try Tool.arguments(for: run))
+        // `--unwind scan`: upstream's method and inputs exactly (no symbols from guest memory).
+        let result = try Tool.run(try Tool.arguments(for: run) + ["--unwind", "scan"])
         let ours = Self.withoutAdditions(result.stdout, arm: c.isARM)
         let expected = try expectation(for: run, ours: ours)
 

@@ -35,7 +35,8 @@ struct VMCoreInfoTests {
 
     @Test func cutMidLineDropsThePartialLine() throws {
         let text = Array(Self.sample.utf8)
-        let cut = Array(text[..<(text.firstIndex(of: UInt8(ascii: "S"))! + 12)])  // inside SYMBOL(init_uts_ns)
+        let symbolLine = Array(Self.sample.utf8).indices.first { Array(Self.sample.utf8)[$0...].starts(with: Array("SYMBOL(".utf8)) }!
+        let cut = Array(text[..<(symbolLine + 12)])  // inside SYMBOL(init_uts_ns)
         let v = try VMCoreInfo(text: cut)
         #expect(v.truncated)
         #expect(v.symbol("init_uts_ns") == nil)
