@@ -99,6 +99,11 @@ public final class CoreFrames: FrameSource {
         (0..<availableCount).map { (pfn(slot: $0), frame(slot: $0)) }
     }
 
+    /// Where `frame`'s page is in the core file (for tools that patch a copy of a core).
+    public func fileOffset(of frame: UInt64) -> UInt64? {
+        slot(of: frame).map { core.pages.offset + UInt64($0) * UInt64(XenCoreLayout.pageSize) }
+    }
+
     /// The page in slot `slot`.
     public func page(slot: Int) -> UnsafeRawBufferPointer {
         core.file.bytes(at: core.pages.offset + UInt64(slot) * UInt64(XenCoreLayout.pageSize), count: XenCoreLayout.pageSize)!
