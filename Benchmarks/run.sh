@@ -7,6 +7,10 @@ mkdir -p "$cache/maps" "$cache/x86-run1-lab-crash"
 unpack() { [ -f "$2" ] || xz -dc "$1" > "$2"; }
 unpack corpus/maps/6.1.0-56-amd64.System.map.xz "$cache/maps/6.1.0-56-amd64.System.map"
 unpack corpus/cases/x86-run1-lab-crash/lab-crash.core.xz "$cache/x86-run1-lab-crash/lab-crash.core"
+for c in arm-full-a64-crash/a64-crash arm-full-a32-crash/a32-crash arm-full-a32-crash-smp-bootoops1/a32-crash-smp-bootoops1; do
+    mkdir -p "$cache/$(dirname $c)"
+    unpack "corpus/cases/$c.core.xz" "$cache/$c.core"
+done
 swift build -c release --product xenctx-bench >/dev/null
 swift build -c release --product xenctx-swift >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -16,9 +20,20 @@ echo "machine: $(nproc) cores, $(uname -m); $(swift --version 2>&1 | head -1)"
 "$bin/xenctx-bench" open
 "$bin/xenctx-bench" map "$map"
 "$bin/xenctx-bench" report "$core" "$map"
+# What the guest says about itself (VMCOREINFO, kallsyms, the log), phase by phase.
+for c in x86-run1-lab-crash/lab-crash arm-full-a64-crash/a64-crash arm-full-a32-crash/a32-crash arm-full-a32-crash-smp-bootoops1/a32-crash-smp-bootoops1; do
+    "$bin/xenctx-bench" kernel "$cache/$c.core"
+done
+# Finding VMCOREINFO must not grow with RAM: the same guests in 4 GiB and 64 GiB cores.
+"$bin/xenctx-bench" grow "$cache/arm-full-a64-crash/a64-crash.core"
+"$bin/xenctx-bench" grow "$cache/x86-run1-lab-crash/lab-crash.core"
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 2 --runs 20 --style basic -N \
         "$bin/xenctx-swift -s $map -S -C --core $core" 2>&1 | grep -E "Time|Range"
+    # Symbols from guest memory against the System.map, whole command, same report.
+    hyperfine --warmup 3 --runs 30 --style basic -N \
+        -n "kallsyms from guest memory: --unwind auto -C" "$bin/xenctx-swift --unwind auto -C --core $core" \
+        -n "System.map: --unwind auto -C -s MAP" "$bin/xenctx-swift --unwind auto -C -s $map --core $core" 2>&1 | grep -E "Time|Range|faster|kallsyms|System.map"
 else
     echo "(install hyperfine to time the whole command)"
 fi

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs xenctx-swift on a bundled real case: a 32-bit ARM guest on arm64 Xen 4.17 after
-# `echo c > /proc/sysrq-trigger` (corpus/cases/arm-full-a32-crash), all vCPUs, with symbols.
+# Runs xenctx-swift on a bundled real core with no symbol file: a 32-bit ARM guest on arm64
+# Xen 4.17 that oopsed in PID 1 while booting (corpus/cases/arm-full-a32-crash-smp-bootoops1).
+# Everything named comes from the guest's own memory: kallsyms (found by content: the kernel
+# died before writing VMCOREINFO), its EHABI unwind tables, and its kernel log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
 cache=${XENCTX_CORPUS_CACHE:-.build/corpus-cache}
-mkdir -p "$cache/maps" "$cache/arm-full-a32-crash"
-core="$cache/arm-full-a32-crash/a32-crash.core"
-map="$cache/maps/6.1.0-50-armmp-lpae.System.map"
-[ -f "$core" ] || xz -dc corpus/cases/arm-full-a32-crash/a32-crash.core.xz > "$core"
-[ -f "$map" ] || xz -dc corpus/maps/6.1.0-50-armmp-lpae.System.map.xz > "$map"
+case=arm-full-a32-crash-smp-bootoops1
+mkdir -p "$cache/$case"
+core="$cache/$case/a32-crash-smp-bootoops1.core"
+[ -f "$core" ] || xz -dc "corpus/cases/$case/a32-crash-smp-bootoops1.core.xz" > "$core"
 swift build -c release --product xenctx-swift >&2
-"$(swift build -c release --show-bin-path)/xenctx-swift" --describe -s "$map" -C --core "$core" "$@"
+"$(swift build -c release --show-bin-path)/xenctx-swift" --describe --unwind auto -C -l 0 --log --core "$core" "$@"

@@ -240,7 +240,13 @@ extension SystemMap {
     /// The first address of each of `names`, in one pass over the table.
     public func addresses(of names: Set<String>) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
-        for s in symbols where found.count < names.count && names.contains(s.name) && found[s.name] == nil { found[s.name] = s.address }
+        // Compare first bytes before hashing whole names: most symbols fail there.
+        var firsts = [Bool](repeating: false, count: 256)
+        for n in names { if let b = n.utf8.first { firsts[Int(b)] = true } }
+        for s in symbols where found.count < names.count {
+            guard let b = s.name.utf8.first, firsts[Int(b)], names.contains(s.name), found[s.name] == nil else { continue }
+            found[s.name] = s.address
+        }
         return found
     }
 }

@@ -16,9 +16,7 @@ struct UnwindTables: Sendable {
     /// `guest` is searched for the ARM32 index when the symbols lack its bounds (kallsyms
     /// without data symbols): nil skips that search.
     init(symbols: SystemMap?, architecture: GuestArchitecture, guest: Guest? = nil) {
-        var wanted: [String: UInt64] = [:]
-        let names: Set = ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]
-        for s in symbols?.symbols ?? [] where names.contains(s.name) && wanted[s.name] == nil { wanted[s.name] = s.address }
+        let wanted = symbols?.addresses(of: ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]) ?? [:]
         if architecture == .x86_64, let ip = wanted["__start_orc_unwind_ip"], let stop = wanted["__stop_orc_unwind_ip"],
            let entries = wanted["__start_orc_unwind"] {
             orc = ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries)
@@ -193,7 +191,7 @@ public struct Report: Sendable {
                 s += " (VMCOREINFO)\n"
                 s += "# VMCOREINFO: at \(hex(l.address)), found \(l.how); \(l.pagesScanned) pages searched in \(milliseconds(kernel.locateTime))\n"
             case .failure(let e):
-                s += "# VMCOREINFO: \(e)\n"
+                s += "# VMCOREINFO: \(e.reason)\n"
             }
         }
         for f in options.symbolFacts { s += "# \(f)\n" }

@@ -30,6 +30,11 @@ struct XenctxCommand: ParsableCommand {
         guest's own word size and kernel_start, and a `Stack pointer:` line naming the register \
         the stack was taken from and why. Addresses (-k, -m, -d) are hexadecimal, with or without 0x.
 
+        No symbol file is needed: the guest kernel's own kallsyms, VMCOREINFO and log are read \
+        from its memory (a core with guest RAM, or a live domain). A System.map or vmlinux that is \
+        given is checked against the guest; one of another build is a warning and exit status 1. \
+        `--unwind scan` reproduces upstream's output exactly (symbols only from -s).
+
         Exit status: 0 complete; 1 partial (something could not be read, see stderr); \
         2 nothing could be done; 64 usage error.
         """
