@@ -8,18 +8,14 @@ public enum LegacyLogBuffer {
     static let maxBufferBytes = 1 << 28
 
     public static func read(vmcoreinfo v: VMCoreInfo, reader: KernelReader) throws(KernelDataError) -> KernelLog {
-        func need<T>(_ value: T?, _ key: String) throws(KernelDataError) -> T {
-            guard let value else { throw KernelDataError("log_buf", "VMCOREINFO has no \(key)") }
-            return value
-        }
-        let bufSym = try need(v.symbol("log_buf"), "SYMBOL(log_buf)")
-        let lenSym = try need(v.symbol("log_buf_len"), "SYMBOL(log_buf_len)")
-        let firstSym = try need(v.symbol("log_first_idx"), "SYMBOL(log_first_idx)")
-        let nextSym = try need(v.symbol("log_next_idx"), "SYMBOL(log_next_idx)")
-        let headerSize = try need(v.size("printk_log"), "SIZE(printk_log)")
-        let tsOff = try need(v.offset("printk_log.ts_nsec"), "OFFSET(printk_log.ts_nsec)")
-        let lenOff = try need(v.offset("printk_log.len"), "OFFSET(printk_log.len)")
-        let textLenOff = try need(v.offset("printk_log.text_len"), "OFFSET(printk_log.text_len)")
+        let bufSym = try v.required(symbol: "log_buf", for: "log_buf")
+        let lenSym = try v.required(symbol: "log_buf_len", for: "log_buf")
+        let firstSym = try v.required(symbol: "log_first_idx", for: "log_buf")
+        let nextSym = try v.required(symbol: "log_next_idx", for: "log_buf")
+        let headerSize = try v.required(size: "printk_log", for: "log_buf")
+        let tsOff = try v.required(offset: "printk_log.ts_nsec", for: "log_buf")
+        let lenOff = try v.required(offset: "printk_log.len", for: "log_buf")
+        let textLenOff = try v.required(offset: "printk_log.text_len", for: "log_buf")
         let callerOff = v.offset("printk_log.caller_id")
         guard headerSize >= 12, headerSize <= 64, tsOff + 8 <= headerSize, lenOff + 2 <= headerSize, textLenOff + 2 <= headerSize else {
             throw KernelDataError("log_buf", "SIZE(printk_log) \(headerSize) and its offsets do not fit together")

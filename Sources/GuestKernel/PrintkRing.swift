@@ -21,30 +21,26 @@ public enum PrintkRing {
 
     /// Reads the ring whose `struct printk_ringbuffer` is at `rb`.
     static func readRing(at rb: UInt64, layout v: VMCoreInfo, reader: KernelReader) throws(KernelDataError) -> KernelLog {
-        func need<T>(_ value: T?, _ key: String) throws(KernelDataError) -> T {
-            guard let value else { throw KernelDataError("printk ring", "VMCOREINFO has no \(key)") }
-            return value
-        }
         func fault(_ what: String, _ e: MemoryFault) -> KernelDataError { KernelDataError("printk ring", "\(what) unreadable: \(e)") }
         let w = reader.wordSize
-        let descRingOff = try need(v.offset("printk_ringbuffer.desc_ring"), "OFFSET(printk_ringbuffer.desc_ring)")
-        let dataRingOff = try need(v.offset("printk_ringbuffer.text_data_ring"), "OFFSET(printk_ringbuffer.text_data_ring)")
-        let countBitsOff = try need(v.offset("prb_desc_ring.count_bits"), "OFFSET(prb_desc_ring.count_bits)")
-        let descsOff = try need(v.offset("prb_desc_ring.descs"), "OFFSET(prb_desc_ring.descs)")
-        let infosOff = try need(v.offset("prb_desc_ring.infos"), "OFFSET(prb_desc_ring.infos)")
-        let headOff = try need(v.offset("prb_desc_ring.head_id"), "OFFSET(prb_desc_ring.head_id)")
-        let tailOff = try need(v.offset("prb_desc_ring.tail_id"), "OFFSET(prb_desc_ring.tail_id)")
-        let sizeBitsOff = try need(v.offset("prb_data_ring.size_bits"), "OFFSET(prb_data_ring.size_bits)")
-        let dataOff = try need(v.offset("prb_data_ring.data"), "OFFSET(prb_data_ring.data)")
-        let descSize = try need(v.size("prb_desc"), "SIZE(prb_desc)")
-        let stateOff = try need(v.offset("prb_desc.state_var"), "OFFSET(prb_desc.state_var)")
-        let lposOff = try need(v.offset("prb_desc.text_blk_lpos"), "OFFSET(prb_desc.text_blk_lpos)")
-        let beginOff = try need(v.offset("prb_data_blk_lpos.begin"), "OFFSET(prb_data_blk_lpos.begin)")
-        let nextOff = try need(v.offset("prb_data_blk_lpos.next"), "OFFSET(prb_data_blk_lpos.next)")
-        let infoSize = try need(v.size("printk_info"), "SIZE(printk_info)")
-        let seqOff = try need(v.offset("printk_info.seq"), "OFFSET(printk_info.seq)")
-        let tsOff = try need(v.offset("printk_info.ts_nsec"), "OFFSET(printk_info.ts_nsec)")
-        let lenOff = try need(v.offset("printk_info.text_len"), "OFFSET(printk_info.text_len)")
+        let descRingOff = try v.required(offset: "printk_ringbuffer.desc_ring", for: "printk ring")
+        let dataRingOff = try v.required(offset: "printk_ringbuffer.text_data_ring", for: "printk ring")
+        let countBitsOff = try v.required(offset: "prb_desc_ring.count_bits", for: "printk ring")
+        let descsOff = try v.required(offset: "prb_desc_ring.descs", for: "printk ring")
+        let infosOff = try v.required(offset: "prb_desc_ring.infos", for: "printk ring")
+        let headOff = try v.required(offset: "prb_desc_ring.head_id", for: "printk ring")
+        let tailOff = try v.required(offset: "prb_desc_ring.tail_id", for: "printk ring")
+        let sizeBitsOff = try v.required(offset: "prb_data_ring.size_bits", for: "printk ring")
+        let dataOff = try v.required(offset: "prb_data_ring.data", for: "printk ring")
+        let descSize = try v.required(size: "prb_desc", for: "printk ring")
+        let stateOff = try v.required(offset: "prb_desc.state_var", for: "printk ring")
+        let lposOff = try v.required(offset: "prb_desc.text_blk_lpos", for: "printk ring")
+        let beginOff = try v.required(offset: "prb_data_blk_lpos.begin", for: "printk ring")
+        let nextOff = try v.required(offset: "prb_data_blk_lpos.next", for: "printk ring")
+        let infoSize = try v.required(size: "printk_info", for: "printk ring")
+        let seqOff = try v.required(offset: "printk_info.seq", for: "printk ring")
+        let tsOff = try v.required(offset: "printk_info.ts_nsec", for: "printk ring")
+        let lenOff = try v.required(offset: "printk_info.text_len", for: "printk ring")
         let callerOff = v.offset("printk_info.caller_id")
         let devOff = v.offset("printk_info.dev_info")
         let subsystemOff = v.offset("dev_printk_info.subsystem"), deviceOff = v.offset("dev_printk_info.device")

@@ -109,3 +109,19 @@ public struct VMCoreInfo: Sendable, Equatable {
         return s.count <= 20 ? Int64(s) : nil
     }
 }
+
+extension VMCoreInfo {
+    /// Keys a reader cannot do without: their absence is an error naming the key.
+    public func required(symbol name: String, for reader: String) throws(KernelDataError) -> UInt64 {
+        guard let v = symbols[name] else { throw KernelDataError(reader, "VMCOREINFO has no SYMBOL(\(name))") }
+        return v
+    }
+    public func required(offset path: String, for reader: String) throws(KernelDataError) -> Int {
+        guard let v = offsets[path] else { throw KernelDataError(reader, "VMCOREINFO has no OFFSET(\(path))") }
+        return v
+    }
+    public func required(size type: String, for reader: String) throws(KernelDataError) -> Int {
+        guard let v = sizes[type] else { throw KernelDataError(reader, "VMCOREINFO has no SIZE(\(type))") }
+        return v
+    }
+}
