@@ -13,9 +13,11 @@ let package = Package(
     targets: [
         // Guest kinds, register files, core files, guest memory and page tables.
         // Pure Swift over bytes: no Xen or elfutils headers, so it tests anywhere.
-        .target(name: "VCPUContext"),
+        .target(name: "VCPUContext", dependencies: ["SafeFile"]),
+        // Opening input files without blocking on FIFOs or trusting sizes.
+        .target(name: "SafeFile"),
         // System.map and upstream xenctx's address classification.
-        .target(name: "Symbols"),
+        .target(name: "Symbols", dependencies: ["SafeFile"]),
         // C bridge to libxenctrl/libxenforeignmemory, loaded with dlopen at run time:
         // the headers are needed to build (libxen-dev), the libraries only to inspect live domains.
         .target(name: "CXenLive", linkerSettings: [.linkedLibrary("dl")]),
@@ -24,7 +26,7 @@ let package = Package(
         // elfutils (libdwfl/libdw), loaded with dlopen: only --vmlinux needs it.
         .target(name: "CDwarf", linkerSettings: [.linkedLibrary("dl")]),
         // vmlinux symbols and DWARF source lines (file:line, inlined frames).
-        .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols", "StackWalk"]),
+        .target(name: "ELFSymbols", dependencies: ["CDwarf", "Symbols", "StackWalk", "SafeFile"]),
         // What the guest kernel says about itself in its memory: VMCOREINFO, kallsyms, the log.
         .target(name: "GuestKernel", dependencies: ["VCPUContext", "Symbols"]),
         // Stack dumps and call traces over guest memory.

@@ -1,3 +1,4 @@
+import SafeFile
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,21 +39,9 @@ public struct ELFIdentity: Sendable, Equatable {
 
     public init(path: String) throws(ReadError) {
         func no(_ why: String) -> ReadError { ReadError(path: path, reason: why) }
-        // O_NONBLOCK: a FIFO given as the file must not block the open.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw no(String(cString: strerror(errno))) }
+        let fd: Int32, size: Int
+        do { (fd, size) = try SafeFile.open(path, what: "a kernel ELF file") } catch { throw no(error.reason) }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw no(String(cString: strerror(errno))) }
-        switch st.st_mode & S_IFMT {
-        case S_IFREG: break
-        case S_IFDIR: throw no("it is a directory, not a kernel ELF file")
-        case S_IFIFO: throw no("it is a FIFO, not a kernel ELF file")
-        case S_IFCHR, S_IFBLK: throw no("it is a device, not a kernel ELF file")
-        case S_IFSOCK: throw no("it is a socket, not a kernel ELF file")
-        default: throw no("not a regular file")
-        }
-        let size = Int(st.st_size)
         func read(_ offset: Int, _ count: Int) -> [UInt8]? {
             guard offset >= 0, count >= 0, offset <= size, count <= size - offset else { return nil }
             var b = [UInt8](repeating: 0, count: count)
@@ -67,6 +56,7 @@ public struct ELFIdentity: Sendable, Equatable {
         func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
         func u32(_ b: [UInt8], _ o: Int) -> Int { u16(b, o) | u16(b, o + 2) << 16 }
         func u64(_ b: [UInt8], _ o: Int) -> Int { Int(clamping: UInt64(u32(b, o)) | UInt64(u32(b, o + 4)) << 32) }
+        if u16(h, 16) == 4 { throw no("it is a core file (ELF ET_CORE): give it with --core, and the guest kernel's vmlinux with --vmlinux") }
         machine = UInt16(u16(h, 18))
         is64Bit = wide
         let shoff = wide ? u64(h, 0x28) : u32(h, 0x20)

@@ -54,8 +54,10 @@ public struct KernelAddressClassifier: Sendable {
 /// bytes become `\xNN`, so a hostile string cannot drive the terminal.
 /// Text such as the kernel log keeps its tabs (`allowTab`), which move the cursor only.
 public enum TerminalSafe {
-    public static func escape(_ s: String, allowTab: Bool = false) -> String {
-        func unsafe(_ v: UInt32) -> Bool { (v < 0x20 && !(allowTab && v == 0x09)) || v == 0x7f || (0x80...0x9f).contains(v) }
+    public static func escape(_ s: String, allowTab: Bool = false, allowNewline: Bool = false) -> String {
+        func unsafe(_ v: UInt32) -> Bool {
+            (v < 0x20 && !(allowTab && v == 0x09) && !(allowNewline && v == 0x0a)) || v == 0x7f || (0x80...0x9f).contains(v)
+        }
         if !s.unicodeScalars.contains(where: { unsafe($0.value) }) { return s }
         var out = ""
         for scalar in s.unicodeScalars {

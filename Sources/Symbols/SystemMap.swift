@@ -32,10 +32,12 @@ public struct SystemMap: Sendable {
     public enum LoadError: Error, CustomStringConvertible, Equatable {
         case cannotRead(path: String, reason: String)
         case noSymbols(path: String)
+        case notASymbolTable(path: String, reason: String)
         public var description: String {
             switch self {
             case .cannotRead(let path, let reason): return "cannot read symbol table \(path): \(reason)"
             case .noSymbols(let path): return "\(path) has no symbol lines (expected `ADDRESS TYPE NAME`, as in System.map): is it the right file?"
+            case .notASymbolTable(let path, let reason): return "\(path) is not a symbol table: \(reason)"
             }
         }
     }

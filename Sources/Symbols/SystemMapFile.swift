@@ -1,26 +1,35 @@
+import SafeFile
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension SystemMap {
-    /// Reads and parses a System.map file (read whole: they are a few MB).
+    /// No System.map or kallsyms listing comes near this (Debian's are 3–5 MB).
+    public static let maxFileSize = 256 << 20
+
+    /// Reads and parses a System.map file: its kind and size are checked before anything
+    /// is read (a FIFO, a device or a 1 TiB sparse file is refused at once), then it is
+    /// read whole (bounded) and must look like a symbol table.
     public static func load(path: String) throws(LoadError) -> SystemMap {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .cannotRead(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .cannotRead(path: path, reason: String(cString: strerror(errno)))
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-            // A System.map is a few MB; refuse to read a multi-GB file given by mistake.
-            if bytes.count > 512 << 20 { throw .cannotRead(path: path, reason: "larger than 512 MiB: not a symbol table") }
+        let bytes: [UInt8]
+        do {
+            let (fd, size) = try SafeFile.open(path, what: "a symbol table", maxSize: maxFileSize)
+            defer { close(fd) }
+            bytes = try SafeFile.readAll(fd: fd, size: size, path: path)
+        } catch {
+            throw .cannotRead(path: path, reason: error.reason)
         }
-        return try SystemMap(bytes: bytes, path: path)
+        if bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
+            throw .notASymbolTable(path: path, reason: "it is an ELF file (a vmlinux goes with --vmlinux, a core with --core)")
+        }
+        if bytes.prefix(4096).contains(0) {
+            throw .notASymbolTable(path: path, reason: "it holds binary data (NUL bytes), not lines of text")
+        }
+        let map = try SystemMap(bytes: bytes, path: path)
+        // A text file with a few lines that happen to parse is not a symbol table.
+        if map.skippedLines > map.symbols.count {
+            throw .notASymbolTable(path: path, reason: "only \(map.symbols.count) of its \(map.symbols.count + map.skippedLines) lines are `ADDRESS TYPE NAME`")
+        }
+        return map
     }
 }

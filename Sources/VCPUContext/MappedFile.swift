@@ -1,3 +1,4 @@
+import SafeFile
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,22 +17,12 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws(CoreError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            throw CoreError(.cannotOpen, path: path, detail: String(cString: strerror(errno)))
+        let fd: Int32, fileSize: Int
+        do { (fd, fileSize) = try SafeFile.open(path, what: "a core file (one that can be mapped)") } catch {
+            throw CoreError(.cannotOpen, path: path, detail: error.reason)
         }
         defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 {
-            throw CoreError(.cannotOpen, path: path, detail: String(cString: strerror(errno)))
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            throw CoreError(.cannotOpen, path: path, detail: "it is a directory")
-        }
-        if (st.st_mode & S_IFMT) != S_IFREG {
-            throw CoreError(.cannotOpen, path: path, detail: "not a regular file (a core must be a file that can be mapped)")
-        }
-        size = Int(st.st_size)
+        size = fileSize
         if size == 0 {
             base = nil
             return

@@ -129,6 +129,10 @@ public final class XenCore: Sendable {
 
         // Notes: the header note says how many vCPUs and pages the other sections hold.
         let noteSection = try required(".note.Xen")
+        // xl writes about 1.4 KB of notes; a larger size is not copied, whatever it claims.
+        guard noteSection.size <= XenCoreLayout.maxNoteBytes else {
+            throw fail(.malformed, ".note.Xen claims \(noteSection.size) bytes; an xl core's notes are about 1.4 KB (at most \(XenCoreLayout.maxNoteBytes) are read)")
+        }
         guard noteSection.isComplete, let noteBytes = file.bytes(at: noteSection.offset, count: Int(noteSection.size)) else {
             throw fail(.truncated, ".note.Xen (offset \(noteSection.offset), \(noteSection.size) bytes) extends beyond the end of the file (\(file.size) bytes)")
         }

@@ -1,6 +1,8 @@
 /// Constants of the `xl dump-core` file format (tools/libs/guest/xg_core.[ch] and public
 /// elfnote.h in Xen; see `corpus/README.md` for the format note they were checked against).
 public enum XenCoreLayout {
+    /// The most `.note.Xen` bytes read (xl writes four notes, about 1.4 KB).
+    public static let maxNoteBytes: UInt64 = 64 << 10
     public static let elfHeaderSize = 64
     public static let sectionHeaderSize = 64
     /// Cores written by one toolstack have 6 or 7 sections; anything far beyond is corrupt.

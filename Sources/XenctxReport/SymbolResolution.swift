@@ -46,8 +46,13 @@ public struct SymbolResolution: Sendable {
         if var map = inputs.map, vmlinuxFits || !inputs.mapIsFromVmlinux {
             let offset = KernelOffset.detect(map: map, guest: guest, vmcoreinfo: info)
             let name = inputs.mapIsFromVmlinux ? "the vmlinux's symbol table" : "symbol table \(TerminalSafe.escape(inputs.mapPath ?? ""))"
-            if offset.isMismatch {
-                warnings.append("\(name): \(offset.describe); symbols will be wrong")
+            // Without _stext/_etext nothing counts as kernel text: stacks and traces would vanish.
+            let noText = map.stext == 0 || map.etext == 0
+            if noText {
+                warnings.append("\(name) has no _stext/_etext: it cannot say where the kernel's text is, so no stack or call trace could be shown from it")
+            }
+            if offset.isMismatch || noText {
+                if offset.isMismatch { warnings.append("\(name): \(offset.describe); symbols will be wrong") }
                 // The guest's own names are right where the file's are not.
                 if inputs.guestSymbols, let own = kernel.flatMap({ try? $0.symbols().get() }) {
                     warnings.append("using the guest's own kallsyms (\(own.map.symbols.count) symbols) instead of \(name)")

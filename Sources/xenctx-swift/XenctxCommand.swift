@@ -354,8 +354,11 @@ func parseHexAddress(_ s: String) -> UInt64? {
 }
 
 /// Writes all of `s` to a file descriptor (unbuffered, so stdout and stderr interleave in order).
+/// This is the one gate to the terminal: every string from a core, guest memory, a symbol
+/// file, an ELF or the command line passes here, and control characters other than the
+/// report's own newlines and tabs leave it escaped (`\x1b`), whatever path they took.
 func writeAll(_ fd: Int32, _ s: String) {
-    var s = s
+    var s = TerminalSafe.escape(s, allowTab: true, allowNewline: true)
     s.withUTF8 { buf in
         var done = 0
         while done < buf.count {

@@ -98,7 +98,9 @@ enum Tool {
 
     struct Result { let stdout: String; let stderr: String; let status: Int32 }
 
-    static func run(_ args: [String]) throws -> Result {
+    /// Runs the tool; one that has not ended after `timeout` seconds is killed (SIGKILL,
+    /// status 9), so a regression that blocks (on a FIFO, say) fails instead of hanging.
+    static func run(_ args: [String], timeout: Double = 120) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
@@ -106,6 +108,10 @@ enum Tool {
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        let pid = p.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         // Read both pipes to the end before waiting, so a large report cannot block the child.
         let errData = Mutex(Data())
         let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }

@@ -23,6 +23,7 @@ struct UpstreamEqualityTests {
         let c = Corpus.named(run.caseName)
         // `--unwind scan`: upstream's method and inputs exactly (no symbols from guest memory).
         let result = try Tool.run(try Tool.arguments(for: run) + ["--unwind", "scan"])
+        #expect(!HostileInputTests.hasRawControl(result.stdout + result.stderr), "raw control bytes in the output")
         let ours = Self.withoutAdditions(result.stdout, arm: c.isARM)
         let expected = try expectation(for: run, ours: ours)
 

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Opening a file the user named, as hostile input: never blocking on a FIFO or a device,
+/// never trusting a size before it is checked. One place for every input file (cores,
+/// symbol tables, kernel ELFs).
+public enum SafeFile {
+    public struct OpenError: Error, CustomStringConvertible, Equatable, Sendable {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    /// Opens `path` read-only. `O_NONBLOCK` makes opening a FIFO return at once, and the
+    /// kind is checked with `fstat` on the opened descriptor (no race with the name) before
+    /// any read: only regular files are accepted, and none larger than `maxSize`. `what`
+    /// names what the file should be, for the message ("a core", "a System.map").
+    public static func open(_ path: String, what: String, maxSize: Int? = nil) throws(OpenError) -> (fd: Int32, size: Int) {
+        func no(_ reason: String) -> OpenError { OpenError(path: path, reason: reason) }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw no(String(cString: strerror(errno))) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            close(fd)
+            throw no(String(cString: strerror(e)))
+        }
+        let kind: String?
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = nil
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "not a regular file"
+        }
+        if let kind {
+            close(fd)
+            throw no("it is \(kind), not \(what)")
+        }
+        let size = Int(st.st_size)
+        if let maxSize, size > maxSize {
+            close(fd)
+            throw no("\(size) bytes: larger than \(what) can be (\(maxSize >> 20) MiB at most)")
+        }
+        // Back to blocking reads: a regular file never blocks, and callers expect full reads.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, size)
+    }
+
+    /// The whole of a file opened by `open`, read with a bound the caller has checked.
+    public static func readAll(fd: Int32, size: Int, path: String) throws(OpenError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw OpenError(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "the file ended early (it is changing)") }
+            done += n
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+/// The outside fuzzing run's findings (issue #12), each as a fixture made from a corpus core
+/// by patching bytes: one clear message, the documented exit status, no raw control byte
+/// on the terminal, no blocking and no unbounded copy.
+@Suite(.serialized)
+struct HostileInputTests {
+    /// Control characters other than newline and tab: what a terminal would act on.
+    static func hasRawControl(_ s: String) -> Bool {
+        s.unicodeScalars.contains { ($0.value < 0x20 && $0.value != 0x0a && $0.value != 0x09) || $0.value == 0x7f || (0x80...0x9f).contains($0.value) }
+    }
+
+    /// A copy of a case's core with `patch` applied to its bytes.
+    func patched(_ name: String, as label: String, _ patch: (inout Data) throws -> Void) throws -> String {
+        let c = Corpus.named(name)
+        var data = try Data(contentsOf: URL(fileURLWithPath: try Corpus.corePath(c)))
+        try patch(&data)
+        let path = Corpus.cache.appendingPathComponent("\(name)/hostile-\(label).core").path
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func firstRange(of needle: String, in data: Data) throws -> Range<Data.Index> {
+        try #require(data.range(of: Data(needle.utf8)))
+    }
+
+    @Test func sectionNamesAreEscaped() throws {
+        let core = try patched("arm-run1-a32-crash", as: "shstrtab-esc") { d in
+            let r = try firstRange(of: ".note.Xen", in: d)
+            d[r.lowerBound + 1] = 0x1b
+        }
+        let r = try Tool.run(["--core", core])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\\x1bote.Xen"), "\(r.stderr)")
+        #expect(!Self.hasRawControl(r.stderr + r.stdout))
+    }
+
+    @Test func xenVersionStringsAreEscapedUnderDescribe() throws {
+        let core = try patched("arm-run1-a64-crash", as: "caps-esc") { d in
+            let r = try firstRange(of: "xen-3.0-aarch64", in: d)
+            d[r.lowerBound + 3] = 0x1b
+            d[r.lowerBound + 5] = 0x07
+        }
+        let r = try Tool.run(["--core", core, "--describe"])
+        #expect(r.stdout.contains("xen\\x1b3\\x070-aarch64"), "\(r.stdout)")
+        #expect(!Self.hasRawControl(r.stderr + r.stdout))
+    }
+
+    @Test func aHugeNoteSectionIsRefusedNotCopied() throws {
+        let core = try patched("arm-run1-a64-crash", as: "huge-note") { d in
+            // Section headers: find .note.Xen's by its name offset in .shstrtab.
+            let shoff = Int(d[40..<48].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            let shnum = Int(d[60]) | Int(d[61]) << 8, shstrndx = Int(d[62]) | Int(d[63]) << 8
+            func u64(_ o: Int) -> Int { Int(d[o..<(o + 8)].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }) }
+            let strtab = u64(shoff + shstrndx * 64 + 24)
+            for i in 0..<shnum {
+                let nameOffset = Int(d[shoff + i * 64]) | Int(d[shoff + i * 64 + 1]) << 8
+                if d[(strtab + nameOffset)...].starts(with: Data(".note.Xen".utf8)) {
+                    d.replaceSubrange((shoff + i * 64 + 32)..<(shoff + i * 64 + 40), with: [0, 0, 0, 0x80, 0, 0, 0, 0])
+                }
+            }
+        }
+        let clock = ContinuousClock()
+        var r: Tool.Result? = nil
+        let t = try clock.measure { r = try Tool.run(["--core", core], timeout: 30) }
+        #expect(r?.status == 2)
+        #expect(r?.stderr.contains(".note.Xen claims 2147483648 bytes") == true, "\(r?.stderr ?? "")")
+        #expect(t < .seconds(10))   // refused before any copy (it took 19.5 s and 4.2 GB before)
+    }
+
+    @Test func specialFilesAreRefusedWithoutBlocking() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("xenctx-hostile-fifo-\(getpid())").path
+        unlink(fifo)
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let core = try Corpus.corePath(Corpus.named("arm-run1-a64-crash"))
+        for args in [["--core", fifo], ["-s", fifo, "--core", core], ["--vmlinux", fifo, "--core", core]] {
+            let r = try Tool.run(args, timeout: 20)
+            #expect(r.status == 2 && r.stderr.contains("it is a FIFO"), "\(args): \(r.status) \(r.stderr)")
+        }
+        let zero = try Tool.run(["-s", "/dev/zero", "--core", core], timeout: 20)
+        #expect(zero.status == 2 && zero.stderr.contains("it is a character device, not a symbol table"), "\(zero.stderr)")
+        let sparse = FileManager.default.temporaryDirectory.appendingPathComponent("xenctx-hostile-1t-\(getpid())").path
+        try #require(FileManager.default.createFile(atPath: sparse, contents: nil))
+        defer { unlink(sparse) }
+        try #require(truncate(sparse, 1 << 40) == 0)
+        let big = try Tool.run(["-s", sparse, "--core", core], timeout: 20)
+        #expect(big.status == 2 && big.stderr.contains("larger than a symbol table can be"), "\(big.stderr)")
+    }
+
+    @Test func pathsFromTheCommandLineAreEscaped() throws {
+        let r = try Tool.run(["--core", "/nonexistent/\u{1b}]0;pwned\u{07}core"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\\x1b]0;pwned\\x07core"), "\(r.stderr)")
+        #expect(!Self.hasRawControl(r.stderr))
+    }
+
+    @Test func filesGivenForTheWrongOptionSaySo() throws {
+        let core = try Corpus.corePath(Corpus.named("arm-run1-a64-crash"))
+        let mapIsCore = try Tool.run(["-s", core, "--core", core])
+        #expect(mapIsCore.status == 2 && mapIsCore.stderr.contains("is not a symbol table: it is an ELF file"), "\(mapIsCore.stderr)")
+        let vmlinuxIsCore = try Tool.run(["--vmlinux", core, "--core", core])
+        #expect(vmlinuxIsCore.status == 2 && vmlinuxIsCore.stderr.contains("it is a core file (ELF ET_CORE)"), "\(vmlinuxIsCore.stderr)")
+        let prose = try Tool.run(["-s", Corpus.corpus.appendingPathComponent("README.md").path, "--core", core])
+        #expect(prose.status == 2 && (prose.stderr.contains("is not a symbol table") || prose.stderr.contains("has no symbol lines")), "\(prose.stderr)")
+    }
+
+    /// A map without _stext/_etext cannot say what kernel text is: the trace would vanish.
+    @Test func mapWithoutTextMarkersIsAWarning() throws {
+        let x86 = Corpus.named("x86-run1-lab-crash")
+        let path = Corpus.cache.appendingPathComponent("maps/\(x86.kernel).notext.System.map").path
+        let lines = try String(contentsOfFile: try Corpus.mapPath(x86), encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasSuffix(" _stext") && !$0.hasSuffix(" _etext") }
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try Tool.run(["--core", try Corpus.corePath(x86), "-s", path, "--unwind", "auto", "-l", "0"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("has no _stext/_etext"))
+        #expect(r.stdout.contains("panic+0x286 (orc)"))   // the guest's own names instead
+    }
+}
