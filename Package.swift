@@ -42,6 +42,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // One in-process fuzz target per parser and walker (Scripts/fuzz.sh; the tests run the seeds).
+        .target(name: "FuzzTargets", dependencies: ["XenctxReport", "GuestKernel", "ELFSymbols", "StackWalk", "SafeFile"], path: "Fuzz/FuzzTargets"),
+        // Drives libFuzzer (LLVMFuzzerRunDriver, resolved when built by Scripts/fuzz.sh) or replays inputs.
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "xenctx-fuzz", dependencies: ["FuzzTargets", "CFuzzDriver"], path: "Fuzz/xenctx-fuzz"),
         // Prints timings; see Benchmarks/README.md. Never run by the tests.
         .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport", "GuestKernel"], path: "Benchmarks/xenctx-bench"),
         .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
@@ -52,6 +57,6 @@ let package = Package(
         .testTarget(name: "LiveDomainTests", dependencies: ["LiveDomain", "CXenLive"]),
         .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
-        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols", "GuestKernel", "VCPUContext"]),
+        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols", "GuestKernel", "VCPUContext", "FuzzTargets"]),
     ]
 )

@@ -42,11 +42,24 @@ public struct ELFIdentity: Sendable, Equatable {
         let fd: Int32, size: Int
         do { (fd, size) = try SafeFile.open(path, what: "a kernel ELF file") } catch { throw no(error.reason) }
         defer { close(fd) }
-        func read(_ offset: Int, _ count: Int) -> [UInt8]? {
-            guard offset >= 0, count >= 0, offset <= size, count <= size - offset else { return nil }
+        try self.init(path: path, size: size) { offset, count in
             var b = [UInt8](repeating: 0, count: count)
             let n = b.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
             return n == count ? b : nil
+        }
+    }
+
+    /// The same from bytes in memory.
+    public init(bytes: [UInt8], path: String = "(bytes)") throws(ReadError) {
+        try self.init(path: path, size: bytes.count) { offset, count in Array(bytes[offset..<(offset + count)]) }
+    }
+
+    /// Parses through `pread`, which is only asked for ranges inside `size`.
+    init(path: String, size: Int, pread: (Int, Int) -> [UInt8]?) throws(ReadError) {
+        func no(_ why: String) -> ReadError { ReadError(path: path, reason: why) }
+        func read(_ offset: Int, _ count: Int) -> [UInt8]? {
+            guard offset >= 0, count >= 0, offset <= size, count <= size - offset else { return nil }
+            return pread(offset, count)
         }
         guard let h = read(0, 64), h.count >= 52, h[0] == 0x7f, h[1] == 0x45, h[2] == 0x4c, h[3] == 0x46 else {
             throw no("not an ELF file (expected the guest kernel's vmlinux, e.g. from Debian's linux-image-*-dbg)")

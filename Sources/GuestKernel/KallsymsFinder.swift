@@ -33,14 +33,14 @@ public enum KallsymsFinder {
                 var hits: [UInt64] = []
                 var from = 0
                 while let offset = find(digits, in: page, from: from) {
-                    hits.append(va + UInt64(offset))
+                    hits.append(va &+ UInt64(offset))
                     from = offset + 1
                 }
                 // A run that straddles the boundary with the page before.
                 if let previous, previous.va + 4096 == va {
                     let joined = previous.tail + Array(page.prefix(digits.count - 1))
                     joined.withUnsafeBytes { j in
-                        if let o = find(digits, in: j, from: 0) { hits.append(va - UInt64(previous.tail.count) + UInt64(o)) }
+                        if let o = find(digits, in: j, from: 0) { hits.append(va &- UInt64(previous.tail.count) &+ UInt64(o)) }
                     }
                 }
                 previous = (va, Array(page.suffix(digits.count - 1)))
@@ -62,7 +62,7 @@ public enum KallsymsFinder {
     }
 
     /// The tables around a token table whose "0" token is at `zero`, or why not.
-    static func tables(digitTokenAt zero: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+    public static func tables(digitTokenAt zero: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
         func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
         // Tokens 0x30…0xff, forwards from "0".
         let after: [UInt8]
@@ -78,17 +78,17 @@ public enum KallsymsFinder {
             lengths[token] = nul - p + 1
             p = nul + 1
         }
-        let tableEnd = zero + UInt64(p)
+        let tableEnd = zero &+ UInt64(p)
         // kallsyms_token_index follows, aligned: index[0x30…] must give these offsets.
         for align in [UInt64(1), 2, 4, 8] {
-            let indexAddress = (tableEnd + align - 1) & ~(align - 1)
+            let indexAddress = (tableEnd &+ align &- 1) & ~(align - 1)
             guard let raw = try? reader.bytes(indexAddress, count: 512, limit: 512) else { continue }
             let index = (0..<256).map { Int(raw[2 * $0]) | Int(raw[2 * $0 + 1]) << 8 }
             guard index[0] == 0, index[0x30] >= 2 * 0x30 else { continue }
             let consistent = (0x30..<0xff).allSatisfy { index[$0 + 1] - index[$0] == lengths[$0]! }
                 && (0..<0x30).allSatisfy { index[$0 + 1] > index[$0] + 1 && index[$0 + 1] - index[$0] <= Kallsyms.maxTokenBytes + 1 }
             guard consistent else { continue }
-            let tokenTable = zero - UInt64(index[0x30])
+            let tokenTable = zero &- UInt64(index[0x30])
             return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader)
         }
         throw no("no kallsyms_token_index follows the token table candidate at \(hex(zero))")
@@ -104,8 +104,8 @@ public enum KallsymsFinder {
         var span = 1 << 20
         var regionStart: UInt64 = 0
         while true {
-            regionStart = (tokenTable - UInt64(span)) & ~3
-            if let b = try? reader.bytes(regionStart, count: Int(tokenTable - regionStart), limit: maxBelow + 8) { below = b } else { break }
+            regionStart = (tokenTable &- UInt64(span)) & ~3
+            if let b = try? reader.bytes(regionStart, count: Int(truncatingIfNeeded: tokenTable &- regionStart), limit: maxBelow + 8) { below = b } else { break }
             if span >= maxBelow { break }
             if let candidate = try? search(below: below, regionStart: regionStart, tokenTable: tokenTable, tokenIndex: tokenIndex, wordSize: w, reader: reader) {
                 return candidate
@@ -151,8 +151,8 @@ public enum KallsymsFinder {
                     guard count > 256 * (k - 1), count <= 256 * k else { continue }
                     guard let end = walkNames(below, from: namesStart, count: count, markers: markers, tokenLengths: tokenLengths),
                           end <= m, m - end < 8 else { continue }
-                    let names = regionStart + UInt64(namesStart)
-                    let numSyms = regionStart + UInt64(countAt)
+                    let names = regionStart &+ UInt64(namesStart)
+                    let numSyms = regionStart &+ UInt64(countAt)
                     return try addresses(names: names, numSyms: numSyms, count: count, tokenTable: tokenTable,
                                          tokenIndex: tokenIndex, wordSize: w, reader: reader)
                 }
@@ -166,7 +166,7 @@ public enum KallsymsFinder {
         guard let raw = try? reader.bytes(tokenIndex, count: 512, limit: 512) else { return [] }
         return (0..<256).map { i in
             let offset = UInt64(raw[2 * i]) | UInt64(raw[2 * i + 1]) << 8
-            return (try? reader.cString(tokenTable + offset, max: Kallsyms.maxTokenBytes + 1).count) ?? Int.max / 1024
+            return (try? reader.cString(tokenTable &+ offset, max: Kallsyms.maxTokenBytes + 1).count) ?? Int.max / 1024
         }
     }
 
@@ -197,17 +197,17 @@ public enum KallsymsFinder {
                           wordSize w: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
         var candidates: [Kallsyms.Tables] = []
         let base = Kallsyms.Tables(numSyms: numSyms, names: names, tokenTable: tokenTable, tokenIndex: tokenIndex)
-        let relativeBase = (numSyms - w) & ~(w - 1)
+        let relativeBase = (numSyms &- w) & ~(w - 1)
         var t = base
         t.relativeBase = relativeBase
-        t.offsets = relativeBase - UInt64(4 * count)
+        t.offsets = relativeBase &- UInt64(4 * count)
         candidates.append(t)
         t = base
-        t.addresses = (numSyms - UInt64(count) * w) & ~(w - 1)
+        t.addresses = (numSyms &- UInt64(count) &* w) & ~(w - 1)
         candidates.append(t)
         t = base
-        t.offsets = (tokenIndex + 512 + 3) & ~3
-        t.relativeBase = (t.offsets! + UInt64(4 * count) + w - 1) & ~(w - 1)
+        t.offsets = (tokenIndex &+ 515) & ~3
+        t.relativeBase = (t.offsets! &+ UInt64(4 * count) &+ w &- 1) & ~(w - 1)
         candidates.append(t)
         for c in candidates where inOrder(c, count: count, reader: reader) { return c }
         throw KernelDataError("kallsyms", "found names (\(count) symbols at \(hex(names))) but no address table in order next to them")

@@ -20,7 +20,7 @@ public enum PrintkRing {
     }
 
     /// Reads the ring whose `struct printk_ringbuffer` is at `rb`.
-    static func readRing(at rb: UInt64, layout v: VMCoreInfo, reader: KernelReader) throws(KernelDataError) -> KernelLog {
+    public static func readRing(at rb: UInt64, layout v: VMCoreInfo, reader: KernelReader) throws(KernelDataError) -> KernelLog {
         func fault(_ what: String, _ e: MemoryFault) -> KernelDataError { KernelDataError("printk ring", "\(what) unreadable: \(e)") }
         let w = reader.wordSize
         let descRingOff = try v.required(offset: "printk_ringbuffer.desc_ring", for: "printk ring")

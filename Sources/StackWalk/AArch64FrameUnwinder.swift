@@ -29,7 +29,7 @@ public struct AArch64FrameUnwinder {
             let next: UInt64, ret: UInt64
             do {
                 next = try memory.word(frame, width: 8)
-                ret = stripPointerAuthentication(try memory.word(frame + 8, width: 8), vaBits: vaBits)
+                ret = stripPointerAuthentication(try memory.word(frame &+ 8, width: 8), vaBits: vaBits)
             } catch {
                 return Unwind(frames: frames, stop: error.description, complete: false)
             }

@@ -43,9 +43,9 @@ public struct EHABIUnwinder {
         var lo = 0, hi = tables.count - 1, found: Int? = nil
         while lo <= hi {
             let mid = lo + (hi - lo) / 2
-            if try prel31(tables.start + UInt64(mid) * 8, memory: memory) <= pc { found = mid; lo = mid + 1 } else { hi = mid - 1 }
+            if try prel31(tables.start &+ UInt64(mid) &* 8, memory: memory) <= pc { found = mid; lo = mid + 1 } else { hi = mid - 1 }
         }
-        return found.map { tables.start + UInt64($0) * 8 }
+        return found.map { tables.start &+ UInt64($0) &* 8 }
     }
 
     enum Step: Error { case fail(String) }
@@ -54,12 +54,12 @@ public struct EHABIUnwinder {
     func step(_ r: [UInt64], memory: some StackMemory) throws -> [UInt64] {
         let pc = r[Self.pc]
         guard let entry = try findIndex(pc, memory: memory) else { throw Step.fail("no unwind entry for \(hex(pc))") }
-        let insnWord = try memory.word(entry + 4, width: 4)
+        let insnWord = try memory.word(entry &+ 4, width: 4)
         if insnWord == 1 { throw Step.fail("\(hex(pc)) cannot be unwound (EXIDX_CANTUNWIND)") }
         // The opcode words: inline in the index (compact, bit 31 set) or in .ARM.extab.
         let insnAddress: UInt64
-        if insnWord & 0x8000_0000 == 0 { insnAddress = try prel31(entry + 4, memory: memory) }
-        else if insnWord & 0xff00_0000 == 0x8000_0000 { insnAddress = entry + 4 }
+        if insnWord & 0x8000_0000 == 0 { insnAddress = try prel31(entry &+ 4, memory: memory) }
+        else if insnWord & 0xff00_0000 == 0x8000_0000 { insnAddress = entry &+ 4 }
         else { throw Step.fail("unsupported personality in the index entry for \(hex(pc))") }
         let first = try memory.word(insnAddress, width: 4)
         var byteIndex: Int, words: Int
@@ -71,7 +71,7 @@ public struct EHABIUnwinder {
         guard words <= 8 else { throw Step.fail("implausible unwind table entry for \(hex(pc))") }
         var opcodes: [UInt8] = []
         for w in 0..<words {
-            let word = try memory.word(insnAddress + UInt64(w) * 4, width: 4)
+            let word = try memory.word(insnAddress &+ UInt64(w) &* 4, width: 4)
             for b in stride(from: w == 0 ? byteIndex : 3, through: 0, by: -1) { opcodes.append(UInt8((word >> (8 * UInt64(b))) & 0xff)) }
         }
         var v = r

@@ -52,15 +52,15 @@ public struct ORCUnwinder {
         var lo = 0, hi = tables.count - 1, found: Int? = nil
         while lo <= hi {
             let mid = lo + (hi - lo) / 2
-            let slot = tables.ipTable + UInt64(mid) * 4
+            let slot = tables.ipTable &+ UInt64(mid) &* 4
             let rel = Int32(truncatingIfNeeded: try memory.word(slot, width: 4))
             let address = slot &+ UInt64(bitPattern: Int64(rel))
             if address <= ip { found = mid; lo = mid + 1 } else { hi = mid - 1 }
         }
         guard let found else { return nil }
-        let e = tables.entries + UInt64(found) * 6
-        let spOff = try memory.word(e, width: 2), bpOff = try memory.word(e + 2, width: 2)
-        let regs = try memory.word(e + 4, width: 2)
+        let e = tables.entries &+ UInt64(found) &* 6
+        let spOff = try memory.word(e, width: 2), bpOff = try memory.word(e &+ 2, width: 2)
+        let regs = try memory.word(e &+ 4, width: 2)
         return Entry(spOffset: Int16(truncatingIfNeeded: spOff), bpOffset: Int16(truncatingIfNeeded: bpOff),
                      spReg: UInt8(regs & 0xf), bpReg: UInt8((regs >> 4) & 0xf), type: UInt8((regs >> 8) & 3),
                      end: (regs >> 10) & 1 == 1)
@@ -117,15 +117,15 @@ public struct ORCUnwinder {
                     frame = UnwoundFrame(ip: ip, sp: sp, slot: slot, trust: .orc)
                 case Kind.regs:
                     // A full pt_regs at newSP: an exception, interrupt or syscall entry.
-                    ip = try memory.word(newSP + PtRegs.ip, width: 8)
-                    sp = try memory.word(newSP + PtRegs.sp, width: 8)
+                    ip = try memory.word(newSP &+ PtRegs.ip, width: 8)
+                    sp = try memory.word(newSP &+ PtRegs.sp, width: 8)
                     regs = (newSP, nil)
                     signal = true
-                    frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP + PtRegs.ip, trust: .exceptionRegs)
+                    frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP &+ PtRegs.ip, trust: .exceptionRegs)
                 case Kind.regsPartial:
                     // Only the hardware iret frame (ip, cs, flags, sp, ss) at newSP.
                     ip = try memory.word(newSP, width: 8)
-                    sp = try memory.word(newSP + 24, width: 8)
+                    sp = try memory.word(newSP &+ 24, width: 8)
                     regs = (nil, nil)
                     signal = true
                     frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP, trust: .exceptionRegs)
@@ -134,7 +134,7 @@ public struct ORCUnwinder {
                 }
                 switch orc.bpReg {
                 case Reg.undefined:
-                    if let base = regs.base { bp = try memory.word(base + PtRegs.bp, width: 8) }
+                    if let base = regs.base { bp = try memory.word(base &+ PtRegs.bp, width: 8) }
                 case Reg.prevSP: bp = try memory.word(newSP &+ UInt64(bitPattern: Int64(orc.bpOffset)), width: 8)
                 case Reg.bp: bp = try memory.word(bp &+ UInt64(bitPattern: Int64(orc.bpOffset)), width: 8)
                 default: return stop(frames, "unknown ORC bp_reg \(orc.bpReg)")

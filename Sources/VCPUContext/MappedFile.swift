@@ -14,6 +14,19 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeRawPointer?
+    /// Whether `base` is an allocation of ours (`init(copying:)`) rather than a mapping.
+    private let owned: Bool
+
+    /// A copy of `bytes` standing in for a file (fuzzing and tests: no file, same reader).
+    public init(copying bytes: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        size = bytes.count
+        owned = true
+        guard size > 0, let source = bytes.baseAddress else { base = nil; return }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        copy.copyMemory(from: source, byteCount: size)
+        base = UnsafeRawPointer(copy)
+    }
 
     public init(path: String) throws(CoreError) {
         self.path = path
@@ -23,6 +36,7 @@ public final class MappedFile: @unchecked Sendable {
         }
         defer { close(fd) }
         size = fileSize
+        owned = false
         if size == 0 {
             base = nil
             return
@@ -34,7 +48,8 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        guard let base else { return }
+        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
     }
 
     /// The bytes `[offset, offset+count)`, or nil when any part lies outside the file.

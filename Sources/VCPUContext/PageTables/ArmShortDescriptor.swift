@@ -35,7 +35,7 @@ public struct ArmShortDescriptor: Sendable, Equatable {
         switch l1 & 3 {
         case 1: // page table
             let l2Index = (v >> 12) & 0xff
-            let l2 = try t.entry32(table: l1 & 0xffff_fc00, index: l2Index, level: "L2")
+            let l2 = try t.entry32(table: l1 & 0xffff_fc00, index: l2Index, level: "L2", covering: 1 << 20)
             switch l2 & 3 {
             case 0: throw t.notPresent("L2", index: l2Index, entry: l2, span: 1 << 12)
             case 1: return (l2 & 0xffff_0000) | (v & 0xffff)        // 64 KiB large page

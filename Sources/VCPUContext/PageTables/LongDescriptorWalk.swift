@@ -17,7 +17,7 @@ extension TableReader {
             let indexBits = level == startLevel ? vaBits - shift : stride
             let index = (va >> shift) & ((1 << indexBits) - 1)
             let levelName = "\(name) L\(level)"
-            let e = try entry64(table: table, index: index, level: levelName)
+            let e = try entry64(table: table, index: index, level: levelName, covering: level == startLevel ? 0 : 1 << (shift + stride))
             switch (e & 3, level) {
             case (3, 3):
                 return (e & outputMask & ~granuleMask) | (va & granuleMask)

@@ -46,18 +46,22 @@ struct TableReader {
     let frames: any FrameSource
     let va: UInt64
 
-    func entry64(table: UInt64, index: UInt64, level: String) throws(MemoryFault) -> UInt64 {
+    /// `covering`: the address space the table maps, all of it unreadable when the table
+    /// is missing (0 when not known), so scans can skip it whole.
+    func entry64(table: UInt64, index: UInt64, level: String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
         let address = table &+ index &* 8
         guard let page = frames.page(address >> 12) else {
-            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))")
+            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))",
+                              unmappedSpan: covering)
         }
         return page.le64(Int(address & 0xfff) & ~7)
     }
 
-    func entry32(table: UInt64, index: UInt64, level: String) throws(MemoryFault) -> UInt64 {
+    func entry32(table: UInt64, index: UInt64, level: String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
         let address = table &+ index &* 4
         guard let page = frames.page(address >> 12) else {
-            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))")
+            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))",
+                              unmappedSpan: covering)
         }
         return UInt64(page.le32(Int(address & 0xfff) & ~3))
     }

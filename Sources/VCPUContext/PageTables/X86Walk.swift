@@ -16,7 +16,7 @@ enum X86Walk {
         var table = root & addressMask
         for (level, shift) in [(4, UInt64(39)), (3, 30), (2, 21), (1, 12)] {
             let index = (va >> shift) & 0x1ff
-            let e = try t.entry64(table: table, index: index, level: "L\(level)")
+            let e = try t.entry64(table: table, index: index, level: "L\(level)", covering: level == 4 ? 0 : 1 << (shift + 9))
             guard e & present != 0 else { throw t.notPresent("L\(level)", index: index, entry: e, span: 1 << shift) }
             if (level == 3 || level == 2) && e & pageSize != 0 {
                 let span = UInt64(1) << shift
@@ -32,11 +32,11 @@ enum X86Walk {
         let l3 = try t.entry64(table: root, index: v >> 30, level: "L3 (PDPT)")
         guard l3 & present != 0 else { throw t.notPresent("L3 (PDPT)", index: v >> 30, entry: l3, span: 1 << 30) }
         let l2Index = (v >> 21) & 0x1ff
-        let l2 = try t.entry64(table: l3 & addressMask, index: l2Index, level: "L2")
+        let l2 = try t.entry64(table: l3 & addressMask, index: l2Index, level: "L2", covering: 1 << 30)
         guard l2 & present != 0 else { throw t.notPresent("L2", index: l2Index, entry: l2, span: 1 << 21) }
         if l2 & pageSize != 0 { return (l2 & addressMask & ~0x1f_ffff) | (v & 0x1f_ffff) }
         let l1Index = (v >> 12) & 0x1ff
-        let l1 = try t.entry64(table: l2 & addressMask, index: l1Index, level: "L1")
+        let l1 = try t.entry64(table: l2 & addressMask, index: l1Index, level: "L1", covering: 1 << 21)
         guard l1 & present != 0 else { throw t.notPresent("L1", index: l1Index, entry: l1, span: 1 << 12) }
         return (l1 & addressMask) | (v & 0xfff)
     }
@@ -50,7 +50,7 @@ enum X86Walk {
             return (l2 & 0xffc0_0000) | (((l2 >> 13) & 0xff) << 32) | (v & 0x3f_ffff)
         }
         let l1Index = (v >> 12) & 0x3ff
-        let l1 = try t.entry32(table: l2 & 0xffff_f000, index: l1Index, level: "L1")
+        let l1 = try t.entry32(table: l2 & 0xffff_f000, index: l1Index, level: "L1", covering: 1 << 22)
         guard l1 & present != 0 else { throw t.notPresent("L1", index: l1Index, entry: l1, span: 1 << 12) }
         return (l1 & 0xffff_f000) | (v & 0xfff)
     }

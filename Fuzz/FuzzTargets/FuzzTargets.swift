@@ -1,0 +1,156 @@
+import ELFSymbols
+import GuestKernel
+import StackWalk
+import Symbols
+import VCPUContext
+import XenctxReport
+
+/// One in-process fuzz target per parser and walker. Each takes the fuzzer's bytes and
+/// must return, whatever they are: a trap, an unbounded loop or allocation is a finding.
+/// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
+/// over its seed corpus, so the harness itself is always built and exercised.
+public enum FuzzTargets {
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind"]
+
+    public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
+        switch name {
+        case "core": core(data)
+        case "systemmap": systemMap(data)
+        case "elf": elf(data)
+        case "vmcoreinfo": _ = try? VMCoreInfo(text: Array(data.prefix(VMCoreInfo.maxBytes + 16)))
+        case "kallsyms": kallsyms(data)
+        case "printk": printk(data)
+        case "pagetables": pageTables(data)
+        case "unwind": unwind(data)
+        default: break
+        }
+    }
+
+    /// A whole core: headers, notes, contexts, frame index; then the full report (every
+    /// vCPU, every stack word, exact unwinding, symbols and VMCOREINFO from its memory).
+    static func core(_ data: UnsafeRawBufferPointer) {
+        guard let core = try? XenCore(file: MappedFile(copying: data, path: "fuzz.core")),
+              let guest = try? Guest(core: core) else { return }
+        let kernel = GuestKernel(guest: guest)
+        var options = ReportOptions()
+        options.allVCPUs = true
+        options.stackTrace = true
+        options.unwind = .auto
+        options.describe = true
+        options.kernel = kernel
+        let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
+        options.symbols = resolution.symbols
+        options.kernelOffset = resolution.kernelOffset
+        _ = try? Report(guest: guest, options: options).renderAll()
+        if let kernel, case .success(let log) = kernel.log(symbols: resolution.symbols) { _ = LogText.render(log) }
+    }
+
+    static func systemMap(_ data: UnsafeRawBufferPointer) {
+        guard let map = try? SystemMap(bytes: data, path: "fuzz.map") else { return }
+        var h = FuzzHeader(data)
+        for _ in 0..<8 { _ = map.lookup(h.u64()) }
+        _ = map.shifted(by: h.u64()).lookup(h.u64())
+    }
+
+    static func elf(_ data: UnsafeRawBufferPointer) {
+        _ = try? ELFIdentity(bytes: Array(data))
+    }
+
+    /// Memory at a kernel address; the header places the kallsyms tables inside it.
+    static let base: UInt64 = 0xffff_ffff_8200_0000
+
+    static func kallsyms(_ data: UnsafeRawBufferPointer) {
+        var h = FuzzHeader(data)
+        let wordSize = h.u8() & 1 == 0 ? 8 : 4
+        let start = wordSize == 8 ? base : 0xc200_0000
+        var fields: [UInt64] = []
+        for _ in 0..<6 { fields.append(start &+ UInt64(h.u32() & 0xf_ffff)) }
+        let memory = FuzzMemory(h.rest, firstFrame: start >> 12)
+        let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: wordSize)
+        let tables = Kallsyms.Tables(numSyms: fields[0], names: fields[1], tokenTable: fields[2], tokenIndex: fields[3],
+                                     offsets: fields[4], relativeBase: fields[5])
+        _ = try? Kallsyms.decode(tables: tables, reader: reader, stext: nil)
+        // The content search's proof, from the first run of digit tokens in the input.
+        let digits = Array("0\u{0}1\u{0}2\u{0}3\u{0}".utf8)
+        let rest = Array(h.rest)
+        if let i = rest.indices.first(where: { rest[$0...].starts(with: digits) }) {
+            _ = try? KallsymsFinder.tables(digitTokenAt: start &+ UInt64(i), reader: reader)
+        }
+    }
+
+    /// A printk ring at the start of the memory (Linux 5.10–6.x layout), and a log_buf.
+    static func printk(_ data: UnsafeRawBufferPointer) {
+        var h = FuzzHeader(data)
+        let wordSize = h.u8() & 1 == 0 ? 8 : 4
+        let start: UInt64 = wordSize == 8 ? base : 0xc200_0000
+        let memory = FuzzMemory(h.rest, firstFrame: start >> 12)
+        let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: wordSize)
+        let layout = PrintkRing.assumedLayout(prb: start, wordSize: wordSize)
+        if let log = try? PrintkRing.readRing(at: start, layout: layout, reader: reader) { _ = LogText.render(log) }
+        let legacy = """
+        OSRELEASE=5.4
+        PAGESIZE=4096
+        SYMBOL(log_buf)=\(hex(start))
+        SYMBOL(log_buf_len)=\(hex(start + 8))
+        SYMBOL(log_first_idx)=\(hex(start + 12))
+        SYMBOL(log_next_idx)=\(hex(start + 16))
+        SIZE(printk_log)=16
+        OFFSET(printk_log.ts_nsec)=0
+        OFFSET(printk_log.len)=8
+        OFFSET(printk_log.text_len)=10
+
+        """
+        if let info = try? VMCoreInfo(text: Array(legacy.utf8)), let log = try? LegacyLogBuffer.read(vmcoreinfo: info, reader: reader) {
+            _ = LogText.render(log)
+        }
+    }
+
+    /// Every walker over tables from the input (frames 0…), with registers from the header.
+    static func pageTables(_ data: UnsafeRawBufferPointer) {
+        var h = FuzzHeader(data)
+        let kind = h.u8() % 7
+        let a = h.u64(), b = h.u64(), c = h.u64()
+        var addresses: [UInt64] = []
+        for _ in 0..<8 { addresses.append(h.u64()) }
+        let memory = FuzzMemory(h.rest, firstFrame: 0)
+        let translation: Translation
+        switch kind {
+        case 0: translation = .x86LongMode(root: a & 0xffff_f000)
+        case 1: translation = .x86PAE(root: a & 0xffff_ffe0)
+        case 2: translation = .x86TwoLevel(root: a & 0xffff_f000, pse: b & 1 != 0)
+        case 3: translation = .armShort(ArmShortDescriptor(ttbcr: a, ttbr0: b & 0xffff_ffff, ttbr1: c & 0xffff_ffff))
+        case 4: translation = .armLPAE(ArmLPAE(ttbcr: a, ttbr0: b & 0xffff_f000, ttbr1: c & 0xffff_f000))
+        case 5: translation = .aarch64(AArch64Translation(tcr: a, ttbr0: b & 0xffff_f000, ttbr1: c & 0xffff_f000))
+        default: translation = .identity
+        }
+        for va in addresses { _ = try? translation.translate(va, frames: memory) }
+        let reader = KernelReader(memory: GuestMemory(frames: memory, translation: translation), wordSize: 8)
+        reader.forEachMappedPage(from: addresses[0], to: addresses[0] &+ (64 << 20), descending: b & 2 != 0, maxPages: 256) { _, _ in true }
+    }
+
+    /// The unwinders (ORC, EHABI, AArch64 frame records, x86/APCS frame records) over
+    /// memory from the input, with tables and registers placed by the header.
+    static func unwind(_ data: UnsafeRawBufferPointer) {
+        var h = FuzzHeader(data)
+        let which = h.u8() % 4
+        var r: [UInt64] = []
+        for _ in 0..<6 { r.append(base &+ UInt64(h.u32() & 0x3_ffff)) }
+        let memory = GuestMemory(frames: FuzzMemory(h.rest, firstFrame: base >> 12), translation: .identity)
+        let text: (UInt64) -> Bool = { $0 >= base && $0 < base + (1 << 18) }
+        switch which {
+        case 0:
+            let tables = ORCUnwinder.Tables(ipTable: r[0], stopIPTable: r[0] &+ (r[1] & 0xfff), entries: r[2])
+            _ = ORCUnwinder(tables: tables, isKernelText: text)
+                .unwind(from: .init(ip: r[3], sp: r[4], bp: r[5], r10: r[4], r13: r[5], di: r[4], dx: r[5]), memory: memory)
+        case 1:
+            let tables = EHABIUnwinder.Tables(start: r[0] & 0xffff_ffff, stop: (r[0] &+ (r[1] & 0xfff)) & 0xffff_ffff)
+            _ = EHABIUnwinder(tables: tables, isKernelText: text).unwind(registers: (0..<16).map { r[$0 % 6] }, memory: memory)
+        case 2:
+            _ = AArch64FrameUnwinder(vaBits: 48).unwind(pc: r[0], sp: r[1], fp: r[2], memory: memory)
+        default:
+            let layout: FrameRecordLayout = r[3] & 1 == 0 ? .framePointerThenReturn : .apcs
+            _ = FrameRecordWalk(width: r[3] & 2 == 0 ? 8 : 4, limit: r[1] &+ 0x4000, layout: layout)
+                .walk(memory: memory, sp: r[1], fp: r[2]) { _ in }
+        }
+    }
+}

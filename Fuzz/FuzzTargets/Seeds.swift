@@ -1,0 +1,169 @@
+import GuestKernel
+import SafeFile
+import Symbols
+import VCPUContext
+import XenctxReport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Seed inputs for each target, cut from real cases (the corpus's cores and maps): small
+/// slices of what each parser meets in life, so the fuzzer starts deep in the formats.
+public enum Seeds {
+    /// Records the frames a report reads, to cut a small core holding just those pages.
+    final class RecordingFrames: FrameSource, @unchecked Sendable {
+        let inner: any FrameSource
+        var read: [UInt64] = []
+        init(_ inner: any FrameSource) { self.inner = inner }
+        func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
+            if !read.contains(frame) && read.count < 256 { read.append(frame) }
+            return inner.page(frame)
+        }
+        func whyMissing(_ frame: UInt64) -> String { inner.whyMissing(frame) }
+    }
+
+    /// Writes seeds for every target under `directory/TARGET/` from the given real cores and
+    /// System.maps; returns how many were written.
+    @discardableResult
+    public static func make(cores: [String], maps: [String], into directory: String) throws -> Int {
+        var written = 0
+        func save(_ target: String, _ name: String, _ bytes: [UInt8]) {
+            let dir = "\(directory)/\(target)"
+            mkdir(directory, 0o755); mkdir(dir, 0o755)
+            guard let f = fopen("\(dir)/\(name)", "wb") else { return }
+            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+            fclose(f)
+            written += 1
+        }
+        for path in maps {
+            let (fd, size) = try SafeFile.open(path, what: "a System.map", maxSize: 256 << 20)
+            defer { close(fd) }
+            let head = try SafeFile.readAll(fd: fd, size: size, path: path).prefix(24_000)
+            save("systemmap", "\(base(path)).head", Array(head))
+        }
+        for path in cores {
+            let core = try XenCore(path: path)
+            let guest = try Guest(core: core)
+            let name = base(path)
+            guard let frames = guest.frames as? CoreFrames else { continue }
+
+            // core: the pages one report reads (contexts, page tables, stacks), in a small core.
+            let recording = RecordingFrames(frames)
+            let small = Guest(description: guest.description, vcpus: guest.vcpus, frames: recording, warnings: [], facts: [])
+            var options = ReportOptions()
+            options.allVCPUs = true
+            options.stackTrace = true
+            _ = try? Report(guest: small, options: options).renderAll()
+            let slots = frames.slots()
+            let kept = slots.indices.filter { recording.read.contains(slots[$0].frame) }
+            let writer = DumpCoreWriter(machine: core.machine, magic: core.isPV ? XenCoreLayout.magicPV : XenCoreLayout.magicHVM,
+                                        entrySize: core.contextEntrySize,
+                                        contexts: (0..<core.vcpuEntryCount).map { Array(core.contextBytes(entry: $0)!.bytes) },
+                                        frames: kept.map { (pfn: slots[$0].pfn, gmfn: slots[$0].frame) })
+            let out = "\(directory)/core-\(name).tmp"
+            try writer.write(to: out) { i in Array(frames.page(slot: kept[i])) }
+            let (fd, size) = try SafeFile.open(out, what: "a core", maxSize: 64 << 20)
+            let bytes = try SafeFile.readAll(fd: fd, size: size, path: out)
+            close(fd)
+            save("core", name, bytes)
+            save("elf", name, Array(bytes.prefix(8192)))
+            unlink(out)
+
+            guard let kernel = GuestKernel(guest: guest), let reader = KernelReader(guest: guest) else { continue }
+            // vmcoreinfo: the kernel's own text.
+            if case .success(let located) = kernel.vmcoreinfo,
+               let text = try? reader.cString(located.address, max: VMCoreInfo.maxBytes) {
+                save("vmcoreinfo", name, text)
+            }
+            // kallsyms: the real token table and index with the first 300 symbols' names and offsets.
+            if case .success(let own) = kernel.symbols(), let t = own.tables.offsets.map({ _ in own.tables }),
+               let slice = kallsymsSlice(t, reader: reader) {
+                save("kallsyms", name, slice)
+            }
+            // printk: the first records of the real log, in a ring of 16 descriptors.
+            if case .success(let log) = kernel.log(symbols: try? kernel.symbols().get().map) {
+                save("printk", name, printkSlice(log, wordSize: reader.wordSize))
+            }
+            // pagetables and unwind: the real root table, and the real stack page of vCPU 0.
+            if let vcpu = guest.vcpus.first {
+                let translation = Translation.of(vcpu.registers, guest: guest.description)
+                let choice = StackPointerChoice.choose(vcpu.registers, guest: guest.description)
+                let memory = GuestMemory(guest: guest, vcpu: vcpu)
+                var header: [UInt8] = []
+                func le(_ v: UInt64, _ n: Int) { for i in 0..<n { header.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+                var root: UInt64 = 0, kind: UInt8 = 6, control: UInt64 = 0
+                switch translation {
+                case .x86LongMode(let r): (kind, root) = (0, r)
+                case .aarch64: (kind, root, control) = (5, 0, { if case .arm(let a) = vcpu.registers { return a.ttbcr } else { return 0 } }())
+                case .armLPAE: (kind, root, control) = (4, 0, { if case .arm(let a) = vcpu.registers { return a.ttbcr } else { return 0 } }())
+                default: break
+                }
+                header.append(kind); le(control, 8); le(0, 8); le(0, 8)
+                let sp = choice.fallback ?? choice.address ?? 0
+                for _ in 0..<8 { le(sp, 8) }
+                if let rootPage = frames.page(root >> 12) { save("pagetables", name, header + Array(rootPage)) }
+                if let stack = try? memory.page(containing: sp) {
+                    var u: [UInt8] = [UInt8(guest.description.architecture == .aarch64 ? 2 : 3)]
+                    for v in [UInt32(0), 0, UInt32(sp & 0xfff), UInt32(sp & 0xfff), 2, 0] { for i in 0..<4 { u.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
+                    save("unwind", name, u + Array(stack))
+                }
+            }
+        }
+        return written
+    }
+
+    static func base(_ path: String) -> String { String(path.split(separator: "/").last ?? "seed") }
+
+    /// [flags][six u32 offsets from the base] then memory: num_syms, names, token table,
+    /// token index, offsets, relative base, as FuzzTargets.kallsyms reads them.
+    static func kallsymsSlice(_ t: Kallsyms.Tables, reader: KernelReader) -> [UInt8]? {
+        let count = 300
+        guard let index = try? reader.bytes(t.tokenIndex, count: 512, limit: 512),
+              let tokens = try? reader.bytes(t.tokenTable, count: Int(t.tokenIndex - t.tokenTable), limit: 8192),
+              let names = try? reader.bytes(t.names, count: 16384, limit: 16384),
+              let offsetsAt = t.offsets, let offsets = try? reader.bytes(offsetsAt, count: count * 4, limit: 4096),
+              let baseAt = t.relativeBase, let base = try? reader.word(baseAt) else { return nil }
+        // Names of the first `count` symbols only.
+        var p = 0
+        for _ in 0..<count where p < names.count { var l = Int(names[p]); p += 1; if l & 0x80 != 0 { l = (l & 0x7f) | Int(names[p]) << 7; p += 1 }; p += l }
+        var memory: [UInt8] = []
+        func le(_ v: UInt64, _ n: Int) { for i in 0..<n { memory.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+        le(UInt64(count), 8)                                   // num_syms at 0
+        le(base, 8)                                            // relative base at 8
+        let offsetsOffset = memory.count; memory += offsets
+        let namesOffset = memory.count; memory += names.prefix(p)
+        while memory.count % 8 != 0 { memory.append(0) }
+        let tokensOffset = memory.count; memory += tokens
+        let indexOffset = memory.count; memory += index
+        var header: [UInt8] = [reader.wordSize == 8 ? 0 : 1]
+        for v in [0, namesOffset, tokensOffset, indexOffset, offsetsOffset, 8] { for i in 0..<4 { header.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+        return header + memory
+    }
+
+    /// [flags] then a ring at the base in the 5.10–6.x layout holding the first records.
+    static func printkSlice(_ log: KernelLog, wordSize w: Int) -> [UInt8] {
+        let start: UInt64 = w == 8 ? 0xffff_ffff_8200_0000 : 0xc200_0000
+        var m = [UInt8](repeating: 0, count: 4 * 4096)
+        func put(_ at: Int, _ v: UInt64, _ n: Int) { for i in 0..<n { m[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) } }
+        let descs = 4096, infos = 2 * 4096, data = 3 * 4096
+        put(0, 4, 4); put(w, start + UInt64(descs), w); put(2 * w, start + UInt64(infos), w)
+        let records = Array(log.records.prefix(16))
+        put(3 * w, UInt64(records.count), w); put(4 * w, 1, w)
+        put(6 * w, 12, 4); put(7 * w, start + UInt64(data), w)
+        var lpos = 0
+        for (i, r) in records.enumerated() {
+            let id = UInt64(i + 1), slot = Int(id & 15)
+            let text = Array(r.text.prefix(200))
+            let size = (w + text.count + w - 1) & ~(w - 1)
+            guard lpos + size <= 4096 else { break }
+            put(descs + slot * 3 * w, id | 2 << UInt64(w * 8 - 2), w)
+            put(descs + slot * 3 * w + w, UInt64(lpos), w); put(descs + slot * 3 * w + 2 * w, UInt64(lpos + size), w)
+            put(data + lpos, id, w)
+            for (j, b) in text.enumerated() { m[data + lpos + w + j] = b }
+            put(infos + slot * 88, r.sequence ?? id, 8); put(infos + slot * 88 + 8, r.timestamp, 8); put(infos + slot * 88 + 16, UInt64(text.count), 2)
+            lpos += size
+        }
+        return [w == 8 ? 0 : 1] + m
+    }
+}
+
