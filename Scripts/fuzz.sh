@@ -45,12 +45,14 @@ status=0
 total=0
 for t in $targets; do
     case $t in core) maxlen=131072 ;; systemmap) maxlen=32768 ;; *) maxlen=20000 ;; esac
+    dict=()
+    [ -f "Fuzz/dict/$t.dict" ] && dict=(-dict="Fuzz/dict/$t.dict")
     work=.build-fuzz/corpus/$t
     mkdir -p "$work"
     log=.build-fuzz/$t.log
     set +e
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$fuzz" "$t" -max_total_time="$seconds" -max_len=$maxlen \
-        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t- \
+        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t- "${dict[@]}" \
         "$work" "$seeds/$t" > "$log" 2>&1
     rc=$?
     set -e

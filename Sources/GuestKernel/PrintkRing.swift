@@ -7,7 +7,10 @@ import VCPUContext
 /// (lpos) in the data ring, where the block starts with the id it belongs to.
 public enum PrintkRing {
     /// Beyond any log_buf_len the kernel allows (2^25 bytes with 2^20 records in practice).
-    static let maxCountBits: UInt32 = 22
+    /// LOG_BUF_SHIFT is at most 25 and a descriptor stands for 2^5 bytes of text.
+    static let maxCountBits: UInt32 = 20
+    /// Unreadable descriptors in a row after which the rest are not tried (the array is gone).
+    static let maxFaultsInARow = 64
     static let maxSizeBits: UInt32 = 28
     static let maxText = 8192
 
@@ -74,8 +77,10 @@ public enum PrintkRing {
         var skipped = 0
         var notes: [String] = []
         var id = tail & idMask
-        // At most one pass over the descriptors, whatever head and tail say.
-        for _ in 0..<count {
+        var faultsInARow = 0
+        // At most one pass: from the tail to the head (or `count` ids when they are garbage).
+        let span = min(((head &- tail) & idMask) &+ 1, count)
+        for _ in 0..<span {
             defer { id = (id &+ 1) & idMask }
             let isHead = id == head & idMask
             let desc = descs &+ (id & (count - 1)) &* UInt64(descSize)
@@ -99,7 +104,7 @@ public enum PrintkRing {
                     guard let (start, size) = blockPlace(begin: begin, next: next, sizeBits: UInt64(sizeBits), dataSize: dataSize, lposMask: lposMask),
                           size >= UInt64(w), textLen <= Int(size) - w, textLen <= maxText else {
                         skipped += 1
-                        notes.append("record id \(id): text position \(hex(begin))–\(hex(next)) or length \(textLen) does not fit the \(dataSize)-byte data ring")
+                        if notes.count < 9 { notes.append("record id \(id): text position \(hex(begin))–\(hex(next)) or length \(textLen) does not fit the \(dataSize)-byte data ring") }
                         if isHead { break } else { continue }
                     }
                     let blockID = try reader.word(data &+ start) & idMask
@@ -121,13 +126,18 @@ public enum PrintkRing {
                 }
                 records.append(LogRecord(sequence: seq, timestamp: ts, level: level, facility: facility, text: text,
                                          caller: caller, subsystem: subsystem, device: device))
+                faultsInARow = 0
             } catch {
                 skipped += 1
-                notes.append("record id \(id): \(error)")
+                if notes.count < 9 { notes.append("record id \(id): \(error)") }
+                faultsInARow += 1
+                if faultsInARow >= maxFaultsInARow {
+                    notes.append("\(maxFaultsInARow) descriptors in a row are unreadable: the rest of the ring is not read")
+                    break
+                }
             }
             if isHead { break }
         }
-        if notes.count > 8 { notes = Array(notes.prefix(8)) + ["… \(notes.count - 8) more"] }
         return KernelLog(records: records, source: "printk ring buffer at \(hex(rb)) (\(count) descriptors, \(dataSize)-byte data ring)",
                          skipped: skipped, notes: notes)
     }

@@ -77,7 +77,7 @@ public struct ORCUnwinder {
         var signal = true       // the first ip is the faulting/current instruction, not a return address
         func reg(_ offset: UInt64, _ pick: (Registers) -> UInt64) throws(MemoryFault) -> UInt64? {
             if let r = regs.initial { return pick(r) }
-            if let base = regs.base { return try memory.word(base + offset, width: 8) }
+            if let base = regs.base { return try memory.word(base &+ offset, width: 8) }
             return nil
         }
         do {

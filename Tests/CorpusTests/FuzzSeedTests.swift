@@ -27,3 +27,24 @@ struct FuzzSeedTests {
         #expect(r.stdout.contains("[<ffffffff81a442b5>] <--"))
     }
 }
+
+/// Every input a fuzzing run found (Fuzz/regressions/TARGET/), replayed: each must return,
+/// without hanging. The printk ones are rings whose garbage head and tail ids made the reader walk
+/// 4 million unreadable descriptors, noting each (now: at most one pass from tail to head,
+/// 2^20 descriptors, and 64 unreadable in a row end it).
+struct FuzzRegressionTests {
+    @Test func findingsStayFixed() throws {
+        let root = Corpus.root.appendingPathComponent("Fuzz/regressions")
+        var replayed = 0
+        for target in try FileManager.default.contentsOfDirectory(atPath: root.path) {
+            for f in try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(target).path) {
+                let data = try Data(contentsOf: root.appendingPathComponent("\(target)/\(f)"))
+                let clock = ContinuousClock()
+                let t = clock.measure { data.withUnsafeBytes { FuzzTargets.run(target, $0) } }
+                #expect(t < .seconds(10), "\(target)/\(f) took \(t): it hangs again")   // a hang guard, not a speed test
+                replayed += 1
+            }
+        }
+        #expect(replayed >= 2)
+    }
+}

@@ -6,12 +6,12 @@ import VCPUContext
 struct ByteMemory: StackMemory {
     var bytes: [UInt64: UInt8] = [:]
     mutating func put(_ address: UInt64, _ value: UInt64, width: Int) {
-        for i in 0..<width { bytes[address + UInt64(i)] = UInt8((value >> (8 * UInt64(i))) & 0xff) }
+        for i in 0..<width { bytes[address &+ UInt64(i)] = UInt8((value >> (8 * UInt64(i))) & 0xff) }
     }
     func word(_ address: UInt64, width: Int) throws(MemoryFault) -> UInt64 {
         var v: UInt64 = 0
         for i in 0..<width {
-            guard let b = bytes[address + UInt64(i)] else { throw MemoryFault(address: address, reason: "unmapped in test") }
+            guard let b = bytes[address &+ UInt64(i)] else { throw MemoryFault(address: address, reason: "unmapped in test") }
             v |= UInt64(b) << (8 * UInt64(i))
         }
         return v
@@ -90,5 +90,19 @@ struct ORCHostileTests {
         let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
         let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
         #expect(r.stop.contains("did not move up"))
+    }
+
+    /// Fuzzing finding (Scripts/fuzz.sh, unwind target): a pt_regs frame whose stack pointer
+    /// lies at the top of the address space made `newSP + offsetof(pt_regs, ip)` trap on
+    /// overflow. Addresses wrap now, and the walk ends at the unreadable word instead.
+    @Test func ptRegsFrameAtTheTopOfTheAddressSpaceEnds() {
+        var m = ByteMemory()
+        m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
+        // sp_reg SP with offset -0x10 (from sp 0: the top 16 bytes), type REGS (1 << 8).
+        m.put(0x2000, 0xfff0, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0105, width: 2)
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
+        let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
+        #expect(!r.complete)
+        #expect(r.frames.count == 1)
     }
 }
