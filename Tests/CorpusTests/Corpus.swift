@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Testing
 
 /// The real cases in corpus/: their files, and decompressed copies in a cache.
 ///
@@ -119,8 +120,11 @@ enum Tool {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         while reader.isExecuting || !reader.isFinished { usleep(1000) }
-        return Result(stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: errData.withLock { String(decoding: $0, as: UTF8.self) }, status: p.terminationStatus)
+        let result = Result(stdout: String(decoding: outData, as: UTF8.self),
+                            stderr: errData.withLock { String(decoding: $0, as: UTF8.self) }, status: p.terminationStatus)
+        // Whatever a test feeds the tool, nothing it prints may drive a terminal.
+        #expect(!HostileInputTests.hasRawControl(result.stdout + result.stderr), "raw control bytes in the output of \(args)")
+        return result
     }
 
     /// Upstream arguments for a case, with the domain replaced by `--core FILE`.
