@@ -10,7 +10,7 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind"]
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
@@ -22,6 +22,9 @@ public enum FuzzTargets {
         case "printk": printk(data)
         case "pagetables": pageTables(data)
         case "unwind": unwind(data)
+        case "btf":
+            guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))), let task = btf.structID(named: "task_struct") else { return }
+            for m in ["pid", "tgid", "comm", "stack", "thread"] { _ = btf.memberOffset(structID: task, member: m) }
         default: break
         }
     }

@@ -84,6 +84,14 @@ public enum Seeds {
             if case .success(let log) = kernel.log(symbols: try? kernel.symbols().get().map) {
                 save("printk", name, printkSlice(log, wordSize: reader.wordSize))
             }
+            // btf: the kernel's BTF header and its first types and strings, cut to 16 KiB and
+            // re-pointed so the sections fit (a real layout, a slice of its contents).
+            if let bounds = own(kernel)?.map.addresses(of: ["__start_BTF"]), let start = bounds["__start_BTF"],
+               var slice = try? reader.bytes(start, count: 16384, limit: 16384) {
+                let half = 8192 - 24
+                for (o, v) in [(8, 0), (12, half), (16, half), (20, half)] { for i in 0..<4 { slice[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+                save("btf", name, slice)
+            }
             // pagetables and unwind: the real root table, and the real stack page of vCPU 0.
             if let vcpu = guest.vcpus.first {
                 let translation = Translation.of(vcpu.registers, guest: guest.description)
@@ -111,6 +119,8 @@ public enum Seeds {
         }
         return written
     }
+
+    static func own(_ kernel: GuestKernel) -> GuestKernel.Symbols? { try? kernel.symbols().get() }
 
     static func base(_ path: String) -> String { String(path.split(separator: "/").last ?? "seed") }
 

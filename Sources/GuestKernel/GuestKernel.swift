@@ -33,6 +33,9 @@ public struct GuestKernel: Sendable {
         public let encoding: Kallsyms.AddressEncoding
         /// How the tables were found (through VMCOREINFO, or by content).
         public let how: String
+        /// Absolute symbols, which a symbol table skips: on x86_64 the per-CPU variables
+        /// (`current_task`), whose values are offsets into each CPU's area.
+        public let absolute: [String: UInt64]
         public let time: Duration
     }
 
@@ -56,7 +59,9 @@ public struct GuestKernel: Sendable {
             do { map = try SystemMap(addresses: decoded.addresses, types: decoded.types, names: decoded.names, path: "the guest's kallsyms") } catch {
                 throw KernelDataError("kallsyms", "\(error)")
             }
-            return Symbols(map: map, tables: tables, encoding: decoded.encoding, how: how, time: clock.now - start)
+            var absolute: [String: UInt64] = [:]
+            for i in decoded.types.indices where decoded.types[i] | 0x20 == UInt8(ascii: "a") { absolute[decoded.names[i]] = decoded.addresses[i] }
+            return Symbols(map: map, tables: tables, encoding: decoded.encoding, how: how, absolute: absolute, time: clock.now - start)
         }
     }
 

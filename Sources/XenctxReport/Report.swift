@@ -53,6 +53,8 @@ public struct Report: Sendable {
     public let kernelOffset: KernelOffset?
     /// The kernel's own unwind tables, located once through the symbol table.
     let unwindTables: UnwindTables
+    /// task_struct's layout from the guest's BTF (nil when not looked for).
+    let taskLayout: Result<TaskLayout, KernelDataError>?
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
@@ -70,6 +72,16 @@ public struct Report: Sendable {
             textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
         let needsTables = [.auto, .exidx, .orc].contains(options.unwind)
         unwindTables = UnwindTables(symbols: classifier.symbols, architecture: arch, guest: needsTables ? guest : nil)
+        // The current task needs types: BTF from the guest (x86_64 and arm64 kernels have it).
+        if options.kernel != nil, !options.upstreamExact, let reader = KernelReader(guest: guest) {
+            let bounds = classifier.symbols?.addresses(of: ["__start_BTF", "__stop_BTF"]) ?? [:]
+            taskLayout = Result { () throws(KernelDataError) in
+                let found = try BTF.locate(guest: guest, reader: reader, symbols: bounds)
+                return try TaskLayout(btf: found.btf, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
+            }
+        } else {
+            taskLayout = nil
+        }
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.
@@ -163,6 +175,7 @@ public struct Report: Sendable {
             out.text += regs.arm(r)
         }
         out.text += stackPointerText(choice)
+        if case .success(let task)? = currentTask(v) { out.text += "Task: \(TerminalSafe.escape(task.comm)) (pid \(task.pid), tgid \(task.tgid))\n" }
         memoryText(v, mode: mode, stackPointer: choice, into: &out)
         return out
     }
@@ -174,6 +187,19 @@ public struct Report: Sendable {
         var s = "Stack pointer: \(value) (\(choice.register), \(choice.reason))\n"
         if let note = choice.note { s += "Stack note: \(note)\n" }
         return s
+    }
+
+    /// The task `v` was running, when the guest's types and symbols allow finding it.
+    func currentTask(_ v: VCPU) -> Result<CurrentTask, KernelDataError>? {
+        guard case .success(let layout)? = taskLayout, let reader = KernelReader(guest: guest) else { return nil }
+        return CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { name in
+            if let a = options.absoluteSymbols[name] { return a }
+            guard let value = classifier.symbols?.address(of: name) else { return nil }
+            // A per-CPU variable's value is an offset into each CPU's area: measured from
+            // __per_cpu_start (0 on x86_64), which a relocation moves along with it.
+            if name == "current_task", let start = classifier.symbols?.address(of: "__per_cpu_start") { return value &- start }
+            return value
+        }
     }
 
     func describeText() -> String {
@@ -197,6 +223,19 @@ public struct Report: Sendable {
         for f in options.symbolFacts { s += "# \(f)\n" }
         if let k = kernelOffset { s += "# symbols: \(k.describe)\n" }
         if let note = unwindTables.exidxNote { s += "# unwind: \(note)\n" }
+        switch taskLayout {
+        case .success(let layout)?:
+            s += "# tasks: \(layout.how)\n"
+            for v in guest.vcpus where v.isOnline {
+                switch currentTask(v) {
+                case .success(let t)?: s += "#   vcpu\(v.id): current task at \(hex(t.address)), found through \(t.how)\n"
+                case .failure(let e)?: s += "#   vcpu\(v.id): no current task: \(e.reason)\n"
+                case nil: break
+                }
+            }
+        case .failure(let e)?: s += "# tasks: no task_struct layout: \(e)\n"
+        case nil: break
+        }
         for f in guest.facts { s += "# \(f)\n" }
         for w in guest.warnings { s += "# warning: \(w)\n" }
         return s + "\n"

@@ -25,6 +25,10 @@ public struct ReportOptions: Sendable {
     public var kernel: GuestKernel? = nil
     /// Lines for `--describe` about where the symbols came from.
     public var symbolFacts: [String] = []
+    /// Absolute symbols of the guest's kallsyms (x86_64 per-CPU variables such as current_task).
+    public var absoluteSymbols: [String: UInt64] = [:]
+    /// `--unwind scan` given: upstream's output exactly, nothing of ours read from the guest.
+    public var upstreamExact = false
     public var unwind: UnwindMethod = .scan      // --unwind
     /// DWARF lines and inlined frames (--vmlinux with debug info).
     public var sourceLocator: (any SourceLocator)? = nil

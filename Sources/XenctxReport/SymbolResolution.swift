@@ -12,6 +12,8 @@ public struct SymbolResolution: Sendable {
     /// False when a vmlinux was found to be another build: its DWARF must not be used.
     public var vmlinuxFits = true
     public var symbolFacts: [String] = []
+    /// The guest kallsyms' absolute symbols, when they were decoded.
+    public var absoluteSymbols: [String: UInt64] = [:]
     public var warnings: [String] = []
 
     /// What the user gave.
@@ -57,6 +59,7 @@ public struct SymbolResolution: Sendable {
                 if inputs.guestSymbols, let own = kernel.flatMap({ try? $0.symbols().get() }) {
                     warnings.append("using the guest's own kallsyms (\(own.map.symbols.count) symbols) instead of \(name)")
                     map = own.map
+                    absoluteSymbols = own.absolute
                     kernelOffset = KernelOffset(finding: .own)
                     symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how)), in place of \(name)")
                     symbols = map
@@ -74,6 +77,7 @@ public struct SymbolResolution: Sendable {
         switch kernel.symbols() {
         case .success(let own):
             symbols = own.map
+            absoluteSymbols = own.absolute
             kernelOffset = KernelOffset(finding: .own)
             symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how); \(own.encoding.rawValue) addresses; \(milliseconds(own.time)))")
         case .failure(let e):

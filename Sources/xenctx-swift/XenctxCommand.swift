@@ -274,6 +274,8 @@ struct XenctxCommand: ParsableCommand {
         options.symbols = resolution.symbols
         options.kernelOffset = resolution.kernelOffset
         options.symbolFacts = resolution.symbolFacts
+        options.absoluteSymbols = resolution.absoluteSymbols
+        options.upstreamExact = unwind == "scan"
         options.kernel = kernel
         if let elf = files.elf, resolution.vmlinuxFits {
             options.cfiUnwinder = elf

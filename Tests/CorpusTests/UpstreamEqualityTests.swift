@@ -73,7 +73,7 @@ struct UpstreamEqualityTests {
 
     static func withoutAdditions(_ s: String, arm: Bool) -> String {
         let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { !$0.hasPrefix("Stack pointer: ") && !$0.hasPrefix("Stack note: ") }
+            .filter { !$0.hasPrefix("Stack pointer: ") && !$0.hasPrefix("Stack note: ") && !$0.hasPrefix("Task: ") }
         guard arm else { return lines.joined(separator: "\n") }
         // Per vCPU block: keep up to the TTBR1 line and the block's closing blank lines.
         var out: [Substring] = [], block: [Substring] = []

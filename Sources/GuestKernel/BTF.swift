@@ -1,0 +1,161 @@
+import VCPUContext
+
+/// The kernel's BPF Type Format (`Documentation/bpf/btf.rst`): a header (magic 0xeb9f),
+/// a section of type records and one of NUL-terminated names. Debian's x86_64 and arm64
+/// kernels carry it (CONFIG_DEBUG_INFO_BTF) between `__start_BTF` and `__stop_BTF`; it
+/// gives struct layouts with no vmlinux. Parsed with every offset, count and size checked.
+public struct BTF: Sendable {
+    static let magic: UInt16 = 0xeb9f
+    /// Debian's are ~5 MB; far more is not a kernel's BTF.
+    public static let maxBytes = 64 << 20
+    static let maxTypes = 1 << 21
+
+    let bytes: [UInt8]
+    let typesStart: Int, typesEnd: Int, stringsStart: Int, stringsEnd: Int
+    /// Where each type's record starts (type id i at index i - 1).
+    let recordOffsets: [Int]
+
+    public var typeCount: Int { recordOffsets.count }
+
+    enum Kind: UInt32 {
+        case int = 1, ptr, array, structure, union, enumeration, forward, typedef, volatile, const, restrict,
+             function, functionProto, variable, dataSection, float, declTag, typeTag, enum64
+    }
+
+    public init(bytes: [UInt8]) throws(KernelDataError) {
+        func no(_ why: String) -> KernelDataError { KernelDataError("BTF", why) }
+        guard bytes.count >= 24, bytes.count <= Self.maxBytes else { throw no("\(bytes.count) bytes is not a kernel's BTF") }
+        func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+        guard UInt16(bytes[0]) | UInt16(bytes[1]) << 8 == Self.magic else { throw no("no 0xeb9f magic: not BTF (or big-endian)") }
+        guard bytes[2] == 1 else { throw no("version \(bytes[2]); only version 1 exists") }
+        let hdrLen = u32(4)
+        guard hdrLen >= 24, hdrLen <= 256, hdrLen <= bytes.count else { throw no("header length \(hdrLen) is not plausible") }
+        let typeOff = u32(8), typeLen = u32(12), strOff = u32(16), strLen = u32(20)
+        let total = bytes.count - hdrLen
+        guard typeOff <= total, typeLen <= total - typeOff, strOff <= total, strLen <= total - strOff else {
+            throw no("its type section (\(typeOff)+\(typeLen)) or string section (\(strOff)+\(strLen)) runs past its \(total) bytes")
+        }
+        typesStart = hdrLen + typeOff; typesEnd = typesStart + typeLen
+        stringsStart = hdrLen + strOff; stringsEnd = stringsStart + strLen
+        self.bytes = bytes
+        // One pass over the records: each kind says how much trails its 12-byte header.
+        var offsets: [Int] = []
+        var p = typesStart
+        while p < typesEnd {
+            guard p + 12 <= typesEnd, offsets.count < Self.maxTypes else { throw no("type record \(offsets.count + 1) runs past the type section") }
+            let info = u32(p + 4)
+            let vlen = info & 0xffff, kind = (info >> 24) & 0x1f
+            let trailing: Int
+            switch Kind(rawValue: UInt32(kind)) {
+            case .int, .variable, .declTag: trailing = 4
+            case .array: trailing = 12
+            case .structure, .union, .dataSection, .enum64: trailing = 12 * vlen
+            case .enumeration, .functionProto: trailing = 8 * vlen
+            case .ptr, .forward, .typedef, .volatile, .const, .restrict, .function, .float, .typeTag: trailing = 0
+            case nil: throw no("type \(offsets.count + 1) has unknown kind \(kind)")
+            }
+            offsets.append(p)
+            p += 12 + trailing
+        }
+        guard p == typesEnd else { throw no("the last type record runs past the type section") }
+        recordOffsets = offsets
+    }
+
+    func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+
+    func name(_ offset: Int) -> [UInt8] {
+        let start = stringsStart + offset
+        guard offset >= 0, start < stringsEnd else { return [] }
+        let end = bytes[start..<stringsEnd].firstIndex(of: 0) ?? stringsEnd
+        return Array(bytes[start..<end])
+    }
+
+    func record(_ id: Int) -> (at: Int, kind: Kind?, vlen: Int, kindFlag: Bool, sizeOrType: Int)? {
+        guard id >= 1, id <= recordOffsets.count else { return nil }
+        let at = recordOffsets[id - 1], info = u32(at + 4)
+        return (at, Kind(rawValue: UInt32((info >> 24) & 0x1f)), info & 0xffff, info >> 31 != 0, u32(at + 8))
+    }
+
+    /// The first struct of that name.
+    public func structID(named name: String) -> Int? {
+        let wanted = Array(name.utf8)
+        for id in 1...max(1, recordOffsets.count) where id <= recordOffsets.count {
+            guard let r = record(id), r.kind == .structure, self.name(u32(r.at)) == wanted else { continue }
+            return id
+        }
+        return nil
+    }
+
+    /// The byte offset of `member` in struct `id`, looking through anonymous struct and
+    /// union members (and typedefs/qualifiers to them), as C does; nil for a bitfield.
+    public func memberOffset(structID id: Int, member: String) -> Int? {
+        memberOffset(id, Array(member.utf8), depth: 0)
+    }
+
+    func memberOffset(_ id: Int, _ member: [UInt8], depth: Int) -> Int? {
+        guard depth < 8, let r = resolve(id), r.kind == .structure || r.kind == .union else { return nil }
+        for i in 0..<r.vlen {
+            let m = r.at + 12 + 12 * i
+            let nameOff = u32(m), type = u32(m + 4), raw = u32(m + 8)
+            let bitOffset = r.kindFlag ? raw & 0xff_ffff : raw
+            if nameOff == 0 {
+                if let inner = memberOffset(type, member, depth: depth + 1) { return bitOffset / 8 + inner }
+            } else if name(nameOff) == member {
+                return bitOffset % 8 == 0 ? bitOffset / 8 : nil
+            }
+        }
+        return nil
+    }
+
+    /// Through typedefs and qualifiers to the type they name (bounded).
+    func resolve(_ id: Int) -> (at: Int, kind: Kind?, vlen: Int, kindFlag: Bool, sizeOrType: Int)? {
+        var current = id
+        for _ in 0..<16 {
+            guard let r = record(current) else { return nil }
+            switch r.kind {
+            case .typedef, .volatile, .const, .restrict, .typeTag: current = r.sizeOrType
+            default: return r
+            }
+        }
+        return nil
+    }
+}
+
+extension BTF {
+    /// The kernel's BTF in guest memory: between `__start_BTF` and `__stop_BTF` when the
+    /// symbols name them, else found in the kernel image by its header (magic, version 1,
+    /// 24-byte header) with sections that fit.
+    public static func locate(guest: Guest, reader: KernelReader, symbols: [String: UInt64]) throws(KernelDataError) -> (btf: BTF, address: UInt64, how: String) {
+        if let start = symbols["__start_BTF"], let stop = symbols["__stop_BTF"], stop > start {
+            guard stop - start <= UInt64(maxBytes) else { throw KernelDataError("BTF", "__start_BTF…__stop_BTF spans \(stop - start) bytes") }
+            let bytes: [UInt8]
+            do { bytes = try reader.bytes(start, count: Int(stop - start), limit: maxBytes) } catch { throw KernelDataError("BTF", "unreadable: \(error)") }
+            return (try BTF(bytes: bytes), start, "between __start_BTF and __stop_BTF")
+        }
+        let header: [UInt8] = [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
+        var found: (BTF, UInt64)? = nil
+        var lastError: KernelDataError? = nil
+        for window in VMCoreInfoLocator.windows(guest: guest) {
+            reader.forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages) { va, page in
+                var from = 0
+                while let o = find(header, in: page, from: from) {
+                    from = o + 1
+                    let at = va + UInt64(o)
+                    guard let h = try? reader.bytes(at, count: 24, limit: 24) else { continue }
+                    func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
+                    let size = 24 + max(field(8) + field(12), field(16) + field(20))
+                    guard size > 1024, size <= maxBytes, let bytes = try? reader.bytes(at, count: size, limit: maxBytes) else { continue }
+                    do {
+                        found = (try BTF(bytes: bytes), at)
+                        return false
+                    } catch {
+                        lastError = error as? KernelDataError
+                    }
+                }
+                return true
+            }
+            if let found { return (found.0, found.1, "by its header in \(window.name)") }
+        }
+        throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp, have none)")
+    }
+}

@@ -1,0 +1,72 @@
+import Symbols
+import VCPUContext
+
+/// Where `task_struct` keeps what names a task, from the kernel's own type information.
+public struct TaskLayout: Sendable, Equatable {
+    public let pid: Int, tgid: Int, comm: Int
+    /// Where the layout came from, for `--describe`.
+    public let how: String
+
+    public init(btf: BTF, how: String) throws(KernelDataError) {
+        guard let task = btf.structID(named: "task_struct") else { throw KernelDataError("BTF", "has no struct task_struct") }
+        guard let pid = btf.memberOffset(structID: task, member: "pid"), let tgid = btf.memberOffset(structID: task, member: "tgid"),
+              let comm = btf.memberOffset(structID: task, member: "comm") else {
+            throw KernelDataError("BTF", "task_struct lacks pid, tgid or comm")
+        }
+        (self.pid, self.tgid, self.comm) = (pid, tgid, comm)
+        self.how = "\(how): task_struct.pid at +\(pid), tgid at +\(tgid), comm at +\(comm)"
+    }
+}
+
+/// The task a vCPU was running, found as its kernel finds `current`.
+public struct CurrentTask: Sendable, Equatable {
+    public let address: UInt64
+    public let comm: String
+    public let pid: Int32, tgid: Int32
+    /// How `current` was found (the register or per-CPU variable).
+    public let how: String
+
+    static let commLength = 16          // TASK_COMM_LEN
+    static let pidMax: Int32 = 4_194_304 // PID_MAX_LIMIT
+
+    /// x86_64: the per-CPU `current_task` of CPU `vcpu.id` (`__per_cpu_offset[id]` plus the
+    /// variable's per-CPU offset); arm64: SP_EL0, which holds `current` while in the kernel.
+    /// `symbol` answers from the report's symbols (and kallsyms' per-CPU ones).
+    public static func find(vcpu: VCPU, guest: Guest, reader: KernelReader, layout: TaskLayout,
+                            symbol: (String) -> UInt64?) -> Result<CurrentTask, KernelDataError> {
+        Result { () throws(KernelDataError) in
+            let task: UInt64, how: String
+            switch (guest.description.architecture, vcpu.registers) {
+            case (.x86_64, _):
+                guard let offsets = symbol("__per_cpu_offset"), let variable = symbol("current_task") else {
+                    throw KernelDataError("current task", "the symbols name no __per_cpu_offset or current_task")
+                }
+                let base: UInt64
+                do { base = try reader.word(offsets &+ UInt64(vcpu.id) &* 8) } catch { throw KernelDataError("current task", "__per_cpu_offset[\(vcpu.id)] unreadable: \(error)") }
+                do { task = try reader.word(base &+ variable) } catch { throw KernelDataError("current task", "per-CPU current_task of CPU \(vcpu.id) unreadable: \(error)") }
+                how = "the per-CPU current_task of CPU \(vcpu.id) (__per_cpu_offset[\(vcpu.id)] = \(hex(base)))"
+            case (.aarch64, .arm(let r)):
+                let el = (r.cpsr >> 2) & 3
+                guard el == 1 else { throw KernelDataError("current task", "the vCPU is at EL\(el): SP_EL0 holds current only in the kernel (EL1)") }
+                task = r.spEL0
+                how = "SP_EL0 (arm64 keeps current there in the kernel)"
+            default:
+                throw KernelDataError("current task", "not found on \(guest.description.architecture.rawValue) guests yet (ARM32 and 32-bit x86 keep no BTF: their task layout needs the vmlinux's DWARF)")
+            }
+            let comm: [UInt8], pid: Int32, tgid: Int32
+            do {
+                comm = try reader.bytes(task &+ UInt64(layout.comm), count: commLength, limit: commLength)
+                pid = Int32(bitPattern: try reader.u32(task &+ UInt64(layout.pid)))
+                tgid = Int32(bitPattern: try reader.u32(task &+ UInt64(layout.tgid)))
+            } catch {
+                throw KernelDataError("current task", "task_struct at \(hex(task)) unreadable: \(error)")
+            }
+            let name = comm.prefix { $0 != 0 }
+            guard name.count < commLength, (0...pidMax).contains(pid), (0...pidMax).contains(tgid),
+                  name.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
+                throw KernelDataError("current task", "\(hex(task)) does not hold a task (comm, pid or tgid out of range)")
+            }
+            return CurrentTask(address: task, comm: String(decoding: name, as: UTF8.self), pid: pid, tgid: tgid, how: how)
+        }
+    }
+}

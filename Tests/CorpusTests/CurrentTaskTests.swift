@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// Each vCPU's current task against the kernel's own `CPU: N PID: P Comm: C` lines, found
+/// with no symbol file: kallsyms and BTF from the guest's memory (x86_64 per-CPU
+/// current_task, arm64 SP_EL0). ARM32 kernels carry no BTF: the report says why instead.
+@Suite(.serialized)
+struct CurrentTaskTests {
+    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash"]
+
+    @Test(arguments: cases)
+    func vcpuNamesTheTaskTheKernelPrinted(_ name: String) throws {
+        let c = Corpus.named(name)
+        let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
+        let printed = console.split(separator: "\n").compactMap { line -> (Int, String, String)? in
+            guard let r = line.range(of: #"CPU: ([0-9]+) PID: ([0-9]+) Comm: ([^ ]+)"#, options: .regularExpression) else { return nil }
+            let f = line[r].split(separator: " ")
+            return (Int(f[1])!, String(f[3]), String(f[5]))
+        }
+        try #require(!printed.isEmpty)
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "-C", "-l", "0"])
+        #expect(r.status == 0)
+        for (cpu, pid, comm) in printed {
+            let block = r.stdout.components(separatedBy: "vcpu\(cpu):\n").dropFirst().first?.components(separatedBy: "\nvcpu").first ?? ""
+            #expect(block.contains("\nTask: \(comm) (pid \(pid), tgid "), "vcpu\(cpu): \(block.split(separator: "\n").filter { $0.hasPrefix("Task") })")
+        }
+    }
+
+    @Test func arm32SaysWhyThereIsNoTask() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-full-a32-crash")), "--describe", "-l", "0"])
+        #expect(!r.stdout.contains("\nTask: "))
+        #expect(r.stdout.contains("# tasks: no task_struct layout: BTF: none in the kernel image"))
+    }
+}
