@@ -10,6 +10,8 @@ public struct GuestKernel: Sendable {
     public let vmcoreinfo: Result<LocatedVMCoreInfo, KernelDataError>
     /// Time spent finding VMCOREINFO.
     public let locateTime: Duration
+    /// kallsyms found by content while looking for VMCOREINFO (ARM32's upward search).
+    let kallsymsByContent: KallsymsFinder.Found?
 
     /// Finds VMCOREINFO; nil when the guest has no memory to read.
     public init?(guest: Guest) {
@@ -17,8 +19,10 @@ public struct GuestKernel: Sendable {
         self.guest = guest
         let clock = ContinuousClock()
         let start = clock.now
-        vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader) }
+        var found: KallsymsFinder.Found? = nil
+        vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &found) }
         locateTime = clock.now - start
+        kallsymsByContent = found
     }
 
     func reader() -> KernelReader {
@@ -50,7 +54,8 @@ public struct GuestKernel: Sendable {
             if let info, let t = Kallsyms.Tables(vmcoreinfo: info) {
                 (tables, how) = (t, "through VMCOREINFO")
             } else {
-                let found = try KallsymsFinder.locate(guest: guest, reader: reader)
+                let found: KallsymsFinder.Found
+                if let known = kallsymsByContent { found = known } else { found = try KallsymsFinder.locate(guest: guest, reader: reader) }
                 let why = info == nil ? "no VMCOREINFO" : "VMCOREINFO does not name them"
                 (tables, how) = (found.tables, "\(found.how) (\(why))")
             }

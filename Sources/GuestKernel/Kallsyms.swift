@@ -59,6 +59,23 @@ public enum Kallsyms {
         public var count: Int { names.count }
     }
 
+    /// The 256 tokens, each a NUL-terminated string at its offset in `kallsyms_token_index`.
+    static func readTokens(table: UInt64, index: UInt64, reader: KernelReader) throws(KernelDataError) -> [[UInt8]] {
+        func fault(_ what: String, _ e: MemoryFault) -> KernelDataError { KernelDataError("kallsyms", "\(what) unreadable: \(e)") }
+        let offsets: [UInt8]
+        do { offsets = try reader.bytes(index, count: 512, limit: 512) } catch { throw fault("kallsyms_token_index", error) }
+        var tokens: [[UInt8]] = []
+        tokens.reserveCapacity(256)
+        for i in 0..<256 {
+            let offset = UInt64(offsets[2 * i]) | UInt64(offsets[2 * i + 1]) << 8
+            let token: [UInt8]
+            do { token = try reader.cString(table &+ offset, max: maxTokenBytes + 1) } catch { throw fault("kallsyms token \(i)", error) }
+            guard token.count <= maxTokenBytes else { throw KernelDataError("kallsyms", "token \(i) is longer than \(maxTokenBytes) bytes: not a token table") }
+            tokens.append(token)
+        }
+        return tokens
+    }
+
     static func relative(_ o: Int32, _ base: UInt64) -> UInt64 { base &+ UInt64(UInt32(bitPattern: o)) }
     static func percpu(_ o: Int32, _ base: UInt64) -> UInt64 { o >= 0 ? UInt64(o) : base &- 1 &- UInt64(bitPattern: Int64(o)) }
 
@@ -90,18 +107,7 @@ public enum Kallsyms {
         do { count = Int(try reader.u32(t.numSyms)) } catch { throw fault("kallsyms_num_syms", error) }
         guard count > 0, count <= maxSymbols else { throw KernelDataError("kallsyms", "kallsyms_num_syms is \(count): not a plausible symbol count (1 to \(maxSymbols))") }
 
-        // The 256 tokens, each a NUL-terminated string at its index.
-        let index: [UInt8]
-        do { index = try reader.bytes(t.tokenIndex, count: 512, limit: 512) } catch { throw fault("kallsyms_token_index", error) }
-        var tokens: [[UInt8]] = []
-        tokens.reserveCapacity(256)
-        for i in 0..<256 {
-            let offset = UInt64(index[2 * i]) | UInt64(index[2 * i + 1]) << 8
-            let token: [UInt8]
-            do { token = try reader.cString(t.tokenTable &+ offset, max: maxTokenBytes + 1) } catch { throw fault("kallsyms token \(i)", error) }
-            guard token.count <= maxTokenBytes else { throw KernelDataError("kallsyms", "token \(i) is longer than \(maxTokenBytes) bytes: not a token table") }
-            tokens.append(token)
-        }
+        let tokens = try readTokens(table: t.tokenTable, index: t.tokenIndex, reader: reader)
 
         // Names: the table lies below the token table in every layout, so read it whole
         // when that bound is sane; otherwise in chunks as the decoder reaches them.

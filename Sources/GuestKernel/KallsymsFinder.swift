@@ -161,13 +161,10 @@ public enum KallsymsFinder {
         throw KernelDataError("kallsyms", "no kallsyms_markers and kallsyms_names that fit together below the token table at \(hex(tokenTable))")
     }
 
-    /// How many bytes each token expands to (a name's length is checked on the way).
+    /// How many bytes each token expands to (a name's length is checked on the way);
+    /// empty when the tokens cannot be read, which no names walk then fits.
     static func tokenByteCounts(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader) -> [Int] {
-        guard let raw = try? reader.bytes(tokenIndex, count: 512, limit: 512) else { return [] }
-        return (0..<256).map { i in
-            let offset = UInt64(raw[2 * i]) | UInt64(raw[2 * i + 1]) << 8
-            return (try? reader.cString(tokenTable &+ offset, max: Kallsyms.maxTokenBytes + 1).count) ?? Int.max / 1024
-        }
+        ((try? Kallsyms.readTokens(table: tokenTable, index: tokenIndex, reader: reader)) ?? []).map(\.count)
     }
 
     /// Walks `count` name entries from `start`; nil unless every 256th lands on its marker

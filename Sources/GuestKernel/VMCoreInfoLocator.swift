@@ -74,6 +74,13 @@ public enum VMCoreInfoLocator {
     static let maxPages = 1 << 17
 
     public static func locate(guest: Guest, reader: KernelReader) throws(KernelDataError) -> LocatedVMCoreInfo {
+        var unused: KallsymsFinder.Found? = nil
+        return try locate(guest: guest, reader: reader, kallsyms: &unused)
+    }
+
+    /// `kallsyms` receives the content search for kallsyms when it was run to start an
+    /// upward search, so a caller that needs kallsyms without VMCOREINFO need not repeat it.
+    public static func locate(guest: Guest, reader: KernelReader, kallsyms: inout KallsymsFinder.Found?) throws(KernelDataError) -> LocatedVMCoreInfo {
         let w = reader.wordSize
         let direct = directMap(guest: guest)
         var checked = Set<UInt64>()
@@ -95,8 +102,8 @@ public enum VMCoreInfoLocator {
         for var window in windows(guest: guest) {
             // Upwards, .text comes first and holds many words that look like page pointers
             // (ARM instructions): start at the kallsyms tables in .rodata when they are found.
-            if !window.descending, let found = try? KallsymsFinder.locate(guest: guest, reader: reader),
-               (window.start..<window.end).contains(found.tables.tokenTable) {
+            if !window.descending, kallsyms == nil { kallsyms = try? KallsymsFinder.locate(guest: guest, reader: reader) }
+            if !window.descending, let found = kallsyms, (window.start..<window.end).contains(found.tables.tokenTable) {
                 window = Window(start: found.tables.tokenTable & ~0xfff, end: window.end, descending: false,
                                 name: window.name + " above the kallsyms tables")
                 pages += found.pagesScanned

@@ -55,6 +55,8 @@ public struct Report: Sendable {
     let unwindTables: UnwindTables
     /// task_struct's layout from the guest's BTF (nil when not looked for).
     let taskLayout: Result<TaskLayout, KernelDataError>?
+    /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
+    let currentTasks: [Int: Result<CurrentTask, KernelDataError>]
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
@@ -75,13 +77,32 @@ public struct Report: Sendable {
         // The current task needs types: BTF from the guest (x86_64 and arm64 kernels have it).
         if options.kernel != nil, !options.upstreamExact, let reader = KernelReader(guest: guest) {
             let bounds = classifier.symbols?.addresses(of: ["__start_BTF", "__stop_BTF"]) ?? [:]
-            taskLayout = Result { () throws(KernelDataError) in
+            let layout = Result { () throws(KernelDataError) in
                 let found = try BTF.locate(guest: guest, reader: reader, symbols: bounds)
                 return try TaskLayout(btf: found.btf, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
             }
+            taskLayout = layout
+            currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
         } else {
             taskLayout = nil
+            currentTasks = [:]
         }
+    }
+
+    /// The task each vCPU was running, where the layout and symbols allow finding it.
+    static func currentTasks(guest: Guest, reader: KernelReader, layout: Result<TaskLayout, KernelDataError>, symbols: SystemMap?,
+                             absolute: [String: UInt64]) -> [Int: Result<CurrentTask, KernelDataError>] {
+        guard case .success(let layout) = layout else { return [:] }
+        var known = symbols?.addresses(of: ["__per_cpu_offset", "current_task", "__per_cpu_start"]) ?? [:]
+        // A per-CPU variable's value is an offset into each CPU's area: measured from
+        // __per_cpu_start (0 on x86_64), which a relocation moves along with it.
+        if let value = known["current_task"], let start = known["__per_cpu_start"] { known["current_task"] = value &- start }
+        known.merge(absolute.filter { $0.key == "current_task" || $0.key == "__per_cpu_offset" }) { _, kallsyms in kallsyms }
+        var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
+        for v in guest.vcpus {
+            tasks[v.id] = CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }
+        }
+        return tasks
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.
@@ -175,7 +196,7 @@ public struct Report: Sendable {
             out.text += regs.arm(r)
         }
         out.text += stackPointerText(choice)
-        if case .success(let task)? = currentTask(v) { out.text += "Task: \(TerminalSafe.escape(task.comm)) (pid \(task.pid), tgid \(task.tgid))\n" }
+        if case .success(let task)? = currentTasks[v.id] { out.text += "Task: \(TerminalSafe.escape(task.comm)) (pid \(task.pid), tgid \(task.tgid))\n" }
         memoryText(v, mode: mode, stackPointer: choice, into: &out)
         return out
     }
@@ -187,19 +208,6 @@ public struct Report: Sendable {
         var s = "Stack pointer: \(value) (\(choice.register), \(choice.reason))\n"
         if let note = choice.note { s += "Stack note: \(note)\n" }
         return s
-    }
-
-    /// The task `v` was running, when the guest's types and symbols allow finding it.
-    func currentTask(_ v: VCPU) -> Result<CurrentTask, KernelDataError>? {
-        guard case .success(let layout)? = taskLayout, let reader = KernelReader(guest: guest) else { return nil }
-        return CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { name in
-            if let a = options.absoluteSymbols[name] { return a }
-            guard let value = classifier.symbols?.address(of: name) else { return nil }
-            // A per-CPU variable's value is an offset into each CPU's area: measured from
-            // __per_cpu_start (0 on x86_64), which a relocation moves along with it.
-            if name == "current_task", let start = classifier.symbols?.address(of: "__per_cpu_start") { return value &- start }
-            return value
-        }
     }
 
     func describeText() -> String {
@@ -227,7 +235,7 @@ public struct Report: Sendable {
         case .success(let layout)?:
             s += "# tasks: \(layout.how)\n"
             for v in guest.vcpus where v.isOnline {
-                switch currentTask(v) {
+                switch currentTasks[v.id] {
                 case .success(let t)?: s += "#   vcpu\(v.id): current task at \(hex(t.address)), found through \(t.how)\n"
                 case .failure(let e)?: s += "#   vcpu\(v.id): no current task: \(e.reason)\n"
                 case nil: break

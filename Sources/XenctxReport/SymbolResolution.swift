@@ -45,7 +45,7 @@ public struct SymbolResolution: Sendable {
             }
         }
 
-        if var map = inputs.map, vmlinuxFits || !inputs.mapIsFromVmlinux {
+        if let map = inputs.map, vmlinuxFits || !inputs.mapIsFromVmlinux {
             let offset = KernelOffset.detect(map: map, guest: guest, vmcoreinfo: info)
             let name = inputs.mapIsFromVmlinux ? "the vmlinux's symbol table" : "symbol table \(TerminalSafe.escape(inputs.mapPath ?? ""))"
             // Without _stext/_etext nothing counts as kernel text: stacks and traces would vanish.
@@ -53,18 +53,12 @@ public struct SymbolResolution: Sendable {
             if noText {
                 warnings.append("\(name) has no _stext/_etext: it cannot say where the kernel's text is, so no stack or call trace could be shown from it")
             }
-            if offset.isMismatch || noText {
-                if offset.isMismatch { warnings.append("\(name): \(offset.describe); symbols will be wrong") }
-                // The guest's own names are right where the file's are not.
-                if inputs.guestSymbols, let own = kernel.flatMap({ try? $0.symbols().get() }) {
-                    warnings.append("using the guest's own kallsyms (\(own.map.symbols.count) symbols) instead of \(name)")
-                    map = own.map
-                    absoluteSymbols = own.absolute
-                    kernelOffset = KernelOffset(finding: .own)
-                    symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how)), in place of \(name)")
-                    symbols = map
-                    return
-                }
+            if offset.isMismatch { warnings.append("\(name): \(offset.describe); symbols will be wrong") }
+            // The guest's own names are right where the file's are not.
+            if (offset.isMismatch || noText) && inputs.guestSymbols, let kernel, case .success(let own) = kernel.symbols() {
+                warnings.append("using the guest's own kallsyms (\(own.map.symbols.count) symbols) instead of \(name)")
+                adopt(own, inPlaceOf: name)
+                return
             }
             symbols = map.shifted(by: offset.offset)
             kernelOffset = offset
@@ -75,14 +69,18 @@ public struct SymbolResolution: Sendable {
 
         guard useGuest, let kernel else { return }
         switch kernel.symbols() {
-        case .success(let own):
-            symbols = own.map
-            absoluteSymbols = own.absolute
-            kernelOffset = KernelOffset(finding: .own)
-            symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(own.how); \(own.encoding.rawValue) addresses; \(milliseconds(own.time)))")
-        case .failure(let e):
-            symbolFacts.append("symbols: none (no symbol file given, and \(e))")
+        case .success(let own): adopt(own, inPlaceOf: nil)
+        case .failure(let e): symbolFacts.append("symbols: none (no symbol file given, and \(e))")
         }
+    }
+
+    /// The guest's own kallsyms as the report's symbols.
+    mutating func adopt(_ own: GuestKernel.Symbols, inPlaceOf file: String?) {
+        symbols = own.map
+        absoluteSymbols = own.absolute
+        kernelOffset = KernelOffset(finding: .own)
+        let origin = file.map { "\(own.how)), in place of \($0)" } ?? "\(own.how); \(own.encoding.rawValue) addresses; \(milliseconds(own.time)))"
+        symbolFacts.append("symbols: \(own.map.symbols.count) from the guest's kallsyms (\(origin)")
     }
 }
 

@@ -275,7 +275,7 @@ struct XenctxCommand: ParsableCommand {
         options.kernelOffset = resolution.kernelOffset
         options.symbolFacts = resolution.symbolFacts
         options.absoluteSymbols = resolution.absoluteSymbols
-        options.upstreamExact = unwind == "scan"
+        options.upstreamExact = !guestSymbols
         options.kernel = kernel
         if let elf = files.elf, resolution.vmlinuxFits {
             options.cfiUnwinder = elf
