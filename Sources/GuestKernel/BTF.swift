@@ -133,29 +133,25 @@ extension BTF {
             return (try BTF(bytes: bytes), start, "between __start_BTF and __stop_BTF")
         }
         let header: [UInt8] = [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
-        var found: (BTF, UInt64)? = nil
         var lastError: KernelDataError? = nil
-        for window in VMCoreInfoLocator.windows(guest: guest) {
-            reader.forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages) { va, page in
-                var from = 0
-                while let o = find(header, in: page, from: from) {
-                    from = o + 1
-                    let at = va + UInt64(o)
-                    guard let h = try? reader.bytes(at, count: 24, limit: 24) else { continue }
-                    func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
-                    let size = 24 + max(field(8) + field(12), field(16) + field(20))
-                    guard size > 1024, size <= maxBytes, let bytes = try? reader.bytes(at, count: size, limit: maxBytes) else { continue }
-                    do {
-                        found = (try BTF(bytes: bytes), at)
-                        return false
-                    } catch {
-                        lastError = error as? KernelDataError
-                    }
+        let (found, _) = reader.firstInKernelImage(guest: guest) { va, page -> (BTF, UInt64)? in
+            var from = 0
+            while let o = find(header, in: page, from: from) {
+                from = o + 1
+                let at = va + UInt64(o)
+                guard let h = try? reader.bytes(at, count: 24, limit: 24) else { continue }
+                func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
+                let size = 24 + max(field(8) + field(12), field(16) + field(20))
+                guard size > 1024, size <= maxBytes, let bytes = try? reader.bytes(at, count: size, limit: maxBytes) else { continue }
+                do throws(KernelDataError) {
+                    return (try BTF(bytes: bytes), at)
+                } catch {
+                    lastError = error
                 }
-                return true
             }
-            if let found { return (found.0, found.1, "by its header in \(window.name)") }
+            return nil
         }
+        if let ((btf, at), window) = found { return (btf, at, "by its header in \(window)") }
         throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp, have none)")
     }
 }

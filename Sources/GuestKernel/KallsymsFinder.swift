@@ -22,41 +22,35 @@ public enum KallsymsFinder {
     }
 
     public static func locate(guest: Guest, reader: KernelReader) throws(KernelDataError) -> Found {
-        var pages = 0
         var lastReason = "the token table's run of digit tokens was not found"
-        for window in VMCoreInfoLocator.windows(guest: guest) {
-            // Token tables are in .rodata: search upwards from the image's start.
-            var previous: (va: UInt64, tail: [UInt8])? = nil
-            var result: Kallsyms.Tables? = nil
-            reader.forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
-                pages += 1
-                var hits: [UInt64] = []
-                var from = 0
-                while let offset = find(digits, in: page, from: from) {
-                    hits.append(va &+ UInt64(offset))
-                    from = offset + 1
-                }
-                // A run that straddles the boundary with the page before.
-                if let previous, previous.va + 4096 == va {
-                    let joined = previous.tail + Array(page.prefix(digits.count - 1))
-                    joined.withUnsafeBytes { j in
-                        if let o = find(digits, in: j, from: 0) { hits.append(va &- UInt64(previous.tail.count) &+ UInt64(o)) }
-                    }
-                }
-                previous = (va, Array(page.suffix(digits.count - 1)))
-                for hit in hits {
-                    do {
-                        result = try tables(digitTokenAt: hit, reader: reader)
-                        return false
-                    } catch {
-                        lastReason = (error as? KernelDataError)?.reason ?? "\(error)"
-                    }
-                }
-                return true
+        // Token tables are in .rodata: search upwards from the image's start.
+        var previous: (va: UInt64, tail: [UInt8])? = nil
+        let (found, pages) = reader.firstInKernelImage(guest: guest) { va, page -> Kallsyms.Tables? in
+            var hits: [UInt64] = []
+            var from = 0
+            while let offset = find(digits, in: page, from: from) {
+                hits.append(va &+ UInt64(offset))
+                from = offset + 1
             }
-            if let result {
-                return Found(tables: result, how: "by content in \(window.name): token table at \(hex(result.tokenTable))", pagesScanned: pages)
+            // A run that straddles the boundary with the page before.
+            if let previous, previous.va + 4096 == va {
+                let joined = previous.tail + Array(page.prefix(digits.count - 1))
+                joined.withUnsafeBytes { j in
+                    if let o = find(digits, in: j, from: 0) { hits.append(va &- UInt64(previous.tail.count) &+ UInt64(o)) }
+                }
             }
+            previous = (va, Array(page.suffix(digits.count - 1)))
+            for hit in hits {
+                do throws(KernelDataError) {
+                    return try tables(digitTokenAt: hit, reader: reader)
+                } catch {
+                    lastReason = error.reason
+                }
+            }
+            return nil
+        }
+        if let (result, window) = found {
+            return Found(tables: result, how: "by content in \(window): token table at \(hex(result.tokenTable))", pagesScanned: pages)
         }
         throw KernelDataError("kallsyms", "not found by content (\(pages) mapped pages searched): \(lastReason)")
     }

@@ -207,32 +207,26 @@ public enum PrintkRing {
     public static func locateStatic(guest: Guest, reader: KernelReader) throws(KernelDataError) -> (address: UInt64, log: KernelLog) {
         let l = reader.wordSize
         let kernelHalf: UInt64 = l == 8 ? 0xffff_0000_0000_0000 : 0xc000_0000
-        var pages = 0
-        var found: (UInt64, KernelLog)? = nil
-        for window in VMCoreInfoLocator.windows(guest: guest) {
-            reader.forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
-                pages += 1
-                var o = 0
-                while o + 8 * l <= 4096 {
-                    defer { o += l }
-                    let countBits = page.loadUnaligned(fromByteOffset: o, as: UInt32.self)
-                    guard (8...maxCountBits).contains(countBits),
-                          page.loadUnaligned(fromByteOffset: o + 6 * l, as: UInt32.self) == countBits + 5 else { continue }
-                    func word(_ i: Int) -> UInt64 {
-                        l == 8 ? page.loadUnaligned(fromByteOffset: o + i * l, as: UInt64.self) : UInt64(page.loadUnaligned(fromByteOffset: o + i * l, as: UInt32.self))
-                    }
-                    guard [1, 2, 7].allSatisfy({ word($0) >= kernelHalf && word($0) % UInt64(l) == 0 }) else { continue }
-                    let ring = va + UInt64(o)
-                    // `prb` points at the ring: read it as if through that pointer.
-                    let layout = assumedLayout(prb: ring, wordSize: l)
-                    guard let log = try? readRing(at: ring, layout: layout, reader: reader), !log.records.isEmpty else { continue }
-                    found = (ring, log)
-                    return false
+        let (found, pages) = reader.firstInKernelImage(guest: guest) { va, page -> (UInt64, KernelLog)? in
+            var o = 0
+            while o + 8 * l <= 4096 {
+                defer { o += l }
+                let countBits = page.loadUnaligned(fromByteOffset: o, as: UInt32.self)
+                guard (8...maxCountBits).contains(countBits),
+                      page.loadUnaligned(fromByteOffset: o + 6 * l, as: UInt32.self) == countBits + 5 else { continue }
+                func word(_ i: Int) -> UInt64 {
+                    l == 8 ? page.loadUnaligned(fromByteOffset: o + i * l, as: UInt64.self) : UInt64(page.loadUnaligned(fromByteOffset: o + i * l, as: UInt32.self))
                 }
-                return true
+                guard [1, 2, 7].allSatisfy({ word($0) >= kernelHalf && word($0) % UInt64(l) == 0 }) else { continue }
+                let ring = va + UInt64(o)
+                // `prb` points at the ring: read it as if through that pointer.
+                let layout = assumedLayout(prb: ring, wordSize: l)
+                guard let log = try? readRing(at: ring, layout: layout, reader: reader), !log.records.isEmpty else { continue }
+                return (ring, log)
             }
-            if let found { return found }
+            return nil
         }
+        if let (found, _) = found { return found }
         throw KernelDataError("printk ring", "no ring buffer found by its shape (\(pages) mapped pages of the kernel image searched)")
     }
 }

@@ -175,3 +175,22 @@ func find(_ needle: [UInt8], in page: UnsafeRawBufferPointer, from: Int) -> Int?
     }
     return nil
 }
+
+extension KernelReader {
+    /// The first result `match` gives on the kernel image's mapped pages, searched upwards
+    /// window by window (.text first, then .rodata, .data and .bss), visiting at most
+    /// `VMCoreInfoLocator.maxPages` pages in all; with the window's name and the pages visited.
+    func firstInKernelImage<T>(guest: Guest, _ match: (_ va: UInt64, _ page: UnsafeRawBufferPointer) -> T?) -> (found: (T, window: String)?, pages: Int) {
+        var pages = 0
+        for window in VMCoreInfoLocator.windows(guest: guest) {
+            var result: T? = nil
+            forEachMappedPage(from: window.start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
+                pages += 1
+                result = match(va, page)
+                return result == nil
+            }
+            if let result { return ((result, window.name), pages) }
+        }
+        return (nil, pages)
+    }
+}
