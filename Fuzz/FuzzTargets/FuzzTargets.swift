@@ -148,6 +148,9 @@ public enum FuzzTargets {
         case 1:
             let tables = EHABIUnwinder.Tables(start: r[0] & 0xffff_ffff, stop: (r[0] &+ (r[1] & 0xfff)) & 0xffff_ffff)
             _ = EHABIUnwinder(tables: tables, isKernelText: text).unwind(registers: (0..<16).map { r[$0 % 6] }, memory: memory)
+            // And the content search for the index, over the same memory.
+            let reader = KernelReader(memory: memory, wordSize: 4)
+            _ = EHABIIndexFinder.locate(reader: reader, text: [r[2]...(r[2] &+ (r[3] & 0xf_ffff))], from: base, to: base + (1 << 18))
         case 2:
             _ = AArch64FrameUnwinder(vaBits: 48).unwind(pc: r[0], sp: r[1], fp: r[2], memory: memory)
         default:
