@@ -129,7 +129,7 @@ public enum Seeds {
     static func kallsymsSlice(_ t: Kallsyms.Tables, reader: KernelReader) -> [UInt8]? {
         let count = 300
         guard let index = try? reader.bytes(t.tokenIndex, count: 512, limit: 512),
-              let tokens = try? reader.bytes(t.tokenTable, count: Int(t.tokenIndex - t.tokenTable), limit: 8192),
+              let tokens = try? reader.bytes(t.tokenTable, count: Int(truncatingIfNeeded: t.tokenIndex &- t.tokenTable), limit: 8192),
               let names = try? reader.bytes(t.names, count: 16384, limit: 16384),
               let offsetsAt = t.offsets, let offsets = try? reader.bytes(offsetsAt, count: count * 4, limit: 4096),
               let baseAt = t.relativeBase, let base = try? reader.word(baseAt) else { return nil }

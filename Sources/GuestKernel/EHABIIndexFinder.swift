@@ -44,6 +44,6 @@ public enum EHABIIndexFinder {
     /// The address a prel31 word at `at` refers to (32-bit address space).
     static func prel31(_ w: UInt32, at: UInt64) -> UInt64 {
         let offset = Int64(Int32(bitPattern: w << 1) >> 1)
-        return UInt64(truncatingIfNeeded: Int64(at) &+ offset) & 0xffff_ffff
+        return UInt64(truncatingIfNeeded: Int64(bitPattern: at) &+ offset) & 0xffff_ffff
     }
 }
