@@ -107,6 +107,22 @@ public struct BTF: Sendable {
         return nil
     }
 
+    /// The member's offset and type id in struct or union `id`, through anonymous members.
+    func member(_ id: Int, _ name: [UInt8], depth: Int = 0) -> (offset: Int, type: Int)? {
+        guard depth < 8, let r = resolve(id), r.kind == .structure || r.kind == .union else { return nil }
+        for i in 0..<r.vlen {
+            let m = r.at + 12 + 12 * i
+            let nameOff = u32(m), type = u32(m + 4), raw = u32(m + 8)
+            let bitOffset = r.kindFlag ? raw & 0xff_ffff : raw
+            if nameOff == 0 {
+                if let inner = member(type, name, depth: depth + 1) { return (bitOffset / 8 + inner.offset, inner.type) }
+            } else if self.name(nameOff) == name {
+                return bitOffset % 8 == 0 ? (bitOffset / 8, type) : nil
+            }
+        }
+        return nil
+    }
+
     /// Through typedefs and qualifiers to the type they name (bounded).
     func resolve(_ id: Int) -> (at: Int, kind: Kind?, vlen: Int, kindFlag: Bool, sizeOrType: Int)? {
         var current = id
@@ -118,6 +134,26 @@ public struct BTF: Sendable {
             }
         }
         return nil
+    }
+}
+
+extension BTF: KernelTypes {
+    public var source: String { "BTF" }
+
+    public func size(of structName: String) -> Int? {
+        guard let id = structID(named: structName), let r = record(id) else { return nil }
+        return r.sizeOrType
+    }
+
+    public func offset(of path: String, in structName: String) -> Int? {
+        guard var id = structID(named: structName) else { return nil }
+        var total = 0
+        for part in path.split(separator: ".") {
+            guard let m = member(id, Array(part.utf8)) else { return nil }
+            total += m.offset
+            id = m.type
+        }
+        return total
     }
 }
 

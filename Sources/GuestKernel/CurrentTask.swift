@@ -1,23 +1,6 @@
 import Symbols
 import VCPUContext
 
-/// Where `task_struct` keeps what names a task, from the kernel's own type information.
-public struct TaskLayout: Sendable, Equatable {
-    public let pid: Int, tgid: Int, comm: Int
-    /// Where the layout came from, for `--describe`.
-    public let how: String
-
-    public init(btf: BTF, how: String) throws(KernelDataError) {
-        guard let task = btf.structID(named: "task_struct") else { throw KernelDataError("BTF", "has no struct task_struct") }
-        guard let pid = btf.memberOffset(structID: task, member: "pid"), let tgid = btf.memberOffset(structID: task, member: "tgid"),
-              let comm = btf.memberOffset(structID: task, member: "comm") else {
-            throw KernelDataError("BTF", "task_struct lacks pid, tgid or comm")
-        }
-        (self.pid, self.tgid, self.comm) = (pid, tgid, comm)
-        self.how = "\(how): task_struct.pid at +\(pid), tgid at +\(tgid), comm at +\(comm)"
-    }
-}
-
 /// The task a vCPU was running, found as its kernel finds `current`.
 public struct CurrentTask: Sendable, Equatable {
     public let address: UInt64

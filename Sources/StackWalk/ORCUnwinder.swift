@@ -41,14 +41,19 @@ public struct ORCUnwinder {
     /// Whether an address is kernel text (a frame's ip outside text ends the walk).
     public let isKernelText: (UInt64) -> Bool
 
-    public init(tables: Tables, maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
+    /// Modules' own tables, each for its text (`mod->arch.orc_unwind_ip`, sorted at load).
+    public let moduleTables: [(text: Range<UInt64>, tables: Tables)]
+
+    public init(tables: Tables, moduleTables: [(text: Range<UInt64>, tables: Tables)] = [], maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
         self.tables = tables
+        self.moduleTables = moduleTables
         self.maxFrames = maxFrames
         self.isKernelText = isKernelText
     }
 
     /// The entry covering `ip`: the rightmost table address ≤ ip (`__orc_find`).
     func find(_ ip: UInt64, memory: some StackMemory) throws(MemoryFault) -> Entry? {
+        let tables = moduleTables.first { $0.text.contains(ip) }?.tables ?? self.tables
         var lo = 0, hi = tables.count - 1, found: Int? = nil
         while lo <= hi {
             let mid = lo + (hi - lo) / 2

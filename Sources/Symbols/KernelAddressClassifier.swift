@@ -26,8 +26,12 @@ public struct KernelAddressClassifier: Sendable {
         self.kernelEnd = symbols?.end ?? defaultEnd
     }
 
+    /// Text outside the image: loaded modules' core text, read from guest memory.
+    public var moduleText: [Range<UInt64>] = []
+
     public func classify(_ addr: UInt64) -> Kind {
         guard let s = symbols else { return addr > kernelStart ? .text : .notKernel }
+        if !moduleText.isEmpty, moduleText.contains(where: { $0.contains(addr) }) { return .text }
         if addr >= s.stext && addr <= s.etext { return .text }
         if s.hypercallPage != 0 && addr >= s.hypercallPage && addr <= s.hypercallPage &+ 4096 { return .text }
         if addr >= s.sinittext && addr <= s.einittext { return .text }
@@ -44,9 +48,10 @@ public struct KernelAddressClassifier: Sendable {
     /// least `kind` or has no plausible symbol. Names are escaped for the terminal.
     public func symbolSuffix(_ addr: UInt64, kind: Kind) -> String {
         guard let s = symbols, classify(addr) >= kind, let (symbol, offset) = s.lookup(addr) else { return "" }
-        var name = TerminalSafe.escape(symbol.name)
-        if let module = symbol.module { name += " [\(TerminalSafe.escape(module))]" }
-        return offset == 0 ? " \(name)" : " \(name)+0x\(String(offset, radix: 16))"
+        // As the kernel prints it: `func+0x12 [module]`.
+        let module = symbol.module.map { " [\(TerminalSafe.escape($0))]" } ?? ""
+        let name = TerminalSafe.escape(symbol.name)
+        return (offset == 0 ? " \(name)" : " \(name)+0x\(String(offset, radix: 16))") + module
     }
 }
 

@@ -10,6 +10,12 @@ public struct SystemMap: Sendable {
         public let name: String
         /// The module a kallsyms line named (`name [module]`), nil for the kernel image.
         public let module: String?
+
+        public init(address: UInt64, name: String, module: String?) {
+            self.address = address
+            self.name = name
+            self.module = module
+        }
     }
 
     /// Sorted by address; equal addresses keep file order.
@@ -234,6 +240,26 @@ extension SystemMap {
         copy.stext = move(stext); copy.etext = move(etext)
         copy.sinittext = move(sinittext); copy.einittext = move(einittext)
         copy.text = move(text); copy.end = end.map(move); copy.hypercallPage = move(hypercallPage)
+        return copy
+    }
+
+    /// The table with `extra` symbols (a module's, read from guest memory) added in order.
+    public func merging(_ extra: [Symbol]) -> SystemMap {
+        guard !extra.isEmpty else { return self }
+        // One merge pass: the table is sorted, the extra few are sorted first (stably).
+        let added = extra.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)
+        var merged: [Symbol] = []
+        merged.reserveCapacity(symbols.count + added.count)
+        var i = 0, j = 0
+        while i < symbols.count || j < added.count {
+            if j == added.count || (i < symbols.count && symbols[i].address <= added[j].address) {
+                merged.append(symbols[i]); i += 1
+            } else {
+                merged.append(added[j]); j += 1
+            }
+        }
+        var copy = self
+        copy.symbols = merged
         return copy
     }
 

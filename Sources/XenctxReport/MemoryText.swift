@@ -171,16 +171,7 @@ struct VCPUMemoryView {
             for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(ip))>] \(line)\n" }
             out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\(location)\n"
         }
-        // Resolve the exact method once; each unwinder returns nil when it does not apply.
-        let exact: Unwind? = isDumpAsStack ? nil : exactMethod().flatMap { method in
-            switch method {
-            case .orc: return orcTrace()
-            case .fp: return aarch64Trace()
-            case .exidx: return exidxTrace()
-            case .cfi: return cfiTrace()
-            case .scan, .auto: return nil
-            }
-        }
+        let exact: Unwind? = isDumpAsStack ? nil : exactUnwind()
         if let exact {
             render(exact, into: &out)
         } else if options.framePointers {
@@ -208,9 +199,23 @@ struct VCPUMemoryView {
         return (inlined, " " + place(physical))
     }
 
+    /// The exact unwind, by the method resolved once; nil when none applies.
+    /// `method` overrides --unwind (task stacks are always exact).
+    func exactUnwind(method: ReportOptions.UnwindMethod? = nil) -> Unwind? {
+        exactMethod(method ?? options.unwind).flatMap { method in
+            switch method {
+            case .orc: return orcTrace()
+            case .fp: return aarch64Trace()
+            case .exidx: return exidxTrace()
+            case .cfi: return cfiTrace()
+            case .scan, .auto: return nil
+            }
+        }
+    }
+
     /// The exact unwinder asked for (`--unwind orc`) or the best available (`auto`).
-    func exactMethod() -> ReportOptions.UnwindMethod? {
-        switch options.unwind {
+    func exactMethod(_ asked: ReportOptions.UnwindMethod) -> ReportOptions.UnwindMethod? {
+        switch asked {
         case .orc: return .orc
         case .exidx: return .exidx
         case .cfi: return .cfi
@@ -228,7 +233,7 @@ struct VCPUMemoryView {
 
     func orcTrace() -> Unwind? {
         guard let tables = orcTables(), case .x86_64(let r) = vcpu.registers else { return nil }
-        let unwinder = ORCUnwinder(tables: tables) { classifier.classify($0) >= .text }
+        let unwinder = ORCUnwinder(tables: tables, moduleTables: report.unwindTables.moduleORC) { classifier.classify($0) >= .text }
         let start = ORCUnwinder.Registers(ip: r.rip, sp: r.rsp, bp: r.rbp, r10: r.r10, r13: r.r13, di: r.rdi, dx: r.rdx)
         return unwinder.unwind(from: start, memory: memory)
     }

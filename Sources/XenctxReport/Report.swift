@@ -12,6 +12,8 @@ struct UnwindTables: Sendable {
 
     /// How the EHABI index was found, when not by its symbols.
     var exidxNote: String? = nil
+    /// Each loaded module's ORC tables, by its text.
+    var moduleORC: [(Range<UInt64>, ORCUnwinder.Tables)] = []
 
     /// `guest` is searched for the ARM32 index when the symbols lack its bounds (kallsyms
     /// without data symbols): nil skips that search.
@@ -55,6 +57,8 @@ public struct Report: Sendable {
     let unwindTables: UnwindTables
     /// task_struct's layout from the guest's BTF (nil when not looked for).
     let taskLayout: Result<TaskLayout, KernelDataError>?
+    /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
+    public let modules: ModuleList?
     /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
     let currentTasks: [Int: Result<CurrentTask, KernelDataError>]
 
@@ -66,25 +70,46 @@ public struct Report: Sendable {
         let resolved = options.kernelOffset != nil
         let offset = options.kernelOffset ?? options.symbols.map { KernelOffset.detect(map: $0, guest: guest) }
         kernelOffset = offset
-        classifier = KernelAddressClassifier(
-            symbols: resolved ? options.symbols : options.symbols.map { $0.shifted(by: offset?.offset ?? 0) },
+        let imageSymbols = resolved ? options.symbols : options.symbols.map { $0.shifted(by: offset?.offset ?? 0) }
+        var symbols = imageSymbols
+        var types: Result<BTF, KernelDataError>? = nil
+        var moduleList: ModuleList? = nil
+        let reader = options.kernel != nil && (!options.upstreamExact || options.tasks != nil) ? KernelReader(guest: guest) : nil
+        // Types (for tasks) come from the guest's BTF (x86_64 and arm64 kernels have it);
+        // with them, the loaded modules, whose symbols and text join the image's.
+        if let reader {
+            let bounds = imageSymbols?.addresses(of: ["__start_BTF", "__stop_BTF", "modules"]) ?? [:]
+            let located = Result { () throws(KernelDataError) in try BTF.locate(guest: guest, reader: reader, symbols: bounds) }
+            types = located.map(\.btf)
+            taskLayout = located.flatMap { found in
+                Result { () throws(KernelDataError) in
+                    try TaskLayout(types: found.btf, architecture: arch, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
+                }
+            }
+            if case .success(let btf)? = types, let head = bounds["modules"], let layout = try? ModuleLayout(types: btf) {
+                let list = ModuleList.walk(reader: reader, layout: layout, head: head)
+                moduleList = list
+                symbols = symbols?.merging(list.modules.flatMap { m in m.symbols.map { SystemMap.Symbol(address: $0.address, name: $0.name, module: m.name) } })
+            }
+        } else {
+            taskLayout = nil
+        }
+        modules = moduleList
+        var classifier = KernelAddressClassifier(
+            symbols: symbols,
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
             textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
+        classifier.moduleText = moduleList?.modules.map(\.text) ?? []
+        self.classifier = classifier
         let needsTables = [.auto, .exidx, .orc].contains(options.unwind)
-        unwindTables = UnwindTables(symbols: classifier.symbols, architecture: arch, guest: needsTables ? guest : nil)
-        // The current task needs types: BTF from the guest (x86_64 and arm64 kernels have it).
-        if options.kernel != nil, !options.upstreamExact, let reader = KernelReader(guest: guest) {
-            let bounds = classifier.symbols?.addresses(of: ["__start_BTF", "__stop_BTF"]) ?? [:]
-            let layout = Result { () throws(KernelDataError) in
-                let found = try BTF.locate(guest: guest, reader: reader, symbols: bounds)
-                return try TaskLayout(btf: found.btf, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
-            }
-            taskLayout = layout
-            currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
+        var tables = UnwindTables(symbols: imageSymbols, architecture: arch, guest: needsTables ? guest : nil)
+        tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries)) } } ?? []
+        unwindTables = tables
+        if let reader, let layout = taskLayout {
+            currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: imageSymbols, absolute: options.absoluteSymbols)
         } else {
-            taskLayout = nil
             currentTasks = [:]
         }
     }
@@ -93,11 +118,7 @@ public struct Report: Sendable {
     static func currentTasks(guest: Guest, reader: KernelReader, layout: Result<TaskLayout, KernelDataError>, symbols: SystemMap?,
                              absolute: [String: UInt64]) -> [Int: Result<CurrentTask, KernelDataError>] {
         guard case .success(let layout) = layout else { return [:] }
-        var known = symbols?.addresses(of: ["__per_cpu_offset", "current_task", "__per_cpu_start"]) ?? [:]
-        // A per-CPU variable's value is an offset into each CPU's area: measured from
-        // __per_cpu_start (0 on x86_64), which a relocation moves along with it.
-        if let value = known["current_task"], let start = known["__per_cpu_start"] { known["current_task"] = value &- start }
-        known.merge(absolute.filter { $0.key == "current_task" || $0.key == "__per_cpu_offset" }) { _, kallsyms in kallsyms }
+        let known = perCPUVariables(["current_task"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
         var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
         for v in guest.vcpus {
             tasks[v.id] = CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }

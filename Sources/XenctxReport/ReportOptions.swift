@@ -19,6 +19,8 @@ public struct ReportOptions: Sendable {
     public var memoryAddress: UInt64? = nil     // -m
     public var dumpAsStack: UInt64? = nil       // -d
     public var describe = false                 // --describe
+    /// `--tasks`, `--tasks --stack`, `--task PID`.
+    public var tasks: Report.TaskRequest? = nil
     /// The load offset of `symbols`, decided with them (`SymbolResolution`); nil: detect.
     public var kernelOffset: KernelOffset? = nil
     /// What the guest kernel says about itself (VMCOREINFO), for `--describe`.

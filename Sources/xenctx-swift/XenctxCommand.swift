@@ -97,6 +97,18 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
     var log = false
 
+    @Flag(name: .customLong("tasks"), help: "List every task of the guest kernel (pid, ppid, CPU, task_struct, state, command; '>' marks tasks on a CPU), read from its memory with its own types (BTF): alone, just the list; with report options, after the report.")
+    var tasks = false
+
+    @Flag(name: .customLong("stack"), help: "With --tasks: also each task's exact call trace, from its vCPU's registers or the context its last switch saved.")
+    var taskStacks = false
+
+    @Flag(name: .customLong("modules"), help: "List the guest kernel's loaded modules (struct module, name, base, size, symbols read from its own symbol table); their functions are named in every trace as func+0x12 [module].")
+    var modules = false
+
+    @Option(name: .customLong("task"), help: ArgumentHelp("Print the call trace of the task (or threads) with this PID.", valueName: "PID"))
+    var task: Int32?
+
     @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
     var noPause = false
 
@@ -113,6 +125,9 @@ struct XenctxCommand: ParsableCommand {
         if saveCore != nil && core != nil { throw ValidationError("--save-core writes a core of a live domain: give a DOMID, not --core") }
         if saveCore != nil && positional.count != 1 { throw ValidationError("--save-core FILE takes exactly one DOMID") }
         if force && saveCore == nil { throw ValidationError("--force goes with --save-core") }
+        if taskStacks && !tasks { throw ValidationError("--stack goes with --tasks (every task's call trace); for one task, use --task PID") }
+        if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
+        if (tasks || task != nil || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
             throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)")
         }
@@ -155,6 +170,7 @@ struct XenctxCommand: ParsableCommand {
         options.memoryAddress = memory.flatMap(parseHexAddress)
         options.dumpAsStack = dumpAsStack.flatMap(parseHexAddress)
         options.describe = describe
+        options.tasks = task.map { .one(pid: $0) } ?? (tasks ? .list(stacks: taskStacks) : nil)
 
         let files = loadSymbolFiles()
         guard let core else {
@@ -173,8 +189,9 @@ struct XenctxCommand: ParsableCommand {
         for w in prepared.warnings { warn(w) }
         partial = partial || !prepared.warnings.isEmpty
 
-        if reportWanted {
-            let report = Report(guest: guest, options: prepared.options)
+        // One analysis for the report and the kernel views (BTF, modules and tasks found once).
+        let report = reportWanted || prepared.options.tasks != nil || modules ? Report(guest: guest, options: prepared.options) : nil
+        if reportWanted, let report {
             do {
                 try report.render { out in
                     writeStdout(out.text)
@@ -185,10 +202,34 @@ struct XenctxCommand: ParsableCommand {
                 fail("\(error)")
             }
         }
+        if let request = prepared.options.tasks {
+            switch taskText(report: report!, prepared: prepared, request: request) {
+            case .success(let out):
+                writeStdout((reportWanted ? "Tasks:\n" : "") + out.text)
+                for e in out.errors { warn(e) }
+                if !out.errors.isEmpty { partial = true }
+            case .failure(let no):
+                guard reportWanted || log || modules else { fail(no.why) }
+                warn(no.why)
+                partial = true
+            }
+        }
+        if modules {
+            switch moduleText(report: report!, prepared: prepared) {
+            case .success(let out):
+                writeStdout((reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text)
+                for e in out.errors { warn(e) }
+                if !out.errors.isEmpty { partial = true }
+            case .failure(let no):
+                guard reportWanted || log || prepared.options.tasks != nil else { fail(no.why) }
+                warn(no.why)
+                partial = true
+            }
+        }
         if log {
             switch logText(prepared) {
             case .success(let text):
-                writeStdout((reportWanted ? "Kernel log:\n" : "") + text)
+                writeStdout((reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text)
             case .failure(let no):
                 guard reportWanted else { fail(no.why) }
                 warn(no.why)
@@ -200,9 +241,12 @@ struct XenctxCommand: ParsableCommand {
 
     struct NoLog: Error { let why: String }
 
-    /// Whether the vCPU report is printed: always, except for `--log` alone.
+    /// `--log`, `--tasks`, `--task` or `--modules` given: views of the kernel, alone unless report options are too.
+    var kernelViewsOnly: Bool { log || tasks || task != nil || modules }
+
+    /// Whether the vCPU report is printed: always, except for `--log`, `--tasks` or `--modules` alone.
     var reportWanted: Bool {
-        !log || allVCPUs || vcpuArgument != nil || memory != nil || dumpAsStack != nil || stackTrace || framePointers || all
+        !kernelViewsOnly || allVCPUs || vcpuArgument != nil || memory != nil || dumpAsStack != nil || stackTrace || framePointers || all
             || unwind != nil || describe
     }
 
@@ -258,7 +302,7 @@ struct XenctxCommand: ParsableCommand {
         }
         // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
         let guestSymbols = unwind != "scan"
-        let kernel = (guestSymbols || log || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest) : nil
+        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest) : nil
         var inputs = SymbolResolution.Inputs()
         inputs.map = files.map
         inputs.mapPath = symbolTable
@@ -285,6 +329,28 @@ struct XenctxCommand: ParsableCommand {
             fail("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
         }
         return Prepared(options: options, kernel: kernel, warnings: warnings)
+    }
+
+    /// The task list or stacks, or one line saying why there are none.
+    func taskText(report: Report, prepared: Prepared, request: Report.TaskRequest) -> Result<Report.Output, NoLog> {
+        guard prepared.kernel != nil else {
+            return .failure(NoLog(why: "no tasks: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+        }
+        switch report.taskText(request) {
+        case .success(let out): return .success(out)
+        case .failure(let e): return .failure(NoLog(why: "no task list: \(e)"))
+        }
+    }
+
+    /// The loaded modules, or one line saying why there is no list.
+    func moduleText(report: Report, prepared: Prepared) -> Result<Report.Output, NoLog> {
+        guard prepared.kernel != nil else {
+            return .failure(NoLog(why: "no modules: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+        }
+        switch report.moduleText() {
+        case .success(let out): return .success(out)
+        case .failure(let e): return .failure(NoLog(why: "no module list: \(e.reason)"))
+        }
     }
 
     /// The kernel log as text, or one line saying why there is none.
@@ -324,11 +390,28 @@ extension XenctxCommand {
             (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
                 let guest = try hv.guest(domid: domid)
                 let prepared = prepare(guest: guest, files: files, options: options)
-                var report = reportWanted ? try Report(guest: guest, options: prepared.options).renderAll() : Report.Output()
+                let analysis = Report(guest: guest, options: prepared.options)
+                var report = reportWanted ? try analysis.renderAll() : Report.Output()
                 report.errors = prepared.warnings + report.errors
+                if let request = prepared.options.tasks {
+                    switch taskText(report: analysis, prepared: prepared, request: request) {
+                    case .success(let out):
+                        report.text += (reportWanted ? "Tasks:\n" : "") + out.text
+                        report.errors += out.errors
+                    case .failure(let no): report.errors.append(no.why)
+                    }
+                }
+                if modules {
+                    switch moduleText(report: analysis, prepared: prepared) {
+                    case .success(let out):
+                        report.text += (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
+                        report.errors += out.errors
+                    case .failure(let no): report.errors.append(no.why)
+                    }
+                }
                 if log {
                     switch logText(prepared) {
-                    case .success(let text): report.text += (reportWanted ? "Kernel log:\n" : "") + text
+                    case .success(let text): report.text += (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text
                     case .failure(let no): report.errors.append(no.why)
                     }
                 }

@@ -6,7 +6,7 @@ import Testing
 /// current_task, arm64 SP_EL0). ARM32 kernels carry no BTF: the report says why instead.
 @Suite(.serialized)
 struct CurrentTaskTests {
-    static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash"]
+    static let cases = ["x86-run1-lab-crash", "x86-run5-lab-crash-tasks", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash"]
 
     @Test(arguments: cases)
     func vcpuNamesTheTaskTheKernelPrinted(_ name: String) throws {

@@ -1,0 +1,68 @@
+import VCPUContext
+
+/// The registers a task saved when the scheduler switched it out: where its stack
+/// trace starts while it is not running.
+public struct SavedContext: Sendable, Equatable {
+    /// The return address into the scheduler (x86_64 `ret_addr`; arm64 `cpu_context.pc`).
+    public let ip: UInt64
+    public let sp: UInt64
+    /// The frame pointer (x86_64 rbp, arm64 x29).
+    public let fp: UInt64
+}
+
+/// The user-mode registers saved in the `pt_regs` at the top of a task's kernel stack
+/// when it entered the kernel (a system call, an interrupt or a fault from user space).
+public struct UserEntry: Sendable, Equatable {
+    public let ip: UInt64, sp: UInt64, flags: UInt64
+    /// x86_64: the code and stack segment selectors (0033 / 002b in 64-bit mode).
+    public let cs: UInt64?, ss: UInt64?
+}
+
+extension KernelTask {
+    /// Linux's kernel stack size (THREAD_SIZE) for the architectures with BTF, without KASAN.
+    public static func threadSize(_ architecture: GuestArchitecture) -> UInt64 {
+        switch architecture {
+        case .x86_64, .aarch64: return 16384
+        case .arm32, .x86_32: return 8192
+        }
+    }
+
+    /// The context saved by the last switch away from this task. Stale for a task that is
+    /// running: its registers are its vCPU's.
+    public func savedContext(reader: KernelReader, layout: TaskLayout) throws(KernelDataError) -> SavedContext {
+        func read(_ what: String, _ va: UInt64) throws(KernelDataError) -> UInt64 {
+            do { return try reader.word(va) } catch { throw KernelDataError("saved context of pid \(pid)", "\(what) unreadable: \(error)") }
+        }
+        switch layout.switchFrame {
+        case .x86_64(let threadSP, let frameSize, let bp, let ret)?:
+            let frame = try read("thread.sp", address &+ UInt64(threadSP))
+            return SavedContext(ip: try read("inactive_task_frame.ret_addr", frame &+ UInt64(ret)),
+                                sp: frame &+ UInt64(frameSize), fp: try read("inactive_task_frame.bp", frame &+ UInt64(bp)))
+        case .aarch64(let fp, let sp, let pc)?:
+            return SavedContext(ip: try read("cpu_context.pc", address &+ UInt64(pc)), sp: try read("cpu_context.sp", address &+ UInt64(sp)),
+                                fp: try read("cpu_context.fp", address &+ UInt64(fp)))
+        case nil:
+            throw KernelDataError("saved context of pid \(pid)", "the kernel's types give no switch frame for this architecture")
+        }
+    }
+
+    /// The user registers at the top of the kernel stack, when the task entered the
+    /// kernel from user mode; nil for kernel threads or when the frame says kernel mode.
+    public func userEntry(reader: KernelReader, layout: TaskLayout, architecture: GuestArchitecture) -> UserEntry? {
+        guard !isKernelThread, let base = stackBase, base != 0, let regs = layout.entryRegisters else { return nil }
+        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size)
+        func word(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(at &+ UInt64($0)) } }
+        guard let ip = word(regs.ip), let sp = word(regs.sp), let flags = word(regs.flags) else { return nil }
+        switch architecture {
+        case .x86_64:
+            guard let cs = word(regs.cs), cs & 3 == 3 else { return nil }
+            return UserEntry(ip: ip, sp: sp, flags: flags, cs: cs & 0xffff, ss: word(regs.ss).map { $0 & 0xffff })
+        case .aarch64:
+            // PSTATE.M: EL0t is 0; AArch32 user (compat) is 0x10.
+            guard flags & 0x1f == 0 || flags & 0x1f == 0x10 else { return nil }
+            return UserEntry(ip: ip, sp: sp, flags: flags, cs: nil, ss: nil)
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import GuestKernel
+import StackWalk
+import Symbols
+import VCPUContext
+
+/// What the task views show: the task list and, per task, where its stack trace starts
+/// and how it unwinds. Values only; `TaskText` renders them.
+public struct TaskStack: Sendable {
+    public let task: KernelTask
+    /// The vCPU it is running on (its registers start the trace), nil when switched out.
+    public let vcpu: Int?
+    /// The exact unwind, nil with `note` saying why there is none.
+    public let unwind: Unwind?
+    public let note: String?
+    /// The user registers it entered the kernel with, when it came from user mode.
+    public let userEntry: UserEntry?
+}
+
+extension Report {
+    /// Which tasks to show (`--tasks`, `--tasks --stack`, `--task PID`).
+    public enum TaskRequest: Sendable, Equatable {
+        case list(stacks: Bool)
+        case one(pid: Int32)
+    }
+
+    /// Per-CPU variables as offsets into each CPU's area (`__per_cpu_offset[cpu]` is added).
+    /// x86_64 links them from 0 (`__per_cpu_start`, which a relocation moves with them) and
+    /// kallsyms keeps them absolute; arm64 links them at their addresses in the image.
+    static func perCPUVariables(_ names: Set<String>, symbols: SystemMap?, absolute: [String: UInt64],
+                                architecture: GuestArchitecture) -> [String: UInt64] {
+        var known = symbols?.addresses(of: names.union(["__per_cpu_offset", "__per_cpu_start"])) ?? [:]
+        if architecture == .x86_64, let start = known["__per_cpu_start"] {
+            for n in names { if let v = known[n] { known[n] = v &- start } }
+        }
+        known.merge(absolute.filter { names.contains($0.key) || $0.key == "__per_cpu_offset" }) { _, kallsyms in kallsyms }
+        return known
+    }
+
+    /// Every task, walked from `init_task` (found by its symbol, or as the pid-0 task on
+    /// the ring through a current task), plus the idle task of each CPU from `runqueues`.
+    public func taskList() -> Result<TaskList, KernelDataError> {
+        Result { () throws(KernelDataError) in
+            guard let layout = try taskLayout?.get() else {
+                throw KernelDataError("tasks", "no kernel types: the guest's BTF was not looked for (registers-only core, or --unwind scan)")
+            }
+            guard let reader = KernelReader(guest: guest) else { throw KernelDataError("tasks", "this core holds no guest memory") }
+            let arch = guest.description.architecture
+            var initTask = classifier.symbols?.address(of: "init_task")
+            if initTask == nil, let tasks = layout.tasks {
+                // kallsyms without data symbols: init_task is the pid-0 leader on the ring.
+                for case .success(let current) in currentTasks.values {
+                    var p = current.address
+                    for _ in 0..<TaskList.maxTasks {
+                        guard let next = try? reader.word(p &+ UInt64(tasks)) else { break }
+                        p = next &- UInt64(tasks)
+                        if p == current.address { break }
+                        if (try? reader.u32(p &+ UInt64(layout.pid))) == 0 { initTask = p; break }
+                    }
+                    if initTask != nil { break }
+                }
+            }
+            guard let initTask else { throw KernelDataError("tasks", "no init_task: the symbols do not name it and no current task leads to it") }
+            var idle: [UInt64] = []
+            if let idleOffset = layout.runqueueIdle {
+                let known = Self.perCPUVariables(["runqueues"], symbols: classifier.symbols, absolute: options.absoluteSymbols, architecture: arch)
+                if let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
+                    for v in guest.vcpus {
+                        guard let base = try? reader.word(offsets &+ UInt64(v.id) &* UInt64(reader.wordSize)),
+                              let task = try? reader.word(base &+ rq &+ UInt64(idleOffset)), task != 0 else { continue }
+                        idle.append(task)
+                    }
+                }
+            }
+            // Each vCPU's current task too: an idle vCPU's is its idle task, which is on no
+            // list (and kallsyms without data symbols names no runqueues to find it by).
+            for v in guest.vcpus { if case .success(let t)? = currentTasks[v.id] { idle.append(t.address) } }
+            return try TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: idle).get()
+        }
+    }
+
+    /// The vCPU whose current task `task` is.
+    func vcpuRunning(_ task: KernelTask) -> Int? {
+        currentTasks.first { if case .success(let t) = $0.value { return t.address == task.address } else { return false } }?.key
+    }
+
+    /// A task's exact call trace: from its vCPU's registers when it is some vCPU's current
+    /// task, else from the context its last switch saved, with the kernel's own unwinder.
+    public func taskStack(_ task: KernelTask) -> TaskStack {
+        let arch = guest.description.architecture
+        guard let reader = KernelReader(guest: guest), case .success(let layout)? = taskLayout else {
+            return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no kernel types", userEntry: nil)
+        }
+        let user = task.userEntry(reader: reader, layout: layout, architecture: arch)
+        if let id = vcpuRunning(task), let v = guest.vcpus.first(where: { $0.id == id }) {
+            let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+            let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
+            let unwind = view.exactUnwind(method: .auto)
+            return TaskStack(task: task, vcpu: id, unwind: unwind,
+                             note: unwind == nil ? "no exact unwinder for this guest: see the vCPU's Call Trace" : nil, userEntry: user)
+        }
+        let saved: SavedContext
+        do { saved = try task.savedContext(reader: reader, layout: layout) } catch {
+            return TaskStack(task: task, vcpu: nil, unwind: nil, note: error.description, userEntry: user)
+        }
+        let isText: (UInt64) -> Bool = { classifier.classify($0) >= .text }
+        switch arch {
+        case .x86_64:
+            guard let tables = unwindTables.orc else {
+                return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no ORC tables in the symbols", userEntry: user)
+            }
+            let start = ORCUnwinder.Registers(ip: saved.ip, sp: saved.sp, bp: saved.fp, r10: 0, r13: 0, di: 0, dx: 0)
+            return TaskStack(task: task, vcpu: nil, unwind: ORCUnwinder(tables: tables, moduleTables: unwindTables.moduleORC, isKernelText: isText).unwind(from: start, memory: reader.memory),
+                             note: nil, userEntry: user)
+        case .aarch64:
+            let unwinder = AArch64FrameUnwinder(vaBits: guest.kernelVABits)
+            return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(pc: saved.ip, sp: saved.sp, fp: saved.fp, memory: reader.memory),
+                             note: nil, userEntry: user)
+        default:
+            return TaskStack(task: task, vcpu: nil, unwind: nil, note: "task stacks are not read on \(arch.rawValue) guests yet", userEntry: user)
+        }
+    }
+}

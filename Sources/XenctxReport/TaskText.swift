@@ -1,0 +1,106 @@
+import GuestKernel
+import StackWalk
+import Symbols
+import VCPUContext
+
+/// `--tasks` as crash's `ps` shows them, and each task's stack as its `bt` header and
+/// frames, in the shapes of the report's own exact traces.
+struct TaskText {
+    let report: Report
+    var width: Int { report.guest.description.wordSize * 2 }
+
+    func list(_ tasks: TaskList) -> String {
+        var s = " " + pad("PID", 6) + "  " + pad("PPID", 6) + "  " + pad("CPU", 3) + "  " + right("TASK", width) + "  ST  COMM\n"
+        for t in tasks.tasks {
+            let running = report.vcpuRunning(t) != nil || t.onCPU
+            let pid: String = pad(String(t.pid), 6)
+            let ppid: String = pad(t.ppid.map { String($0) } ?? "?", 6)
+            let cpu: String = pad(t.cpu.map { String($0) } ?? "?", 3)
+            s += (running ? ">" : " ") + pid + "  " + ppid + "  " + cpu + "  "
+            s += hex(t.address, width: width) + "  " + right(t.state, 2) + "  " + comm(t) + "\n"
+        }
+        return s
+    }
+
+    func comm(_ t: KernelTask) -> String {
+        let name = TerminalSafe.escape(t.comm)
+        return t.isKernelThread ? "[\(name)]" : name
+    }
+
+    func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+    /// Left-aligned in `n` columns.
+    func right(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
+
+    func stack(_ s: TaskStack) -> String {
+        let t = s.task
+        var out = "PID: \(t.pid)  TASK: \(hex(t.address, width: width))  CPU: \(t.cpu.map(String.init) ?? "?")  COMMAND: \"\(TerminalSafe.escape(t.comm))\"  STATE: \(t.state)"
+        if let v = s.vcpu { out += "  (running on vcpu\(v))" }
+        out += "\n"
+        if let unwind = s.unwind {
+            for (i, f) in unwind.frames.enumerated() {
+                // A switched-out task's first frame is the return address its switch saved.
+                let how = i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue
+                let where_ = f.slot.map { hex($0, width: width) + ":" } ?? String(repeating: " ", count: width + 1)
+                out += "\(where_)   [<\(hex(f.ip, width: width))>]\(report.classifier.symbolSuffix(f.ip, kind: .text)) (\(how))\n"
+            }
+            if !unwind.complete { out += "-- unwind stopped: \(unwind.stop) --\n" }
+        } else if let note = s.note {
+            out += "-- no call trace: \(note) --\n"
+        }
+        if let u = s.userEntry { out += userEntryText(u) + "\n" }
+        return out
+    }
+
+    /// One line with what the oops prints of the user registers.
+    func userEntryText(_ u: UserEntry) -> String {
+        if let cs = u.cs {
+            return "User: RIP: \(hex(cs, width: 4)):\(hex(u.ip, width: 16)) RSP: \(hex(u.ss ?? 0, width: 4)):\(hex(u.sp, width: 16)) EFLAGS: \(hex(u.flags, width: 8))"
+        }
+        return "User: pc: \(hex(u.ip, width: width)) sp: \(hex(u.sp, width: width)) pstate: \(hex(u.flags, width: 8))"
+    }
+}
+
+extension Report {
+    /// `--modules`: each loaded module as the kernel's list holds it.
+    public func moduleText() -> Result<Output, KernelDataError> {
+        guard let list = modules else {
+            let why = taskLayout == nil ? "no kernel types were looked for"
+                : "the guest's types (BTF) or the `modules` list head are missing (kallsyms without data symbols, as on Debian's arm64, does not name it: give -s System.map)"
+            return .failure(KernelDataError("modules", why))
+        }
+        let w = guest.description.wordSize * 2
+        func col(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
+        var out = Output(text: col("MODULE", w) + "  " + col("NAME", 24) + "  " + col("BASE", w) + "  " + col("SIZE", 8) + "  SYMBOLS\n",
+                         errors: list.problems.map { "modules: \($0)" })
+        for m in list.modules {
+            out.text += hex(m.address, width: w) + "  " + col(TerminalSafe.escape(m.name), 24) + "  " + hex(m.base, width: w) + "  "
+            out.text += col(String(m.size), 8) + "  " + String(m.symbols.count) + "\n"
+        }
+        if list.modules.isEmpty { out.text += "(no modules loaded)\n" }
+        return .success(out)
+    }
+
+    /// The text of a task request, and problems for stderr; a failure when there is no
+    /// task list at all or the pid is not found.
+    public func taskText(_ request: TaskRequest) -> Result<Output, KernelDataError> {
+        Result { () throws(KernelDataError) in
+            let list = try taskList().get()
+            let text = TaskText(report: self)
+            var out = Output(text: "", errors: list.problems.map { "task list: \($0)" })
+            switch request {
+            case .list(let stacks):
+                out.text += text.list(list)
+                if stacks {
+                    for t in list.tasks { out.text += "\n" + text.stack(taskStack(t)) }
+                }
+            case .one(let pid):
+                let matches = list.tasks.filter { $0.pid == pid }
+                guard !matches.isEmpty else {
+                    throw KernelDataError("--task \(pid)", "no task has that pid (\(list.tasks.count) tasks listed; --tasks shows them)")
+                }
+                out.text += matches.map { text.stack(taskStack($0)) }.joined(separator: "\n")
+            }
+            return out
+        }
+    }
+}

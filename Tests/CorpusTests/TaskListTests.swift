@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+/// `--tasks` and task stacks against the kernel's own sysrq-t listing of the same guest
+/// (x86-run5-lab-crash-tasks: the lab dumped every task to its console just before the
+/// crash), read with no symbol file: kallsyms, BTF and the module list from the core.
+@Suite(.serialized)
+struct TaskListTests {
+    struct KernelTask { var comm: String; var state: String; var ppid: Int; var running: Bool; var frames: [String] = [] }
+
+    /// sysrq-t: `task:COMM state:S … pid:P ppid:Q`, then the reliable frames
+    /// (`func+0x1/0x2 [mod]`; `? func` guesses are left out, as they are not a trace).
+    static func sysrqT(_ console: String) -> [Int: KernelTask] {
+        var tasks: [Int: KernelTask] = [:]
+        var current: Int? = nil
+        for line in console.split(whereSeparator: \.isNewline).map(String.init) {
+            if let m = line.firstMatch(of: /task:(\S+)\s+state:(\S)\s.*?pid:(\d+)\s+ppid:(\d+)/) {
+                current = Int(m.3)!
+                tasks[current!] = KernelTask(comm: String(m.1), state: String(m.2), ppid: Int(m.4)!, running: line.contains("running task"))
+            } else if line.contains("LAB-GUEST") || line.contains("sysrq:") {
+                current = nil
+            } else if let c = current, let m = line.firstMatch(of: /^\[\s*[\d.]+\]\s+([A-Za-z_.][\w.]*\+0x[0-9a-f]+)\/0x[0-9a-f]+( \[\w+\])?\s*$/) {
+                tasks[c]!.frames.append(String(m.1) + String(m.2 ?? ""))
+            }
+        }
+        return tasks
+    }
+
+    /// Our `--tasks --stack`: the list's rows, then each task's frames as `func+0x1 [mod]`.
+    static func ours(_ text: String) -> (rows: [Int: KernelTask], frames: [Int: [String]]) {
+        var rows: [Int: KernelTask] = [:]
+        var frames: [Int: [String]] = [:]
+        let parts = text.components(separatedBy: "\nPID: ")
+        for line in parts[0].split(separator: "\n").map(String.init) {
+            guard let m = line.firstMatch(of: /^[> ]\s*(\d+)\s+(\S+)\s+\S+\s+[0-9a-f]+\s+(\S+)\s+(.*)$/), let ppid = Int(m.2) else { continue }
+            let comm = String(m.4).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            if rows[Int(m.1)!] == nil { rows[Int(m.1)!] = KernelTask(comm: comm, state: String(m.3), ppid: ppid, running: line.hasPrefix(">")) }
+        }
+        for block in parts.dropFirst() {
+            guard let pid = Int(block.prefix { $0 != " " }), frames[pid] == nil else { continue }
+            frames[pid] = block.split(separator: "\n").compactMap { line in
+                line.firstMatch(of: /\]\s+(\S+\+0x[0-9a-f]+)( \[\w+\])? \(/).map { String($0.1) + String($0.2 ?? "") }
+            }
+        }
+        return (rows, frames)
+    }
+
+    @Test func everyTaskOfSysrqTWithItsStack() throws {
+        let c = Corpus.named("x86-run5-lab-crash-tasks")
+        let truth = Self.sysrqT(try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8))
+        try #require(truth.count >= 60, "sysrq-t listed \(truth.count) tasks")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let (rows, frames) = Self.ours(r.stdout)
+        var compared = 0
+        for (pid, t) in truth.sorted(by: { $0.key < $1.key }) {
+            guard let row = rows[pid] else { Issue.record("pid \(pid) (\(t.comm)) is not listed"); continue }
+            #expect(row.comm == t.comm && row.ppid == t.ppid, "pid \(pid): \(row) vs sysrq-t \(t)")
+            // A task that was running at sysrq-t has moved on by the crash.
+            guard !t.running else { continue }
+            #expect(row.state == t.state, "pid \(pid) \(t.comm): state \(row.state), sysrq-t \(t.state)")
+            #expect(frames[pid] == t.frames, "pid \(pid) \(t.comm): \(frames[pid] ?? []) vs sysrq-t \(t.frames)")
+            compared += 1
+        }
+        #expect(compared >= 55)
+        // The reader asleep in module text is named from the module's own symbols.
+        #expect(frames[99]?.contains("rfkill_fop_read+0xc9 [rfkill]") == true)
+    }
+
+    @Test func oneTaskWithItsUserEntry() throws {
+        let c = Corpus.named("x86-run5-lab-crash-tasks")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--task", "100"])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("PID: 100  TASK: "))
+        #expect(r.stdout.contains("COMMAND: \"sleep\"  STATE: S"))
+        #expect(r.stdout.contains("] __schedule+0x34d (saved by switch)\n"))
+        #expect(r.stdout.contains("] entry_SYSCALL_64_after_hwframe+0x6e (orc)\nUser: RIP: 0033:"))
+        let none = try Tool.run(["--core", try Corpus.corePath(c), "--task", "4000"])
+        #expect(none.status == 2)
+        #expect(none.stderr.contains("no task has that pid"))
+    }
+
+    /// The crashing task's user registers equal what the oops printed (`RIP: 0033:0x47b7a0`).
+    @Test func crashingTaskEnteredFromWhereTheOopsSays() throws {
+        let c = Corpus.named("x86-run1-lab-crash")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--task", "101"])
+        #expect(r.stdout.contains("(running on vcpu0)"))
+        #expect(r.stdout.contains("User: RIP: 0033:000000000047b7a0 RSP: 002b:00007ffe11ae69a8 EFLAGS: 00000202\n"))
+    }
+
+    @Test func modulesListed() throws {
+        let c = Corpus.named("x86-run5-lab-crash-tasks")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--modules"])
+        #expect(r.status == 0)
+        let rows = r.stdout.split(separator: "\n")
+        #expect(rows.count == 2)
+        #expect(rows.last?.contains("  rfkill  ") == true)
+    }
+
+    /// arm64 from its BTF: the kernel threads' switched-out stacks unwind to ret_from_fork.
+    @Test func arm64TasksFromBTF() throws {
+        let c = Corpus.named("arm-full-a64-crash")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"])
+        #expect(r.status == 0)
+        let (rows, frames) = Self.ours(r.stdout)
+        #expect(rows[1]?.comm == "init" && rows[1]?.running == true)
+        #expect(rows[2]?.comm == "kthreadd")
+        #expect(rows.count >= 50)
+        let kthreads = rows.filter { $0.value.ppid == 2 && !$0.value.running }
+        #expect(!kthreads.isEmpty)
+        for (pid, _) in kthreads {
+            #expect(frames[pid]?.first?.hasPrefix("__switch_to+") == true, "pid \(pid): \(frames[pid] ?? [])")
+            #expect(frames[pid]?.last?.hasPrefix("ret_from_fork+") == true, "pid \(pid): \(frames[pid] ?? [])")
+        }
+    }
+
+    @Test func optionsThatDoNotGo() throws {
+        let c = Corpus.named("x86-run1-lab-crash")
+        let core = try Corpus.corePath(c)
+        #expect(try Tool.run(["--core", core, "--stack"]).status == 64)
+        #expect(try Tool.run(["--core", core, "--tasks", "--unwind", "scan"]).status == 64)
+        // A registers-only core has no tasks, and says why.
+        let regsOnly = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-run1-a64-crash")), "--tasks"])
+        #expect(regsOnly.status == 2)
+        #expect(regsOnly.stderr.contains("no tasks: this core holds no guest memory"))
+    }
+}
