@@ -10,7 +10,7 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf"]
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
@@ -22,6 +22,7 @@ public enum FuzzTargets {
         case "printk": printk(data)
         case "pagetables": pageTables(data)
         case "unwind": unwind(data)
+        case "tasks": tasks(data)
         case "btf":
             guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))), let task = btf.structID(named: "task_struct") else { return }
             for m in ["pid", "tgid", "comm", "stack", "thread"] { _ = btf.memberOffset(structID: task, member: m) }
@@ -44,7 +45,10 @@ public enum FuzzTargets {
         let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
         options.symbols = resolution.symbols
         options.kernelOffset = resolution.kernelOffset
-        _ = try? Report(guest: guest, options: options).renderAll()
+        let report = Report(guest: guest, options: options)
+        _ = try? report.renderAll()
+        _ = report.taskText(.list(stacks: true))
+        _ = report.moduleText()
         if let kernel, case .success(let log) = kernel.log(symbols: resolution.symbols) { _ = LogText.render(log) }
     }
 

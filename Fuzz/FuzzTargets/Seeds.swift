@@ -41,6 +41,7 @@ public enum Seeds {
             let head = try SafeFile.readAll(fd: fd, size: size, path: path).prefix(24_000)
             save("systemmap", "\(base(path)).head", Array(head))
         }
+        save("tasks", "ring", taskRing())
         for path in cores {
             let core = try XenCore(path: path)
             let guest = try Guest(core: core)

@@ -305,6 +305,9 @@ struct VCPUMemoryView {
         }
         if !unwind.complete {
             out.text += "-- unwind stopped: \(unwind.stop) --\n"
+        } else if let user = report.userEntry(vcpu: vcpu.id) {
+            // The trace reached the kernel entry: where user space was, as the oops prints it.
+            out.text += TaskText(report: report).userEntryText(user) + "\n"
         }
     }
 

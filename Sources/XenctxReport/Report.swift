@@ -265,6 +265,9 @@ public struct Report: Sendable {
         case .failure(let e)?: s += "# tasks: no task_struct layout: \(e)\n"
         case nil: break
         }
+        if let m = modules {
+            s += "# modules: \(m.modules.count) loaded (from the `modules` list)" + (m.problems.isEmpty ? "" : "; \(m.problems.count) problems") + "\n"
+        }
         for f in guest.facts { s += "# \(f)\n" }
         for w in guest.warnings { s += "# warning: \(w)\n" }
         return s + "\n"

@@ -78,6 +78,13 @@ extension Report {
         }
     }
 
+    /// The user registers the current task of vCPU `id` entered the kernel with.
+    func userEntry(vcpu id: Int) -> UserEntry? {
+        guard case .success(let current)? = currentTasks[id], case .success(let layout)? = taskLayout,
+              let reader = KernelReader(guest: guest), let task = try? KernelTask.read(at: current.address, reader: reader, layout: layout) else { return nil }
+        return task.userEntry(reader: reader, layout: layout, architecture: guest.description.architecture)
+    }
+
     /// The vCPU whose current task `task` is.
     func vcpuRunning(_ task: KernelTask) -> Int? {
         currentTasks.first { if case .success(let t) = $0.value { return t.address == task.address } else { return false } }?.key

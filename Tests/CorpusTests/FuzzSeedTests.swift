@@ -1,6 +1,8 @@
 import Foundation
-import FuzzTargets
+@testable import FuzzTargets
+import GuestKernel
 import Testing
+import VCPUContext
 
 /// The fuzz harness on every build: seeds cut from the real cases, and each target run
 /// over its seeds (what `Scripts/fuzz.sh` starts from, and a guard that the harness works).
@@ -25,6 +27,24 @@ struct FuzzSeedTests {
         let seed = "\(dir)/core/lab-crash.core"
         let r = try Tool.run(["--core", seed, "--unwind", "scan", "-l", "1"])
         #expect(r.stdout.contains("[<ffffffff81a442b5>] <--"))
+    }
+}
+
+/// The tasks target's seed is the shape it claims: a ring the walks read whole.
+struct FuzzTaskSeedTests {
+    @Test func taskRingSeedWalks() throws {
+        let seed = Seeds.taskRing()
+        let memory = seed.dropFirst(9).withUnsafeBytes { FuzzMemory($0, firstFrame: FuzzTargets.base >> 12) }
+        let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: 8)
+        let layout = try TaskLayout(types: FuzzTypes(), architecture: .x86_64, how: "fuzz")
+        let list = try TaskList.walk(reader: reader, layout: layout, initTask: FuzzTargets.base).get()
+        #expect(list.tasks.map(\.pid) == [0, 1, 7, 8])
+        #expect(list.problems.isEmpty)
+        #expect(try list.tasks[1].savedContext(reader: reader, layout: layout).ip == FuzzTargets.base + 0x2000)
+        let modules = ModuleList.walk(reader: reader, layout: try ModuleLayout(types: FuzzTypes()), head: FuzzTargets.base + 0x800)
+        #expect(modules.modules.map(\.name) == ["rfkill"])
+        #expect(modules.modules.first?.symbols.map(\.name) == ["rfkill_read", "rfkill_poll"])
+        #expect(modules.problems.isEmpty)
     }
 }
 
