@@ -16,7 +16,9 @@
     X(dwarf_getscopes) X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring) \
     X(dwarf_formudata) X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_getscopes_die) \
     X(dwfl_attach_state) X(dwfl_module_getelf) X(dwfl_thread_state_registers) \
-    X(dwfl_thread_state_register_pc) X(dwfl_getthread_frames) X(dwfl_frame_pc)
+    X(dwfl_thread_state_register_pc) X(dwfl_getthread_frames) X(dwfl_frame_pc) \
+    X(dwarf_nextcu) X(dwarf_offdie) X(dwarf_child) X(dwarf_siblingof) X(dwarf_diename) X(dwarf_hasattr) \
+    X(dwarf_bytesize) X(dwarf_formref_die) X(dwarf_dieoffset)
 #define DECLARE(name) static __typeof__(name) *p_##name;
 DWB_FUNCTIONS(DECLARE)
 
@@ -36,7 +38,13 @@ typedef struct {
     const uint64_t *regs; int nregs; uint64_t pc;
     uint64_t *pcs; int max; int count;
 } unwind_t;
-typedef struct { Dwfl *dwfl; Dwfl_Module *mod; int attached; unwind_t *current; } handle_t;
+/* Structs found by name (a query names the same few structs many times). */
+#define DWB_STRUCT_CACHE 64
+typedef struct { char name[64]; Dwarf_Off offset; int found; } struct_cache_t;
+typedef struct {
+    Dwfl *dwfl; Dwfl_Module *mod; int attached; unwind_t *current;
+    struct_cache_t structs[DWB_STRUCT_CACHE]; int nstructs;
+} handle_t;
 static char *debuginfo_path;
 static Dwfl_Callbacks callbacks;
 
@@ -136,7 +144,8 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     handle_t *h = handle;
     GElf_Sym sym; GElf_Addr addr; GElf_Word shndx; Elf *elf; Dwarf_Addr bias;
     const char *name = p_dwfl_module_getsym_info(h->mod, index, &sym, &addr, &shndx, &elf, &bias);
-    if (!name || !*name) return 0;
+    /* ARM mapping symbols ($a, $t, $d) mark code and data, they name nothing. */
+    if (!name || !*name || name[0] == '$') return 0;
     int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
     if (type == STT_FILE || type == STT_SECTION) return 0;
     char c;
@@ -146,6 +155,7 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     else if (type == STT_OBJECT || type == STT_NOTYPE || type == STT_TLS) c = 'D';
     else c = '?';
     if (bind == STB_LOCAL && c != '?') c = (char)(c - 'A' + 'a');
+    if (bind == STB_WEAK && c != '?') c = c == 'T' || c == 't' ? 'W' : 'V';
     out->address = addr; out->size = sym.st_size; out->type = c; out->name = name;
     return 1;
 }
@@ -198,4 +208,105 @@ int dwb_unwind(void *handle, const uint64_t *regs, int nregs, uint64_t pc,
     if (rc != 0 && u.count < max) snprintf(err, errlen, "%s", p_dwfl_errmsg(-1));
     h->current = NULL;
     return u.count;
+}
+
+/* ---- Types: struct sizes and member offsets from DWARF (for kernels without BTF). ---- */
+
+/* The first full definition (not a declaration) of `struct name` among the compilation
+ * units' top-level DIEs; the search is bounded by the file's own CU count. */
+static int scan_struct(Dwarf *dbg, const char *name, Dwarf_Die *out);
+static int find_struct(handle_t *h, const char *name, Dwarf_Die *out) {
+    Dwarf_Addr bias;
+    Dwarf *dbg = p_dwfl_module_getdwarf(h->mod, &bias);
+    if (!dbg) return -1;
+    for (int i = 0; i < h->nstructs; i++) {
+        if (strcmp(h->structs[i].name, name) != 0) continue;
+        if (!h->structs[i].found) return -1;
+        return p_dwarf_offdie(dbg, h->structs[i].offset, out) ? 0 : -1;
+    }
+    int rc = scan_struct(dbg, name, out);
+    if (h->nstructs < DWB_STRUCT_CACHE && strlen(name) < sizeof h->structs[0].name) {
+        struct_cache_t *c = &h->structs[h->nstructs++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->found = rc == 0;
+        c->offset = rc == 0 ? p_dwarf_dieoffset(out) : 0;
+    }
+    return rc;
+}
+
+static int scan_struct(Dwarf *dbg, const char *name, Dwarf_Die *out) {
+    Dwarf_Off off = 0, next; size_t hsize;
+    while (p_dwarf_nextcu(dbg, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+        Dwarf_Die cu, die;
+        if (p_dwarf_offdie(dbg, off + hsize, &cu) && p_dwarf_child(&cu, &die) == 0) {
+            do {
+                if (p_dwarf_tag(&die) != DW_TAG_structure_type || p_dwarf_hasattr(&die, DW_AT_declaration)) continue;
+                const char *n = p_dwarf_diename(&die);
+                if (n && strcmp(n, name) == 0) { *out = die; return 0; }
+            } while (p_dwarf_siblingof(&die, &die) == 0);
+        }
+        off = next;
+    }
+    return -1;
+}
+
+/* Through typedefs and qualifiers to the type a DIE's DW_AT_type names (bounded). */
+static int peel(Dwarf_Die *die, Dwarf_Die *out) {
+    Dwarf_Attribute a;
+    Dwarf_Die cur = *die;
+    if (!p_dwarf_attr_integrate(&cur, DW_AT_type, &a) || !p_dwarf_formref_die(&a, out)) return -1;
+    for (int i = 0; i < 16; i++) {
+        int tag = p_dwarf_tag(out);
+        if (tag != DW_TAG_typedef && tag != DW_TAG_const_type && tag != DW_TAG_volatile_type && tag != DW_TAG_restrict_type) return 0;
+        cur = *out;
+        if (!p_dwarf_attr_integrate(&cur, DW_AT_type, &a) || !p_dwarf_formref_die(&a, out)) return -1;
+    }
+    return -1;
+}
+
+/* The member `name` of struct/union `s`, looking into anonymous members: its offset added
+ * to *offset, its DIE in *member. */
+static int find_member(Dwarf_Die *s, const char *name, long *offset, Dwarf_Die *member, int depth) {
+    Dwarf_Die m;
+    if (depth > 8 || p_dwarf_child(s, &m) != 0) return -1;
+    do {
+        if (p_dwarf_tag(&m) != DW_TAG_member) continue;
+        Dwarf_Attribute a; Dwarf_Word at = 0;
+        if (p_dwarf_attr_integrate(&m, DW_AT_data_member_location, &a) && p_dwarf_formudata(&a, &at) != 0) continue;
+        const char *n = p_dwarf_diename(&m);
+        if (!n) {
+            Dwarf_Die inner;
+            long o = 0;
+            if (peel(&m, &inner) == 0 && find_member(&inner, name, &o, member, depth + 1) == 0) { *offset += (long)at + o; return 0; }
+        } else if (strcmp(n, name) == 0) {
+            if (p_dwarf_hasattr(&m, DW_AT_bit_size)) return -1;   /* a bitfield has no byte offset */
+            *offset += (long)at; *member = m; return 0;
+        }
+    } while (p_dwarf_siblingof(&m, &m) == 0);
+    return -1;
+}
+
+long dwb_struct_size(void *handle, const char *name) {
+    Dwarf_Die s;
+    if (find_struct(handle, name, &s) != 0) return -1;
+    int size = p_dwarf_bytesize(&s);
+    return size < 0 ? -1 : size;
+}
+
+long dwb_member_offset(void *handle, const char *structname, const char *path) {
+    Dwarf_Die s;
+    if (find_struct(handle, structname, &s) != 0) return -1;
+    char part[128];
+    long offset = 0;
+    const char *p = path;
+    while (*p) {
+        size_t n = strcspn(p, ".");
+        if (n == 0 || n >= sizeof part) return -1;
+        memcpy(part, p, n); part[n] = 0;
+        Dwarf_Die member;
+        if (find_member(&s, part, &offset, &member, 0) != 0) return -1;
+        p += n;
+        if (*p == '.') { p++; if (peel(&member, &s) != 0) return -1; }
+    }
+    return offset;
 }

@@ -60,6 +60,20 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
     }
 }
 
+extension ELFFile {
+    /// `sizeof(struct name)` from the DWARF, nil when no definition is found.
+    public func structSize(_ name: String) -> Int? {
+        let n = lock.withLock { _ in dwb_struct_size(h, name) }
+        return n < 0 ? nil : n
+    }
+
+    /// The byte offset of a member path (`thread.sp`) in `struct name`, from the DWARF.
+    public func memberOffset(_ path: String, in name: String) -> Int? {
+        let n = lock.withLock { _ in dwb_member_offset(h, name, path) }
+        return n < 0 ? nil : n
+    }
+}
+
 extension ELFFile: CFIUnwinder {
     /// Unwinds with the ELF's DWARF CFI (.debug_frame/.eh_frame) through libdwfl, reading
     /// guest memory through `read`. Returns the pcs, innermost first, and why it stopped.

@@ -9,6 +9,10 @@ public struct CurrentTask: Sendable, Equatable {
     /// How `current` was found (the register or per-CPU variable).
     public let how: String
 
+    public init(address: UInt64, comm: String, pid: Int32, tgid: Int32, how: String) {
+        (self.address, self.comm, self.pid, self.tgid, self.how) = (address, comm, pid, tgid, how)
+    }
+
     static let commLength = 16          // TASK_COMM_LEN
     static let pidMax: Int32 = 4_194_304 // PID_MAX_LIMIT
 

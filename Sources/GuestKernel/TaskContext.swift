@@ -6,8 +6,10 @@ public struct SavedContext: Sendable, Equatable {
     /// The return address into the scheduler (x86_64 `ret_addr`; arm64 `cpu_context.pc`).
     public let ip: UInt64
     public let sp: UInt64
-    /// The frame pointer (x86_64 rbp, arm64 x29).
+    /// The frame pointer (x86_64 rbp, arm64 x29, ARM32 r11).
     public let fp: UInt64
+    /// ARM32: r4…r11 as saved (EHABI may restore any of them), by register number.
+    public var calleeSaved: [Int: UInt64] = [:]
 }
 
 /// The user-mode registers saved in the `pt_regs` at the top of a task's kernel stack
@@ -41,6 +43,20 @@ extension KernelTask {
         case .aarch64(let fp, let sp, let pc)?:
             return SavedContext(ip: try read("cpu_context.pc", address &+ UInt64(pc)), sp: try read("cpu_context.sp", address &+ UInt64(sp)),
                                 fp: try read("cpu_context.fp", address &+ UInt64(fp)))
+        case .arm32(let context, let inStack, let r4, let sp, let pc)?:
+            // thread_info is in the task (5.18+) or at the base of the task's stack.
+            let info: UInt64
+            if inStack {
+                guard let base = stackBase, base != 0 else { throw KernelDataError("saved context of pid \(pid)", "no stack for its thread_info") }
+                info = base
+            } else {
+                info = address
+            }
+            let ctx = info &+ UInt64(context)
+            var saved: [Int: UInt64] = [:]
+            for (i, reg) in (4...11).enumerated() { saved[reg] = try read("cpu_context.r\(reg)", ctx &+ UInt64(r4 + 4 * i)) }
+            return SavedContext(ip: try read("cpu_context.pc", ctx &+ UInt64(pc)), sp: try read("cpu_context.sp", ctx &+ UInt64(sp)),
+                                fp: saved[11] ?? 0, calleeSaved: saved)
         case nil:
             throw KernelDataError("saved context of pid \(pid)", "the kernel's types give no switch frame for this architecture")
         }
@@ -50,7 +66,8 @@ extension KernelTask {
     /// kernel from user mode; nil for kernel threads or when the frame says kernel mode.
     public func userEntry(reader: KernelReader, layout: TaskLayout, architecture: GuestArchitecture) -> UserEntry? {
         guard !isKernelThread, let base = stackBase, base != 0, let regs = layout.entryRegisters else { return nil }
-        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size)
+        // ARM32 keeps 8 bytes free above pt_regs (THREAD_START_SP = THREAD_SIZE - 8).
+        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size) &- (architecture == .arm32 ? 8 : 0)
         func word(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(at &+ UInt64($0)) } }
         guard let ip = word(regs.ip), let sp = word(regs.sp), let flags = word(regs.flags) else { return nil }
         switch architecture {
@@ -60,6 +77,10 @@ extension KernelTask {
         case .aarch64:
             // PSTATE.M: EL0t is 0; AArch32 user (compat) is 0x10.
             guard flags & 0x1f == 0 || flags & 0x1f == 0x10 else { return nil }
+            return UserEntry(ip: ip, sp: sp, flags: flags, cs: nil, ss: nil)
+        case .arm32:
+            // CPSR mode USR (0x10).
+            guard flags & 0x1f == 0x10 else { return nil }
             return UserEntry(ip: ip, sp: sp, flags: flags, cs: nil, ss: nil)
         default:
             return nil

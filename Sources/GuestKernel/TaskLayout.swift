@@ -34,6 +34,9 @@ public struct TaskLayout: Sendable, Equatable {
         case x86_64(threadSP: Int, frameSize: Int, bp: Int, returnAddress: Int)
         /// arm64: `thread.cpu_context` {x19…x28, fp, sp, pc}.
         case aarch64(fp: Int, sp: Int, pc: Int)
+        /// ARM32: `thread_info.cpu_context` {r4…r9, sl, fp, sp, pc}, the thread_info in the
+        /// task (THREAD_INFO_IN_TASK, 5.18+) or at the base of its stack (`inStack`).
+        case arm32(context: Int, inStack: Bool, r4: Int, sp: Int, pc: Int)
     }
 
     /// `struct pt_regs`: its size and the user-visible registers an oops prints.
@@ -93,6 +96,20 @@ public struct TaskLayout: Sendable, Equatable {
             if let size = types.size(of: "pt_regs"), let pc = at("pc", "pt_regs"), let sp = at("sp", "pt_regs"),
                let pstate = at("pstate", "pt_regs") {
                 entryRegisters = EntryRegisters(size: size, ip: pc, sp: sp, flags: pstate, cs: nil, ss: nil, stackframe: at("stackframe", "pt_regs"))
+            } else {
+                entryRegisters = nil
+            }
+        case .arm32:
+            let inTask = at("thread_info.cpu_context")
+            let context = inTask ?? types.offset(of: "cpu_context", in: "thread_info")
+            if let context, let r4 = at("r4", "cpu_context_save"), let sp = at("sp", "cpu_context_save"), let pc = at("pc", "cpu_context_save") {
+                switchFrame = .arm32(context: context, inStack: inTask == nil, r4: r4, sp: sp, pc: pc)
+            } else {
+                switchFrame = nil
+            }
+            // struct pt_regs { unsigned long uregs[18]; }: pc is uregs[15], sp [13], cpsr [16].
+            if let size = types.size(of: "pt_regs"), size >= 72 {
+                entryRegisters = EntryRegisters(size: size, ip: 60, sp: 52, flags: 64, cs: nil, ss: nil, stackframe: nil)
             } else {
                 entryRegisters = nil
             }

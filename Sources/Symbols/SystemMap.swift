@@ -87,13 +87,26 @@ public struct SystemMap: Sendable {
         var parsed: [Symbol] = []
         var markers: [(String, UInt64)] = []
         parsed.reserveCapacity(entries.count)
+        var weak: [Bool] = []
         for e in entries {
             if e.type == "U" || e.type == "v" || e.type == "w" { continue }
-            if e.type != "A" && e.type != "a" { parsed.append(SystemMap.symbol(address: e.address, rawName: e.name)) }
+            if e.type != "A" && e.type != "a" {
+                parsed.append(SystemMap.symbol(address: e.address, rawName: e.name))
+                weak.append(e.type == "W" || e.type == "V")
+            }
             if SystemMap.mayBeMarker(e.name), SystemMap.markerNames.contains(e.name) { markers.append((e.name, e.address)) }
         }
         guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        // Aliases in the order the kernel's kallsyms gives them (scripts/kallsyms.c:
+        // strong before weak, fewer leading underscores first), and named by the first, as
+        // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
+        func underscores(_ n: String) -> Int { n.utf8.prefix { $0 == UInt8(ascii: "_") }.count }
+        let order = parsed.indices.sorted {
+            (parsed[$0].address, weak[$0] ? 1 : 0, underscores(parsed[$0].name), $0) < (parsed[$1].address, weak[$1] ? 1 : 0, underscores(parsed[$1].name), $1)
+        }
+        parsed = order.map { parsed[$0] }
         self.init(sorting: parsed, markers: markers, skippedLines: 0)
+        aliasRule = .first
     }
 
     /// A table from parallel arrays (the kernel's kallsyms, decoded): no `[module]`

@@ -72,7 +72,7 @@ public struct Report: Sendable {
         kernelOffset = offset
         let imageSymbols = resolved ? options.symbols : options.symbols.map { $0.shifted(by: offset?.offset ?? 0) }
         var symbols = imageSymbols
-        var types: Result<BTF, KernelDataError>? = nil
+        var types: Result<any KernelTypes, KernelDataError>? = nil
         var moduleList: ModuleList? = nil
         let reader = options.kernel != nil && (!options.upstreamExact || options.tasks != nil) ? KernelReader(guest: guest) : nil
         // Types (for tasks) come from the guest's BTF (x86_64 and arm64 kernels have it);
@@ -80,13 +80,22 @@ public struct Report: Sendable {
         if let reader {
             let bounds = imageSymbols?.addresses(of: ["__start_BTF", "__stop_BTF", "modules"]) ?? [:]
             let located = Result { () throws(KernelDataError) in try BTF.locate(guest: guest, reader: reader, symbols: bounds) }
-            types = located.map(\.btf)
-            taskLayout = located.flatMap { found in
-                Result { () throws(KernelDataError) in
-                    try TaskLayout(types: found.btf, architecture: arch, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
+            // The guest's own BTF first; else the DWARF of a --vmlinux that fits the guest.
+            switch (located, options.kernelTypes) {
+            case (.failure(let noBTF), let dwarf?):
+                types = .success(dwarf)
+                taskLayout = Result { () throws(KernelDataError) in
+                    try TaskLayout(types: dwarf, architecture: arch, how: "the vmlinux's DWARF (the guest has no BTF: \(noBTF.reason))")
+                }
+            default:
+                types = located.map { $0.btf as any KernelTypes }
+                taskLayout = located.flatMap { found in
+                    Result { () throws(KernelDataError) in
+                        try TaskLayout(types: found.btf, architecture: arch, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
+                    }
                 }
             }
-            if case .success(let btf)? = types, let head = bounds["modules"], let layout = try? ModuleLayout(types: btf) {
+            if case .success(let kernelTypes)? = types, let head = bounds["modules"], let layout = try? ModuleLayout(types: kernelTypes) {
                 let list = ModuleList.walk(reader: reader, layout: layout, head: head)
                 moduleList = list
                 symbols = symbols?.merging(list.modules.flatMap { m in m.symbols.map { SystemMap.Symbol(address: $0.address, name: $0.name, module: m.name) } })
@@ -103,7 +112,7 @@ public struct Report: Sendable {
             textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
         classifier.moduleText = moduleList?.modules.map(\.text) ?? []
         self.classifier = classifier
-        let needsTables = [.auto, .exidx, .orc].contains(options.unwind)
+        let needsTables = [.auto, .exidx, .orc].contains(options.unwind) || options.tasks != nil
         var tables = UnwindTables(symbols: imageSymbols, architecture: arch, guest: needsTables ? guest : nil)
         tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries)) } } ?? []
         unwindTables = tables
@@ -118,12 +127,53 @@ public struct Report: Sendable {
     static func currentTasks(guest: Guest, reader: KernelReader, layout: Result<TaskLayout, KernelDataError>, symbols: SystemMap?,
                              absolute: [String: UInt64]) -> [Int: Result<CurrentTask, KernelDataError>] {
         guard case .success(let layout) = layout else { return [:] }
+        if guest.description.architecture == .arm32 {
+            return currentTasksByStack(guest: guest, reader: reader, layout: layout, symbols: symbols)
+        }
         let known = perCPUVariables(["current_task"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
         var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
         for v in guest.vcpus {
             tasks[v.id] = CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }
         }
         return tasks
+    }
+
+    /// ARM32 keeps `current` in TPIDRURO, which Xen's context does not save: the current
+    /// task is the one whose kernel stack holds the vCPU's SVC stack pointer (banked, so it
+    /// stays on the task's stack in every mode), found on the task list and idle tasks.
+    static func currentTasksByStack(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?) -> [Int: Result<CurrentTask, KernelDataError>] {
+        var out: [Int: Result<CurrentTask, KernelDataError>] = [:]
+        let known = symbols?.addresses(of: ["init_task", "runqueues", "__per_cpu_offset"]) ?? [:]
+        guard let initTask = known["init_task"] else {
+            for v in guest.vcpus { out[v.id] = .failure(KernelDataError("current task", "ARM32 needs init_task from the symbols to find the task by its stack (kallsyms without data symbols lacks it: give --vmlinux or -s)")) }
+            return out
+        }
+        var idle: [UInt64] = []
+        if let idleOffset = layout.runqueueIdle, let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
+            for v in guest.vcpus {
+                if let base = try? reader.word(offsets &+ UInt64(v.id) &* 4), let t = try? reader.word(base &+ rq &+ UInt64(idleOffset)), t != 0 { idle.append(t) }
+            }
+        }
+        let list: TaskList
+        switch TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: idle) {
+        case .success(let l): list = l
+        case .failure(let e):
+            for v in guest.vcpus { out[v.id] = .failure(e) }
+            return out
+        }
+        let threadSize = KernelTask.threadSize(.arm32)
+        for v in guest.vcpus {
+            guard case .arm(let r) = v.registers, r.isAArch32State else { continue }
+            let sp = UInt64(r.spSVC)
+            let base = (sp &- 1) & ~(threadSize - 1)
+            if let t = list.tasks.first(where: { $0.stackBase == base }) {
+                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
+                                                 how: "the task whose kernel stack (\(hex(base))) holds SP_svc \(hex(sp)) (ARM32 keeps current in TPIDRURO, which the context lacks)"))
+            } else {
+                out[v.id] = .failure(KernelDataError("current task", "no task's kernel stack holds SP_svc \(hex(sp)) (\(list.tasks.count) tasks searched)"))
+            }
+        }
+        return out
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.

@@ -32,6 +32,8 @@ public struct ReportOptions: Sendable {
     /// `--unwind scan` given: upstream's output exactly, nothing of ours read from the guest.
     public var upstreamExact = false
     public var unwind: UnwindMethod = .scan      // --unwind
+    /// Kernel types from the vmlinux's DWARF (--vmlinux), used when the guest has no BTF.
+    public var kernelTypes: (any KernelTypes)? = nil
     /// DWARF lines and inlined frames (--vmlinux with debug info).
     public var sourceLocator: (any SourceLocator)? = nil
     /// DWARF CFI (--vmlinux with .debug_frame/.eh_frame), for --unwind cfi.

@@ -78,6 +78,10 @@ extension Report {
         }
     }
 
+    /// Where ARM32 tasks enter the kernel: the outermost frames of a whole kernel stack.
+    static let arm32EntryCode: Set<String> = ["ret_fast_syscall", "ret_slow_syscall", "ret_from_fork", "vector_swi",
+                                              "__irq_usr", "__dabt_usr", "__pabt_usr", "__und_usr", "__fiq_usr"]
+
     /// The user registers the current task of vCPU `id` entered the kernel with.
     func userEntry(vcpu id: Int) -> UserEntry? {
         guard case .success(let current)? = currentTasks[id], case .success(let layout)? = taskLayout,
@@ -122,6 +126,23 @@ extension Report {
             let unwinder = AArch64FrameUnwinder(vaBits: guest.kernelVABits)
             return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(pc: saved.ip, sp: saved.sp, fp: saved.fp, memory: reader.memory),
                              note: nil, userEntry: user)
+        case .arm32:
+            guard let tables = unwindTables.exidx else {
+                return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no EHABI unwind index (the symbols do not bound it)", userEntry: user)
+            }
+            // r0-r3 and r12 are caller-saved: not needed to unwind from a call site.
+            var regs = [UInt64](repeating: 0, count: 16)
+            for (n, v) in saved.calleeSaved { regs[n] = v }
+            regs[13] = saved.sp; regs[14] = saved.ip; regs[15] = saved.ip
+            var unwind = EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory)
+            // ARM32's entry code is marked EXIDX_CANTUNWIND: a trace that stops in it has
+            // reached the bottom of the task's kernel stack, as the kernel's own ends there.
+            if !unwind.complete, let last = unwind.frames.last, let name = classifier.symbols?.lookup(last.ip)?.symbol.name,
+               Self.arm32EntryCode.contains(name) {
+                unwind.complete = true
+                unwind.stop = "reached the kernel entry (\(name))"
+            }
+            return TaskStack(task: task, vcpu: nil, unwind: unwind, note: nil, userEntry: user)
         default:
             return TaskStack(task: task, vcpu: nil, unwind: nil, note: "task stacks are not read on \(arch.rawValue) guests yet", userEntry: user)
         }

@@ -323,6 +323,7 @@ struct XenctxCommand: ParsableCommand {
         options.kernel = kernel
         if let elf = files.elf, resolution.vmlinuxFits {
             options.cfiUnwinder = elf
+            if elf.hasDWARF { options.kernelTypes = VmlinuxTypes(elf: elf) }
             if elf.hasDWARF { options.sourceLocator = elf } else { warnings.append("\(TerminalSafe.escape(vmlinux ?? "")) has no DWARF: symbols only, no file:line") }
         }
         if let method = unwind, ["orc", "exidx"].contains(method), options.symbols == nil {
@@ -429,6 +430,14 @@ extension XenctxCommand {
         }
         if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
     }
+}
+
+/// Kernel types from the vmlinux's DWARF, for guests without BTF (Debian's armmp).
+struct VmlinuxTypes: KernelTypes {
+    let elf: ELFFile
+    var source: String { "DWARF" }
+    func size(of structName: String) -> Int? { elf.structSize(structName) }
+    func offset(of path: String, in structName: String) -> Int? { elf.memberOffset(path, in: structName) }
 }
 
 func parseHexAddress(_ s: String) -> UInt64? {

@@ -37,6 +37,11 @@ typedef int (*dwb_read_fn)(void *context, uint64_t address, uint64_t *value);
 int dwb_unwind(void *handle, const uint64_t *regs, int nregs, uint64_t pc,
                dwb_read_fn read, void *context, uint64_t *pcs, int max, char *err, size_t errlen);
 
+/* Types from DWARF: sizeof(struct name), and the byte offset of a member path such as
+ * "thread.sp" (through anonymous members); -1 when absent. */
+long dwb_struct_size(void *handle, const char *name);
+long dwb_member_offset(void *handle, const char *structname, const char *path);
+
 /* Whether the file has DWARF line information. */
 int dwb_has_dwarf(void *handle);
 #endif
