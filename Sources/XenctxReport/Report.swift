@@ -85,7 +85,7 @@ public struct Report: Sendable {
             case (.failure(let noBTF), let dwarf?):
                 types = .success(dwarf)
                 taskLayout = Result { () throws(KernelDataError) in
-                    try TaskLayout(types: dwarf, architecture: arch, how: "the vmlinux's DWARF (the guest has no BTF: \(noBTF.reason))")
+                    try TaskLayout(types: dwarf, architecture: arch, how: "the vmlinux (the guest has no BTF: \(noBTF.reason))")
                 }
             default:
                 types = located.map { $0.btf as any KernelTypes }
@@ -149,9 +149,12 @@ public struct Report: Sendable {
             return out
         }
         var idle: [UInt64] = []
-        if let idleOffset = layout.runqueueIdle, let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
+        var runqueueCurrent: [Int: UInt64] = [:]
+        if let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
             for v in guest.vcpus {
-                if let base = try? reader.word(offsets &+ UInt64(v.id) &* 4), let t = try? reader.word(base &+ rq &+ UInt64(idleOffset)), t != 0 { idle.append(t) }
+                guard let base = try? reader.word(offsets &+ UInt64(v.id) &* 4) else { continue }
+                if let o = layout.runqueueIdle, let t = try? reader.word(base &+ rq &+ UInt64(o)), t != 0 { idle.append(t) }
+                if let o = layout.runqueueCurrent, let t = try? reader.word(base &+ rq &+ UInt64(o)), t != 0 { runqueueCurrent[v.id] = t }
             }
         }
         let list: TaskList
@@ -169,8 +172,12 @@ public struct Report: Sendable {
             if let t = list.tasks.first(where: { $0.stackBase == base }) {
                 out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
                                                  how: "the task whose kernel stack (\(hex(base))) holds SP_svc \(hex(sp)) (ARM32 keeps current in TPIDRURO, which the context lacks)"))
+            } else if let a = runqueueCurrent[v.id], let t = list.tasks.first(where: { $0.address == a }) {
+                // SP_svc is elsewhere (an IRQ stack): the scheduler's own record of the CPU.
+                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
+                                                 how: "runqueues.curr of CPU \(v.id) (SP_svc \(hex(sp)) is on no task's stack: an IRQ stack)"))
             } else {
-                out[v.id] = .failure(KernelDataError("current task", "no task's kernel stack holds SP_svc \(hex(sp)) (\(list.tasks.count) tasks searched)"))
+                out[v.id] = .failure(KernelDataError("current task", "no task's kernel stack holds SP_svc \(hex(sp)) (\(list.tasks.count) tasks searched) and runqueues names none"))
             }
         }
         return out

@@ -6,10 +6,23 @@ import Testing
 /// current_task, arm64 SP_EL0). ARM32 kernels carry no BTF: the report says why instead.
 @Suite(.serialized)
 struct CurrentTaskTests {
-    static let cases = ["x86-run1-lab-crash", "x86-run5-lab-crash-tasks", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash"]
+    static let cases = ["x86-run1-lab-crash", "x86-run5-lab-crash-tasks", "arm-tasks-a64-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash"]
 
     @Test(arguments: cases)
     func vcpuNamesTheTaskTheKernelPrinted(_ name: String) throws {
+        try check(name, extra: [])
+    }
+
+    /// ARM32 with types from the vmlinux's DWARF: the task whose stack holds SP_svc, or the
+    /// runqueue's current. (The bootoops case is left out: its `CPU: 0 PID: 1` line is from
+    /// an oops before the core, when that CPU had gone idle.)
+    @Test(.enabled(if: TaskListTests.armmpVmlinux != nil, "Debian's armmp-lpae -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh 6.1.0-50-armmp-lpae)"),
+          arguments: ["arm-full-a32-crash", "arm-tasks-a32-crash-smp"])
+    func arm32FromDWARF(_ name: String) throws {
+        try check(name, extra: ["--vmlinux", TaskListTests.armmpVmlinux!])
+    }
+
+    func check(_ name: String, extra: [String]) throws {
         let c = Corpus.named(name)
         let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
         let printed = console.split(separator: "\n").compactMap { line -> (Int, String, String)? in
@@ -18,7 +31,7 @@ struct CurrentTaskTests {
             return (Int(f[1])!, String(f[3]), String(f[5]))
         }
         try #require(!printed.isEmpty)
-        let r = try Tool.run(["--core", try Corpus.corePath(c), "-C", "-l", "0"])
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "-C", "-l", "0"] + extra)
         #expect(r.status == 0)
         for (cpu, pid, comm) in printed {
             let block = r.stdout.components(separatedBy: "vcpu\(cpu):\n").dropFirst().first?.components(separatedBy: "\nvcpu").first ?? ""
