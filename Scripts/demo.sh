@@ -3,6 +3,9 @@
 # Xen 4.17 that oopsed in PID 1 while booting (corpus/cases/arm-full-a32-crash-smp-bootoops1).
 # Everything named comes from the guest's own memory: kallsyms (found by content: the kernel
 # died before writing VMCOREINFO), its EHABI unwind tables, and its kernel log.
+# Then the tasks of an x86_64 PV guest that crashed with a task asleep in a module
+# (corpus/cases/x86-run5-lab-crash-tasks): every task, the modules, and that task's stack,
+# again from nothing but the core (kallsyms, BTF, the module list and its symbols).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
@@ -13,3 +16,12 @@ core="$cache/$case/a32-crash-smp-bootoops1.core"
 [ -f "$core" ] || xz -dc "corpus/cases/$case/a32-crash-smp-bootoops1.core.xz" > "$core"
 swift build -c release --product xenctx-swift >&2
 "$(swift build -c release --show-bin-path)/xenctx-swift" --describe --unwind auto -C -l 0 --log --core "$core" "$@"
+bin="$(swift build -c release --show-bin-path)/xenctx-swift"
+tasks=x86-run5-lab-crash-tasks
+mkdir -p "$cache/$tasks"
+core2="$cache/$tasks/lab-crash.core"
+[ -f "$core2" ] || xz -dc "corpus/cases/$tasks/lab-crash.core.xz" > "$core2"
+echo; echo "== $tasks: --tasks --modules, then --task 99 (cat /dev/rfkill, asleep in the rfkill module)"
+"$bin" --tasks --modules --core "$core2"
+echo
+"$bin" --task 99 --core "$core2"
