@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -163,7 +164,18 @@ static void unpause_and_die(int sig) {
     raise(sig);
 }
 
+/* exit() from inside a pause (an error found while the domain is paused) skips the
+ * caller's unpause: the domain is unpaused here too. */
+static void unpause_at_exit(void) {
+    if (paused_valid && xch) {
+        paused_valid = 0;
+        p_xc_domain_unpause(xch, paused_domid);
+    }
+}
+
 void xenlive_install_signal_handlers(void) {
+    static int registered;
+    if (!registered) { registered = 1; atexit(unpause_at_exit); }
     int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction sa;

@@ -51,9 +51,12 @@ public struct EHABIUnwinder {
     enum Step: Error { case fail(String) }
 
     /// One frame: returns the caller's registers.
-    func step(_ r: [UInt64], memory: some StackMemory) throws -> [UInt64] {
+    /// `returnAddress`: pc is where a call returns, so the call site (pc - 1) picks the
+    /// entry when a call precedes it (a call to a noreturn function ends its caller).
+    func step(_ r: [UInt64], memory: some StackMemory, returnAddress: Bool = false) throws -> [UInt64] {
         let pc = r[Self.pc]
-        guard let entry = try findIndex(pc, memory: memory) else { throw Step.fail("no unwind entry for \(hex(pc))") }
+        let site = returnAddress && CallSite.precededByCall(pc, wordSize: 4, memory: memory) == true ? pc &- 1 : pc
+        guard let entry = try findIndex(site, memory: memory) else { throw Step.fail("no unwind entry for \(hex(pc))") }
         let insnWord = try memory.word(entry &+ 4, width: 4)
         if insnWord == 1 { throw Step.fail("\(hex(pc)) cannot be unwound (EXIDX_CANTUNWIND)") }
         // The opcode words: inline in the index (compact, bit 31 set) or in .ARM.extab.
@@ -135,6 +138,18 @@ public struct EHABIUnwinder {
         return v
     }
 
+    /// The registers at LR's call site when the first frame is a leaf with no usable
+    /// entry: same SP, pc = LR; nil unless LR is text and one step from there succeeds
+    /// upwards into text.
+    func leafReturn(_ r: [UInt64], memory: some StackMemory) -> [UInt64]? {
+        let lr = r[Self.lr] & ~1
+        guard lr != r[Self.pc] & ~1, isKernelText(lr) else { return nil }
+        var v = r
+        v[Self.pc] = lr
+        guard let next = try? step(v, memory: memory), isKernelText(next[Self.pc] & ~1), next[Self.sp] >= v[Self.sp] else { return nil }
+        return v
+    }
+
     /// Unwinds from a register set r0...r15.
     public func unwind(registers start: [UInt64], memory: some StackMemory) -> Unwind {
         var r = start
@@ -143,7 +158,15 @@ public struct EHABIUnwinder {
         var left: Set<UInt64> = []
         while frames.count < maxFrames {
             let caller: [UInt64]
-            do { caller = try step(r, memory: memory) } catch let Step.fail(why) {
+            do { caller = try step(r, memory: memory, returnAddress: frames.count > 1) } catch let Step.fail(why) {
+                // A leaf that cannot be unwound (cpu_v7_do_idle is EXIDX_CANTUNWIND) at the
+                // first frame has not touched the stack: its caller is in LR. Taken only
+                // when the caller's own entry then unwinds from the same SP.
+                if frames.count == 1, let viaLR = leafReturn(r, memory: memory) {
+                    frames.append(UnwoundFrame(ip: viaLR[Self.pc], sp: viaLR[Self.sp], slot: nil, trust: .linkRegister))
+                    r = viaLR
+                    continue
+                }
                 return Unwind(frames: frames, stop: why, complete: false)
             } catch {
                 return Unwind(frames: frames, stop: "\(error)", complete: false)

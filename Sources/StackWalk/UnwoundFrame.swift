@@ -9,6 +9,7 @@ public struct UnwoundFrame: Equatable, Sendable {
         case cfi           // DWARF call frame information
         case exceptionRegs = "regs"   // registers saved in an exception/interrupt frame (pt_regs)
         case framePointer = "fp"
+        case linkRegister = "lr"   // ARM: a leaf's return address, still in LR (proved by the step after it)
         case scan
     }
     /// The instruction address (a return address for frames after the first).

@@ -48,7 +48,21 @@ public struct KernelAddressClassifier: Sendable {
     /// least `kind` or has no plausible symbol. Names are escaped for the terminal.
     public func symbolSuffix(_ addr: UInt64, kind: Kind) -> String {
         guard let s = symbols, classify(addr) >= kind, let (symbol, offset) = s.lookup(addr) else { return "" }
-        // As the kernel prints it: `func+0x12 [module]`.
+        return Self.format(symbol, offset)
+    }
+
+    /// A return address as the kernel's `%pB` names it: by the call before it (address - 1),
+    /// since a call to a noreturn function is the last instruction of its caller; the
+    /// offset is still the return address's. Other addresses as `symbolSuffix`.
+    public func returnAddressSuffix(_ addr: UInt64) -> String {
+        guard addr > 0, let s = symbols, classify(addr &- 1) >= .text, let (symbol, offset) = s.lookup(addr &- 1) else {
+            return symbolSuffix(addr, kind: .text)
+        }
+        return Self.format(symbol, offset &+ 1)
+    }
+
+    /// As the kernel prints it: `func+0x12 [module]`.
+    static func format(_ symbol: SystemMap.Symbol, _ offset: UInt64) -> String {
         let module = symbol.module.map { " [\(TerminalSafe.escape($0))]" } ?? ""
         let name = TerminalSafe.escape(symbol.name)
         return (offset == 0 ? " \(name)" : " \(name)+0x\(String(offset, radix: 16))") + module

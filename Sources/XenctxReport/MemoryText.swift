@@ -174,6 +174,7 @@ struct VCPUMemoryView {
         let exact: Unwind? = isDumpAsStack ? nil : exactUnwind()
         if let exact {
             render(exact, into: &out)
+            if !exact.complete { unreliableTail(after: exact, into: &out) }
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -257,7 +258,7 @@ struct VCPUMemoryView {
         }
         regs += [UInt64(spReg), UInt64(lrReg), UInt64(r.pc32)]
         let unwinder = EHABIUnwinder(tables: tables) { classifier.classify($0) >= .text }
-        return unwinder.unwind(registers: regs, memory: memory)
+        return report.endingAtEntry(unwinder.unwind(registers: regs, memory: memory))
     }
 
     /// DWARF CFI through the vmlinux's own unwinder (elfutils), guest memory supplied to it.
@@ -301,13 +302,33 @@ struct VCPUMemoryView {
             let isReturn = frame.trust != .exceptionRegs && frame.trust != .registers
             let (inlined, location) = sourceLines(frame.ip, isReturnAddress: isReturn)
             for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(frame.ip))>] \(line)\n" }
-            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(sym(frame.ip)) (\(frame.trust.rawValue))\(location)\n"
+            let name = isReturn ? report.returnAddressName(frame.ip, memory: memory) : sym(frame.ip)
+            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(name) (\(frame.trust.rawValue))\(location)\n"
         }
         if !unwind.complete {
             out.text += "-- unwind stopped: \(unwind.stop) --\n"
         } else if let user = report.userEntry(vcpu: vcpu.id) {
             // The trace reached the kernel entry: where user space was, as the oops prints it.
             out.text += TaskText(report: report).userEntryText(user) + "\n"
+        }
+    }
+
+    /// After an exact unwind that stopped early: the text addresses left on the stack above
+    /// its last frame, marked `?` as the kernel marks what it could not prove (at most 64).
+    func unreliableTail(after unwind: Unwind, into out: inout Report.Output) {
+        guard let last = unwind.frames.last, last.sp != 0 else { return }
+        var address = (last.slot.map { $0 &+ UInt64(width) } ?? last.sp)
+        address = (address &+ UInt64(width - 1)) & ~UInt64(width - 1)
+        let limit = stackLimit(stackPointer: address)
+        var shown = 0
+        while address < limit && shown < 64 {
+            guard let w = try? memory.word(address, width: width) else { return }
+            let candidate = stripPAC(w)
+            if classifier.classify(candidate) >= .text {
+                out.text += "\(wordText(address)):   [<\(wordText(candidate))>] ?\(report.returnAddressName(candidate, memory: memory)) (scan)\n"
+                shown += 1
+            }
+            address &+= UInt64(width)
         }
     }
 

@@ -78,8 +78,31 @@ extension Report {
         }
     }
 
+    /// A return address's name: by its call site (address - 1) as the kernel's `%pB` does
+    /// on x86; on ARM only when a call instruction precedes it (entry code sets LR by hand).
+    func returnAddressName(_ ip: UInt64, memory: some StackMemory) -> String {
+        switch guest.description.architecture {
+        case .x86_64, .x86_32:
+            return classifier.returnAddressSuffix(ip)
+        case .arm32, .aarch64:
+            let call = CallSite.precededByCall(ip, wordSize: guest.description.wordSize, memory: memory) == true
+            return call ? classifier.returnAddressSuffix(ip) : classifier.symbolSuffix(ip, kind: .text)
+        }
+    }
+
+    /// ARM32's entry code is marked EXIDX_CANTUNWIND: a trace that stops in it has reached
+    /// the bottom of the task's kernel stack, as the kernel's own ends there.
+    func endingAtEntry(_ unwind: Unwind) -> Unwind {
+        var u = unwind
+        if !u.complete, let last = u.frames.last, let name = classifier.symbols?.lookup(last.ip)?.symbol.name, Self.arm32EntryCode.contains(name) {
+            u.complete = true
+            u.stop = "reached the kernel entry (\(name))"
+        }
+        return u
+    }
+
     /// Where ARM32 tasks enter the kernel: the outermost frames of a whole kernel stack.
-    static let arm32EntryCode: Set<String> = ["ret_fast_syscall", "ret_slow_syscall", "ret_from_fork", "vector_swi",
+    static let arm32EntryCode: Set<String> = ["ret_fast_syscall", "__ret_fast_syscall", "ret_slow_syscall", "ret_from_fork", "vector_swi",
                                               "__irq_usr", "__dabt_usr", "__pabt_usr", "__und_usr", "__fiq_usr"]
 
     /// The user registers the current task of vCPU `id` entered the kernel with.
@@ -134,14 +157,7 @@ extension Report {
             var regs = [UInt64](repeating: 0, count: 16)
             for (n, v) in saved.calleeSaved { regs[n] = v }
             regs[13] = saved.sp; regs[14] = saved.ip; regs[15] = saved.ip
-            var unwind = EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory)
-            // ARM32's entry code is marked EXIDX_CANTUNWIND: a trace that stops in it has
-            // reached the bottom of the task's kernel stack, as the kernel's own ends there.
-            if !unwind.complete, let last = unwind.frames.last, let name = classifier.symbols?.lookup(last.ip)?.symbol.name,
-               Self.arm32EntryCode.contains(name) {
-                unwind.complete = true
-                unwind.stop = "reached the kernel entry (\(name))"
-            }
+            let unwind = endingAtEntry(EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory))
             return TaskStack(task: task, vcpu: nil, unwind: unwind, note: nil, userEntry: user)
         default:
             return TaskStack(task: task, vcpu: nil, unwind: nil, note: "task stacks are not read on \(arch.rawValue) guests yet", userEntry: user)

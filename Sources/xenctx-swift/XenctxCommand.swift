@@ -13,6 +13,8 @@ import Glibc
 enum ExitStatus {
     static let partial: Int32 = 1
     static let failure: Int32 = 2
+    /// A usage error found only once the guest is known (as swift-argument-parser's own).
+    static let usage: Int32 = 64
 }
 
 @main
@@ -160,7 +162,9 @@ struct XenctxCommand: ParsableCommand {
         options.allRegisters = all
         options.kernelStart = kernelStart.flatMap(parseHexAddress)
         options.stackTrace = stackTrace
-        options.unwind = unwind.flatMap(ReportOptions.UnwindMethod.init(rawValue:)) ?? .scan
+        // Exact by default: the most exact method the inputs allow (a scan when there are no
+        // symbols or tables); -f alone keeps upstream's frame-pointer walk.
+        options.unwind = unwind.flatMap(ReportOptions.UnwindMethod.init(rawValue:)) ?? (framePointers ? .scan : .auto)
         options.framePointers = framePointers || options.unwind == .fp
         options.stackPages = stackPages
         options.bytesPerLine = bytesPerLine
@@ -183,6 +187,7 @@ struct XenctxCommand: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+        checkUnwindMethod(guest)
         for warning in guest.warnings { warn(warning) }
         var partial = !guest.warnings.isEmpty
         let prepared = prepare(guest: guest, files: files, options: options)
@@ -240,6 +245,19 @@ struct XenctxCommand: ParsableCommand {
     }
 
     struct NoLog: Error { let why: String }
+
+    /// `--unwind orc` on an ARM guest or `exidx` on x86 is a usage error naming what applies.
+    func checkUnwindMethod(_ guest: Guest) {
+        guard let unwind, let method = ReportOptions.UnwindMethod(rawValue: unwind) else { return }
+        let arch = guest.description.architecture
+        var applies: [ReportOptions.UnwindMethod] = [.scan, .fp, .cfi, .auto]
+        if arch == .x86_64 { applies.insert(.orc, at: 2) }
+        if arch == .arm32 { applies.insert(.exidx, at: 2) }
+        guard !applies.contains(method) else { return }
+        let whose = method == .orc ? "x86_64 kernels' ORC tables" : "ARM32 kernels' EHABI tables"
+        writeAll(2, "xenctx-swift: --unwind \(unwind) reads \(whose), and this guest is \(arch.rawValue): use \(applies.map(\.rawValue).joined(separator: ", "))\n")
+        Glibc.exit(ExitStatus.usage)
+    }
 
     /// `--log`, `--tasks`, `--task` or `--modules` given: views of the kernel, alone unless report options are too.
     var kernelViewsOnly: Bool { log || tasks || task != nil || modules }
@@ -390,6 +408,7 @@ extension XenctxCommand {
         do {
             (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
                 let guest = try hv.guest(domid: domid)
+                checkUnwindMethod(guest)
                 let prepared = prepare(guest: guest, files: files, options: options)
                 let analysis = Report(guest: guest, options: prepared.options)
                 var report = reportWanted ? try analysis.renderAll() : Report.Output()
