@@ -11,6 +11,9 @@ public final class CoreFrames: FrameSource {
     let entryWidth: Int
     /// Usable slots: valid (not `~0`), with the index entry and the page inside the file.
     public let availableCount: Int
+    /// Slots whose index entry, and whose page, are within the file (a cut core loses its
+    /// index first: xl writes it after the pages).
+    let indexInFile: Int, pagesInFile: Int
     private let lookup = Mutex<Lookup?>(nil)
 
     enum Lookup: Sendable {
@@ -29,6 +32,7 @@ public final class CoreFrames: FrameSource {
             ? min(declared, (core.file.size - Int(index.offset)) / entryWidth) : 0
         let pagesInFile = core.file.size > Int(clamping: core.pages.offset)
             ? min(declared, (core.file.size - Int(core.pages.offset)) / XenCoreLayout.pageSize) : 0
+        (self.indexInFile, self.pagesInFile) = (indexInFile, pagesInFile)
         let usable = min(indexInFile, pagesInFile)
         // Valid pfns come first, ascending; find the first ~0.
         var lo = 0, hi = usable
@@ -134,7 +138,11 @@ public final class CoreFrames: FrameSource {
     public var availabilityNote: String? {
         if availableCount == 0 {
             if core.machine == XenCoreLayout.emARM {
-                return "this core holds registers only: every page slot is empty, as in every ARM core `xl dump-core` writes (it copies only guest frames 0x80000–0x87fff, below which a guest with ≤ 1 GiB of RAM has nothing); no stack can be read. Save a complete core with a writer that copies all guest RAM"
+                return "this core holds registers only: every page slot is empty, as in every ARM core `xl dump-core` writes (it copies only guest frames 0x80000–0x87fff, below which a guest with ≤ 1 GiB of RAM has nothing); no stack can be read. Save a complete core of a live domain with `xenctx-swift --save-core FILE DOMID` (all guest RAM, ARM included)"
+            }
+            if pagesInFile > 0 && indexInFile < Int(clamping: core.header.pageCount) {
+                let mib = (pagesInFile * XenCoreLayout.pageSize) >> 20
+                return "this core was cut short: \(pagesInFile) of its \(core.header.pageCount) pages (\(mib) MiB) are in the file, but its frame index (\(core.frameIndex.name), which xl writes after the pages) is \(indexInFile == 0 ? "missing" : "cut to \(indexInFile) entries"), so no page can be placed; registers only"
             }
             return "this core holds no readable guest memory (\(core.header.pageCount) pages declared, none in the file); registers only"
         }

@@ -148,18 +148,30 @@ struct VCPUMemoryView {
         return true
     }
 
+    /// At most this many lines of -m (4 MiB at 64 bytes a line).
+    static let maxMemoryLines = 65536
+
     /// `-m`: `Memory (address …):` and lines × bytes-per-line bytes.
     func memoryDump(at address: UInt64, into out: inout Report.Output) {
         out.text += "Memory (address \(wordText(address))):\n"
         let bpl = options.bytesPerLine   // upstream rounds only in print_stack
-        let (span, overflow1) = UInt64(options.lines).multipliedReportingOverflow(by: UInt64(bpl))
+        // -l max would dump gigabytes (upstream: INT_MAX lines, until memory ends).
+        let lineCount = min(options.lines, Self.maxMemoryLines)
+        let (span, overflow1) = UInt64(lineCount).multipliedReportingOverflow(by: UInt64(bpl))
         let (end, overflow2) = address.addingReportingOverflow(span)
-        _ = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
+        let whole = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
+        if whole && options.lines > Self.maxMemoryLines {
+            out.errors.append("-m: stopped after \(Self.maxMemoryLines) lines (\(Self.maxMemoryLines * bpl) bytes); dump further with -m \(wordText(address &+ UInt64(Self.maxMemoryLines * bpl))) -l N")
+        }
     }
 
     /// `print_stack`: the Stack: block, then the call trace by scan or frame pointers.
     func stack(start: UInt64, stackPointer: UInt64, isDumpAsStack: Bool, into out: inout Report.Output) {
         let limit = stackLimit(stackPointer: stackPointer)
+        if isDumpAsStack && start >= limit {
+            // Upstream prints the headers and nothing; say why.
+            out.errors.append("vcpu\(vcpu.id): -d \(wordText(start)) is at or above the stack limit \(wordText(limit)) (the end of the stack pointer \(wordText(stackPointer))'s \(isARM ? "kernel stack" : "page") plus -n pages), so there is nothing to show as a stack: use -m to dump that memory, or -n to widen the window")
+        }
         if options.lines > 0 {
             out.text += "Stack:\n"
             guard lines(from: start, limit: limit, bytesPerLine: bytesPerLine, into: &out) else { return }

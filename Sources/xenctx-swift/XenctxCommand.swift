@@ -17,6 +17,9 @@ enum ExitStatus {
     static let usage: Int32 = 64
 }
 
+/// The release this source is (bumped with each release; `--version` prints it).
+let xenctxSwiftVersion = "0.6.0"
+
 @main
 struct XenctxCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +42,8 @@ struct XenctxCommand: ParsableCommand {
 
         Exit status: 0 complete; 1 partial (something could not be read, see stderr); \
         2 nothing could be done; 64 usage error.
-        """
+        """,
+        version: "xenctx-swift \(xenctxSwiftVersion)"
     )
 
     @Option(name: .customLong("core"), help: ArgumentHelp("Read a core written by `xl dump-core` (or --save-core) instead of a live domain.", valueName: "FILE"))
@@ -72,7 +76,7 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: [.customShort("b"), .customLong("bytes-per-line")], help: ArgumentHelp("Bytes per line of the Stack dump, 4 to 128, rounded up to the guest word size.", valueName: "bytes"))
     var bytesPerLine: Int = 32
 
-    @Option(name: [.customShort("l"), .customLong("lines")], help: ArgumentHelp("Lines of the Stack dump, or all/max; 0 omits it. Fewer are printed if the stack limit is reached.", valueName: "lines"))
+    @Option(name: [.customShort("l"), .customLong("lines")], parsing: .unconditional, help: ArgumentHelp("Lines of the Stack dump, or all/max; 0 omits it. Fewer are printed if the stack limit is reached.", valueName: "lines"))
     var lines: String = "5"
 
     @Flag(name: [.customShort("D"), .customLong("decode-as-ascii")], help: "Add an ASCII decode of the Stack dump (non-printable bytes as '.').")
@@ -123,10 +127,10 @@ struct XenctxCommand: ParsableCommand {
     mutating func validate() throws {
         if positional.count > 2 { throw ValidationError("too many arguments: expected [options] --core FILE [VCPU] or [options] DOMID [VCPU]") }
         if core != nil && positional.count > 1 { throw ValidationError("with --core, give at most one VCPU number (got \(positional.joined(separator: " ")))") }
-        if core == nil && positional.isEmpty { throw ValidationError("give a DOMID, or --core FILE") }
         if saveCore != nil && core != nil { throw ValidationError("--save-core writes a core of a live domain: give a DOMID, not --core") }
         if saveCore != nil && positional.count != 1 { throw ValidationError("--save-core FILE takes exactly one DOMID") }
         if force && saveCore == nil { throw ValidationError("--force goes with --save-core") }
+        if noPause && core != nil { throw ValidationError("--no-pause is for live domains: a core is not running") }
         if taskStacks && !tasks { throw ValidationError("--stack goes with --tasks (every task's call trace); for one task, use --task PID") }
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
         if (tasks || task != nil || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
@@ -140,8 +144,13 @@ struct XenctxCommand: ParsableCommand {
         if unwind == "cfi" && vmlinux == nil { throw ValidationError("--unwind cfi uses the DWARF CFI of the kernel: give --vmlinux") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
-        for (name, value) in [("--kernel-start", kernelStart), ("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
-            if let value, parseHexAddress(value) == nil { throw ValidationError("'\(value)' for \(name) is not a hexadecimal address (like ffffffff81000000 or 0xc0000000)") }
+        if let kernelStart, parseHexAddress(kernelStart) == nil {
+            throw ValidationError("'\(kernelStart)' for --kernel-start is not a hexadecimal address (like ffffffff81000000 or 0xc0000000)")
+        }
+        for (name, value) in [("--memory", memory), ("--dump-as-stack", dumpAsStack)] {
+            if let value, parseHexAddress(value) == nil, parseSymbolExpression(value) == nil {
+                throw ValidationError("'\(value)' for \(name) is neither a hexadecimal address (like ffffffff81000000 or 0xc0000000) nor SYMBOL[+OFFSET] (like linux_banner or init_task+0x10)")
+            }
         }
     }
 
@@ -156,6 +165,8 @@ struct XenctxCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Here rather than in validate(), so that an unknown option is named first.
+        if core == nil && positional.isEmpty { throw ValidationError("give a DOMID, or --core FILE") }
         var options = ReportOptions()
         options.allVCPUs = allVCPUs
         options.vcpu = vcpuArgument
@@ -190,7 +201,8 @@ struct XenctxCommand: ParsableCommand {
         checkUnwindMethod(guest)
         for warning in guest.warnings { warn(warning) }
         var partial = !guest.warnings.isEmpty
-        let prepared = prepare(guest: guest, files: files, options: options)
+        var prepared = prepare(guest: guest, files: files, options: options)
+        resolveSymbolAddresses(&prepared.options)
         for w in prepared.warnings { warn(w) }
         partial = partial || !prepared.warnings.isEmpty
 
@@ -246,8 +258,30 @@ struct XenctxCommand: ParsableCommand {
 
     struct NoLog: Error { let why: String }
 
+    /// `-m`/`-d` given as SYMBOL[+OFFSET]: looked up in the symbols decided for the guest.
+    func resolveSymbolAddresses(_ options: inout ReportOptions) {
+        func resolve(_ text: String?, _ flag: String) -> UInt64? {
+            guard let text else { return nil }
+            if let a = parseHexAddress(text) { return a }
+            guard let (name, offset) = parseSymbolExpression(text) else { return nil }
+            guard let symbols = options.symbols else {
+                fail("\(flag) \(TerminalSafe.escape(text)): there are no symbols to look it up in (this core holds no guest memory): give -s or an address")
+            }
+            guard let a = symbols.address(of: name) else {
+                fail("\(flag) \(TerminalSafe.escape(text)): no symbol \(TerminalSafe.escape(name)) in \(options.symbolFacts.isEmpty ? "the symbols" : "the symbols used") (kallsyms without data symbols, as on Debian's ARM kernels, names functions only: give -s System.map)")
+            }
+            return a &+ offset
+        }
+        if let a = resolve(memory, "-m") { options.memoryAddress = a }
+        if let a = resolve(dumpAsStack, "-d") { options.dumpAsStack = a }
+    }
+
     /// `--unwind orc` on an ARM guest or `exidx` on x86 is a usage error naming what applies.
     func checkUnwindMethod(_ guest: Guest) {
+        if let k = kernelStart.flatMap(parseHexAddress), guest.description.wordSize == 4, k > 0xffff_ffff {
+            writeAll(2, "xenctx-swift: -k \(TerminalSafe.escape(kernelStart ?? "")) is beyond this 32-bit guest's address space (00000000–ffffffff)\n")
+            Glibc.exit(ExitStatus.usage)
+        }
         guard let unwind, let method = ReportOptions.UnwindMethod(rawValue: unwind) else { return }
         let arch = guest.description.architecture
         var applies: [ReportOptions.UnwindMethod] = [.scan, .fp, .cfi, .auto]
@@ -409,7 +443,8 @@ extension XenctxCommand {
             (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
                 let guest = try hv.guest(domid: domid)
                 checkUnwindMethod(guest)
-                let prepared = prepare(guest: guest, files: files, options: options)
+                var prepared = prepare(guest: guest, files: files, options: options)
+                resolveSymbolAddresses(&prepared.options)
                 let analysis = Report(guest: guest, options: prepared.options)
                 var report = reportWanted ? try analysis.renderAll() : Report.Output()
                 report.errors = prepared.warnings + report.errors
@@ -457,6 +492,19 @@ struct VmlinuxTypes: KernelTypes {
     var source: String { "DWARF" }
     func size(of structName: String) -> Int? { elf.structSize(structName) }
     func offset(of path: String, in structName: String) -> Int? { elf.memberOffset(path, in: structName) }
+}
+
+/// `SYMBOL` or `SYMBOL+OFFSET` (offset hexadecimal, with or without 0x).
+func parseSymbolExpression(_ s: String) -> (name: String, offset: UInt64)? {
+    let parts = s.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false)
+    let name = String(parts[0])
+    func letter(_ c: UInt8) -> Bool { (c | 0x20) >= UInt8(ascii: "a") && (c | 0x20) <= UInt8(ascii: "z") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") }
+    func digit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+    guard let first = name.utf8.first, letter(first), name.utf8.allSatisfy({ letter($0) || digit($0) || $0 == UInt8(ascii: "$") }),
+          name.utf8.count <= 512 else { return nil }
+    guard parts.count == 2 else { return (name, 0) }
+    guard let offset = parseHexAddress(String(parts[1])) else { return nil }
+    return (name, offset)
 }
 
 func parseHexAddress(_ s: String) -> UInt64? {

@@ -33,7 +33,8 @@ struct CommandLineTests {
         ["-b", "2", "--core", "x"], ["-l", "-1", "--core", "x"], ["-l", "lots", "--core", "x"],
         ["-n", "0", "--core", "x"], ["-k", "xyz", "--core", "x"], ["-C", "--core", "x", "1"],
         ["-f", "-d", "c0000000", "--core", "x"], ["--core", "x", "1", "2"], ["1", "2", "3"],
-        ["--no-such-option", "--core", "x"], ["--core", "x", "abc"],
+        ["--no-such-option", "--core", "x"], ["--core", "x", "abc"], ["--no-pause", "--core", "x"],
+        ["-m", "not a symbol", "--core", "x"], ["--stack", "--core", "x"],
     ])
     func usageErrors(_ args: [String]) throws {
         let r = try Tool.run(args)
@@ -77,6 +78,39 @@ struct CommandLineTests {
         let a64 = try Tool.run(["--core", try core("arm-full-a64-crash"), "--describe"])
         #expect(a64.stdout.contains("# kernel_start: ffff000000000000"))
         #expect(a64.stdout.contains("Stack pointer: ffff800008003f20 (SP_EL1, EL1h)"))
+    }
+
+    /// The small things a first use ran into, each with a message that says what to do.
+    @Test func messagesThatSayWhatHappened() throws {
+        let bogus = try Tool.run(["--bogus"])
+        #expect(bogus.status == 64 && bogus.stderr.contains("Unknown option '--bogus'"), "\(bogus.stderr)")
+        let negative = try Tool.run(["-l", "-1", "--core", "x"])
+        #expect(negative.stderr.contains("unsupported value '-1' for --lines"), "\(negative.stderr)")
+        let version = try Tool.run(["--version"])
+        #expect(version.status == 0 && version.stdout.hasPrefix("xenctx-swift "))
+        let x86 = try core("x86-run1-lab-crash")
+        // -m and -d take SYMBOL[+OFFSET]; linux_banner is the kernel's version string.
+        let banner = try Tool.run(["--core", x86, "-m", "linux_banner", "-l", "1", "-D"])
+        #expect(banner.status == 0 && banner.stdout.hasPrefix("Memory (address ffffffff82161900):\n"), "\(banner.stdout)")
+        let noSymbol = try Tool.run(["--core", x86, "-m", "no_such_symbol"])
+        #expect(noSymbol.status == 2 && noSymbol.stderr.contains("no symbol no_such_symbol"))
+        // -d outside the stack window: upstream's empty shape, and why on stderr.
+        let outside = try Tool.run(["--core", x86, "-d", "init_task", "-l", "1"])
+        #expect(outside.stdout == "Stack:\n\nCall Trace:\n")
+        #expect(outside.status == 1 && outside.stderr.contains("is at or above the stack limit"))
+        // -m -l max is capped, and says how to go on.
+        let max = try Tool.run(["--core", x86, "-m", "ffffffff81000000", "-l", "max"])
+        #expect(max.stdout.split(separator: "\n").count == 65536 + 1)
+        #expect(max.stderr.contains("stopped after 65536 lines") && max.stderr.contains("-m ffffffff81200000 -l N"))
+        // -k beyond a 32-bit guest's address space.
+        let k = try Tool.run(["--core", try core("arm-full-a32-crash"), "-k", "100000000"])
+        #expect(k.status == 64 && k.stderr.contains("beyond this 32-bit guest's address space"))
+        // A core cut before its frame index says so, not "none in the file".
+        let cut = try Tool.run(["--core", try core("x86-run1-lab-crash-cpu1"), "-l", "0"])
+        #expect(cut.stderr.contains("this core was cut short: 12288 of its 65536 pages (48 MiB) are in the file, but its frame index (.xen_p2m"), "\(cut.stderr)")
+        // A registers-only ARM core points at the way to a complete one.
+        let regs = try Tool.run(["--core", try core("arm-run1-a64-crash")])
+        #expect(regs.stderr.contains("xenctx-swift --save-core FILE DOMID"))
     }
 
     @Test func helpExitsZero() throws {
