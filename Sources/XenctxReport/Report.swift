@@ -273,6 +273,8 @@ public struct Report: Sendable {
         case .arm(let r):
             out.text += regs.arm(r)
         }
+        // Registers holding kernel addresses, named (ours, not upstream's: not with --unwind scan).
+        if !options.upstreamExact { out.text += namedRegistersText(v) }
         out.text += stackPointerText(choice)
         if case .success(let task)? = currentTasks[v.id] { out.text += "Task: \(TerminalSafe.escape(task.comm)) (pid \(task.pid), tgid \(task.tgid))\n" }
         memoryText(v, mode: mode, stackPointer: choice, into: &out)
