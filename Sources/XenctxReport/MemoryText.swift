@@ -305,17 +305,22 @@ struct VCPUMemoryView {
         return AArch64FrameUnwinder(vaBits: report.guest.kernelVABits).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
+    /// A frame's name as the trace prints it: a return address by its call site.
+    func frameSymbol(_ frame: UnwoundFrame) -> String {
+        isReturnAddress(frame) ? report.returnAddressName(frame.ip, memory: memory) : sym(frame.ip)
+    }
+
+    /// Frames after the first hold return addresses, except registers saved at an exception.
+    func isReturnAddress(_ frame: UnwoundFrame) -> Bool { frame.trust != .exceptionRegs && frame.trust != .registers }
+
     /// An exact unwind in upstream's line shape, each frame labelled with how it was found;
     /// with DWARF, `file:line` on each frame and a line per inlined function above it.
     func render(_ unwind: Unwind, into out: inout Report.Output) {
         for frame in unwind.frames.dropFirst() {
             let where_ = frame.slot.map { wordText($0) + ":" } ?? String(repeating: " ", count: width * 2 + 1)
-            // A return address is after the call: look up the call itself.
-            let isReturn = frame.trust != .exceptionRegs && frame.trust != .registers
-            let (inlined, location) = sourceLines(frame.ip, isReturnAddress: isReturn)
+            let (inlined, location) = sourceLines(frame.ip, isReturnAddress: isReturnAddress(frame))
             for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(frame.ip))>] \(line)\n" }
-            let name = isReturn ? report.returnAddressName(frame.ip, memory: memory) : sym(frame.ip)
-            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(name) (\(frame.trust.rawValue))\(location)\n"
+            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(frameSymbol(frame)) (\(frame.trust.rawValue))\(location)\n"
         }
         if !unwind.complete {
             out.text += "-- unwind stopped: \(unwind.stop) --\n"
@@ -326,21 +331,25 @@ struct VCPUMemoryView {
     }
 
     /// After an exact unwind that stopped early: the text addresses left on the stack above
-    /// its last frame, marked `?` as the kernel marks what it could not prove (at most 64).
-    func unreliableTail(after unwind: Unwind, into out: inout Report.Output) {
-        guard let last = unwind.frames.last, last.sp != 0 else { return }
+    /// its last frame (at most 64), which the kernel would print marked `?`.
+    func unreliableCandidates(after unwind: Unwind) -> [(slot: UInt64, address: UInt64)] {
+        guard !unwind.complete, let last = unwind.frames.last, last.sp != 0 else { return [] }
         var address = (last.slot.map { $0 &+ UInt64(width) } ?? last.sp)
         address = (address &+ UInt64(width - 1)) & ~UInt64(width - 1)
         let limit = stackLimit(stackPointer: address)
-        var shown = 0
-        while address < limit && shown < 64 {
-            guard let w = try? memory.word(address, width: width) else { return }
+        var found: [(UInt64, UInt64)] = []
+        while address < limit && found.count < 64 {
+            guard let w = try? memory.word(address, width: width) else { break }
             let candidate = stripPAC(w)
-            if classifier.classify(candidate) >= .text {
-                out.text += "\(wordText(address)):   [<\(wordText(candidate))>] ?\(report.returnAddressName(candidate, memory: memory)) (scan)\n"
-                shown += 1
-            }
+            if classifier.classify(candidate) >= .text { found.append((address, candidate)) }
             address &+= UInt64(width)
+        }
+        return found
+    }
+
+    func unreliableTail(after unwind: Unwind, into out: inout Report.Output) {
+        for c in unreliableCandidates(after: unwind) {
+            out.text += "\(wordText(c.slot)):   [<\(wordText(c.address))>] ?\(report.returnAddressName(c.address, memory: memory)) (scan)\n"
         }
     }
 

@@ -103,6 +103,12 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
     var log = false
 
+    @Flag(name: .customLong("json"), help: "Print the report (and --tasks, --modules, --log) as one JSON document instead of text (schema: docs/report.schema.json).")
+    var json = false
+
+    @Flag(name: .customLong("summary"), help: "One line per vCPU: its state (panic, oops, stopped, idle, hypercall, user, kernel, offline), its current task and the innermost frame that says something.")
+    var summary = false
+
     @Flag(name: .customLong("tasks"), help: "List every task of the guest kernel (pid, ppid, CPU, task_struct, state, command; '>' marks tasks on a CPU), read from its memory with its own types (BTF): alone, just the list; with report options, after the report.")
     var tasks = false
 
@@ -130,6 +136,8 @@ struct XenctxCommand: ParsableCommand {
         if saveCore != nil && core != nil { throw ValidationError("--save-core writes a core of a live domain: give a DOMID, not --core") }
         if saveCore != nil && positional.count != 1 { throw ValidationError("--save-core FILE takes exactly one DOMID") }
         if force && saveCore == nil { throw ValidationError("--force goes with --save-core") }
+        if summary && json { throw ValidationError("--summary is a text view of what --json holds per vCPU (state, task, at): give one of them") }
+        if (summary || json) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's text exactly: it has no --summary or --json") }
         if noPause && core != nil { throw ValidationError("--no-pause is for live domains: a core is not running") }
         if taskStacks && !tasks { throw ValidationError("--stack goes with --tasks (every task's call trace); for one task, use --task PID") }
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
@@ -206,6 +214,24 @@ struct XenctxCommand: ParsableCommand {
         for w in prepared.warnings { warn(w) }
         partial = partial || !prepared.warnings.isEmpty
 
+        if json || summary {
+            let report = Report(guest: guest, options: prepared.options)
+            var request = Report.ModelRequest(modules: modules)
+            var errors = guest.warnings + prepared.warnings
+            if log {
+                switch prepared.kernel?.log(symbols: prepared.options.symbols) {
+                case .success(let l)?: request.log = l
+                case .failure(let e)?: errors.append("no kernel log: \(e)")
+                case nil: errors.append("no kernel log: this core holds no guest memory")
+                }
+            }
+            if prepared.options.tasks != nil, case .failure(let e) = report.taskList() { errors.append("no task list: \(e)") }
+            let model = report.model(request, errors: errors)
+            writeStdout(json ? JSONText.render(model) : SummaryText.render(model))
+            for e in errors.dropFirst(guest.warnings.count + prepared.warnings.count) { warn(e) }
+            if partial || errors.count > guest.warnings.count + prepared.warnings.count { throw ExitCode(ExitStatus.partial) }
+            return
+        }
         // One analysis for the report and the kernel views (BTF, modules and tasks found once).
         let report = reportWanted || prepared.options.tasks != nil || modules ? Report(guest: guest, options: prepared.options) : nil
         if reportWanted, let report {
@@ -446,6 +472,14 @@ extension XenctxCommand {
                 var prepared = prepare(guest: guest, files: files, options: options)
                 resolveSymbolAddresses(&prepared.options)
                 let analysis = Report(guest: guest, options: prepared.options)
+                if json || summary {
+                    var request = Report.ModelRequest(modules: modules)
+                    var errors = prepared.warnings
+                    if log, let l = try? prepared.kernel?.log(symbols: prepared.options.symbols).get() { request.log = l }
+                    let model = analysis.model(request, errors: errors)
+                    errors = []
+                    return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: prepared.warnings)
+                }
                 var report = reportWanted ? try analysis.renderAll() : Report.Output()
                 report.errors = prepared.warnings + report.errors
                 if let request = prepared.options.tasks {

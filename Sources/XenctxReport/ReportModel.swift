@@ -1,0 +1,142 @@
+/// The report as plain values: what the analysis found, with no layout. The JSON renderer
+/// prints it as it is (schema: docs/report.schema.json, version `schemaVersion`); the text
+/// report is rendered from the same analysis (`VCPUMemoryView.traceModel`, `taskStack`).
+/// Addresses are strings of hexadecimal digits ("ffffffff81a442b5"): 64-bit values do not
+/// survive JSON numbers.
+public struct ReportModel: Codable, Sendable, Equatable {
+    public static let schemaVersion = 1
+    public var schema = "xenctx-swift report"
+    public var version = ReportModel.schemaVersion
+    public var tool: String
+    public var guest: GuestFacts
+    public var kernel: KernelFacts?
+    public var vcpus: [VCPUEntry]
+    public var tasks: [TaskEntry]?
+    public var modules: [ModuleEntry]?
+    public var log: [LogEntry]?
+    /// What could not be read, as the text report's stderr lines.
+    public var errors: [String]
+
+    public struct GuestFacts: Codable, Sendable, Equatable {
+        public var architecture: String
+        public var wordSize: Int
+        public var paravirtualized: Bool
+        public var summary: String
+        public var kernelStart: String
+        public var evidence: [String]
+    }
+
+    public struct KernelFacts: Codable, Sendable, Equatable {
+        public var release: String?
+        public var buildID: String?
+        public var kernelOffset: String?
+        /// Where the symbols came from and how they were checked.
+        public var symbols: [String]
+        /// Where the kernel's types came from (BTF or DWARF), when looked for.
+        public var types: String?
+    }
+
+    public struct VCPUEntry: Codable, Sendable, Equatable {
+        public var id: Int
+        public var online: Bool
+        /// One word for triage (`--summary`): panic, oops, idle, stopped, user, hypercall, kernel, offline.
+        public var state: String
+        /// The innermost meaningful frame, for the summary (`panic ← sysrq_handle_crash+0x16`).
+        public var at: String?
+        public var registers: [String: String]
+        public var namedRegisters: [NamedRegister]
+        public var stackPointer: StackPointer?
+        public var task: TaskRef?
+        public var trace: Trace?
+        public var userEntry: UserRegisters?
+    }
+
+    public struct NamedRegister: Codable, Sendable, Equatable {
+        public var register: String
+        public var value: String
+        public var symbol: String
+    }
+
+    public struct StackPointer: Codable, Sendable, Equatable {
+        public var address: String?
+        public var register: String
+        public var reason: String
+        public var note: String?
+    }
+
+    public struct TaskRef: Codable, Sendable, Equatable {
+        public var address: String
+        public var pid: Int
+        public var tgid: Int
+        public var comm: String
+    }
+
+    public struct Trace: Codable, Sendable, Equatable {
+        /// orc, exidx, fp, cfi (exact) or scan (every text address on the stack).
+        public var method: String
+        /// Whether an exact unwind reached the end of the stack.
+        public var complete: Bool
+        public var stop: String?
+        public var frames: [Frame]
+    }
+
+    public struct Frame: Codable, Sendable, Equatable {
+        public var address: String
+        /// `name+0xoff [module]` as the text prints it (return addresses by their call site).
+        public var symbol: String?
+        /// registers, orc, exidx, cfi, regs, fp, lr, scan, saved by switch.
+        public var how: String
+        /// False for scanned candidates (printed `?` after an exact unwind stopped).
+        public var reliable: Bool
+        /// Where on the stack the address was read.
+        public var slot: String?
+        /// DWARF source lines, innermost (inlined) first, with --vmlinux.
+        public var source: [SourceLine]?
+    }
+
+    public struct SourceLine: Codable, Sendable, Equatable {
+        public var function: String
+        public var file: String
+        public var line: Int
+        public var inlined: Bool
+    }
+
+    public struct UserRegisters: Codable, Sendable, Equatable {
+        public var ip: String
+        public var sp: String
+        public var flags: String
+        public var cs: String?
+        public var ss: String?
+    }
+
+    public struct TaskEntry: Codable, Sendable, Equatable {
+        public var address: String
+        public var pid: Int
+        public var tgid: Int
+        public var ppid: Int?
+        public var state: String
+        public var cpu: Int?
+        public var onCPU: Bool
+        public var runningOnVCPU: Int?
+        public var kernelThread: Bool
+        public var comm: String
+        public var trace: Trace?
+        public var userEntry: UserRegisters?
+    }
+
+    public struct ModuleEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var address: String
+        public var base: String
+        public var size: Int
+        public var symbols: Int
+    }
+
+    public struct LogEntry: Codable, Sendable, Equatable {
+        /// Seconds since boot.
+        public var time: Double
+        public var level: Int?
+        public var caller: String?
+        public var text: String
+    }
+}

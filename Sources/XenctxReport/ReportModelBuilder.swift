@@ -1,0 +1,200 @@
+import GuestKernel
+import StackWalk
+import Symbols
+import VCPUContext
+
+/// Builds `ReportModel` from the same analysis the text report prints. Every string from
+/// the guest or a file is escaped (`TerminalSafe`) first, so the JSON holds no control
+/// character the output gate would have to rewrite.
+extension Report {
+    public struct ModelRequest: Sendable {
+        public var modules = false
+        public var log: KernelLog? = nil
+        public init(modules: Bool = false, log: KernelLog? = nil) {
+            self.modules = modules
+            self.log = log
+        }
+    }
+
+    public func model(_ request: ModelRequest = ModelRequest(), errors: [String] = []) -> ReportModel {
+        let d = guest.description
+        let w = d.wordSize * 2
+        let facts = ReportModel.GuestFacts(architecture: d.architecture.rawValue, wordSize: d.wordSize, paravirtualized: d.isPV,
+                                           summary: d.summary, kernelStart: hex(options.kernelStart ?? guest.defaultKernelStart, width: w),
+                                           evidence: d.evidence.map { TerminalSafe.escape($0) })
+        var kernel: ReportModel.KernelFacts? = nil
+        if options.kernel != nil || options.symbols != nil {
+            let info = try? options.kernel?.vmcoreinfo.get().info
+            var types: String? = nil
+            switch taskLayout {
+            case .success(let l)?: types = l.how
+            case .failure(let e)?: types = "none: \(e)"
+            case nil: break
+            }
+            kernel = ReportModel.KernelFacts(release: info.map { TerminalSafe.escape($0.osRelease) }, buildID: info?.buildID,
+                                             kernelOffset: kernelOffset.map { hex($0.offset, width: w) },
+                                             symbols: (options.symbolFacts + (kernelOffset.map { [$0.describe] } ?? [])).map { TerminalSafe.escape($0) },
+                                             types: types.map { TerminalSafe.escape($0) })
+        }
+        var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: guest.vcpus.map(vcpuModel), errors: errors)
+        if let request = options.tasks, case .success(let list) = taskList() {
+            var stacksFor: Set<UInt64> = []
+            switch request {
+            case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
+            case .one(let pid): stacksFor = Set(list.tasks.filter { $0.pid == pid }.map(\.address))
+            }
+            model.tasks = list.tasks.map { t in
+                var entry = ReportModel.TaskEntry(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), ppid: t.ppid.map(Int.init),
+                                                  state: t.state, cpu: t.cpu, onCPU: t.onCPU, runningOnVCPU: vcpuRunning(t),
+                                                  kernelThread: t.isKernelThread, comm: TerminalSafe.escape(t.comm), trace: nil, userEntry: nil)
+                if stacksFor.contains(t.address) {
+                    let s = taskStack(t)
+                    entry.trace = s.unwind.map { taskTraceModel($0, runningOnVCPU: s.vcpu != nil) }
+                    entry.userEntry = s.userEntry.map { userModel($0) }
+                }
+                return entry
+            }
+        }
+        if request.modules, let list = modules {
+            model.modules = list.modules.map { m in
+                ReportModel.ModuleEntry(name: TerminalSafe.escape(m.name), address: hex(m.address, width: w), base: hex(m.base, width: w),
+                                        size: Int(m.size), symbols: m.symbols.count)
+            }
+        }
+        if let log = request.log {
+            model.log = log.records.map { r in
+                ReportModel.LogEntry(time: Double(r.timestamp) / 1e9, level: r.level, caller: r.caller,
+                                     text: TerminalSafe.escape(String(decoding: r.text, as: UTF8.self), allowTab: true, allowNewline: true))
+            }
+        }
+        return model
+    }
+
+    func userModel(_ u: UserEntry) -> ReportModel.UserRegisters {
+        let w = guest.description.wordSize * 2
+        return ReportModel.UserRegisters(ip: hex(u.ip, width: w), sp: hex(u.sp, width: w), flags: hex(u.flags, width: 8),
+                                         cs: u.cs.map { hex($0, width: 4) }, ss: u.ss.map { hex($0, width: 4) })
+    }
+
+    func taskTraceModel(_ unwind: Unwind, runningOnVCPU: Bool) -> ReportModel.Trace {
+        let w = guest.description.wordSize * 2
+        let memory = KernelReader(guest: guest)?.memory
+        let frames = unwind.frames.enumerated().map { (i, f) -> ReportModel.Frame in
+            let isReturn = (i > 0 || !runningOnVCPU) && f.trust != .exceptionRegs
+            let name = isReturn && memory != nil ? returnAddressName(f.ip, memory: memory!) : classifier.symbolSuffix(f.ip, kind: .text)
+            let how = i == 0 && !runningOnVCPU ? "saved by switch" : f.trust.rawValue
+            return ReportModel.Frame(address: hex(f.ip, width: w), symbol: name.isEmpty ? nil : String(name.dropFirst()), how: how,
+                                     reliable: true, slot: f.slot.map { hex($0, width: w) }, source: nil)
+        }
+        return ReportModel.Trace(method: unwind.frames.dropFirst().first?.trust.rawValue ?? "registers", complete: unwind.complete,
+                                 stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)
+    }
+
+    func vcpuModel(_ v: VCPU) -> ReportModel.VCPUEntry {
+        let w = guest.description.wordSize * 2
+        var entry = ReportModel.VCPUEntry(id: v.id, online: v.isOnline, state: v.isOnline ? "kernel" : "offline", at: nil,
+                                          registers: registerValues(v), namedRegisters: [], stackPointer: nil, task: nil, trace: nil, userEntry: nil)
+        guard v.isOnline else { return entry }
+        entry.namedRegisters = namedRegisters(v).map { ReportModel.NamedRegister(register: $0.0, value: hex($0.1, width: w), symbol: String($0.2.dropFirst())) }
+        let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+        entry.stackPointer = ReportModel.StackPointer(address: choice.address.map { hex($0, width: w) }, register: choice.register,
+                                                      reason: choice.reason, note: choice.note)
+        if case .success(let t)? = currentTasks[v.id] {
+            entry.task = ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm))
+        }
+        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
+        entry.trace = view.traceModel()
+        if entry.trace?.complete == true, entry.trace?.method != "scan" { entry.userEntry = userEntry(vcpu: v.id).map { userModel($0) } }
+        (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: entry.trace)
+        return entry
+    }
+
+    /// Each register by the name upstream's block gives it, as hexadecimal.
+    func registerValues(_ v: VCPU) -> [String: String] {
+        var out: [String: String] = [:]
+        func put(_ name: String, _ value: UInt64, _ width: Int) { out[name] = hex(value, width: width) }
+        switch v.registers {
+        case .x86_64(let r):
+            let w = guest.description.wordSize * 2
+            let names = w == 16 ? ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"]
+                                : ["eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "", "", "", "", "", "", "", "", "eip", "eflags"]
+            let values = [r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags]
+            for (n, value) in zip(names, values) where !n.isEmpty { put(n, w == 16 ? value : value & 0xffff_ffff, w) }
+            for (n, value) in [("cs", r.cs), ("ss", r.ss), ("ds", r.ds), ("es", r.es), ("fs", r.fs), ("gs", r.gs)] { put(n, UInt64(value), 4) }
+            for (i, value) in r.ctrlreg.enumerated() where [0, 2, 3, 4].contains(i) { put("cr\(i)", value, 16) }
+        case .x86_32(let r):
+            for (n, value) in [("eax", r.eax), ("ebx", r.ebx), ("ecx", r.ecx), ("edx", r.edx), ("esi", r.esi), ("edi", r.edi),
+                               ("ebp", r.ebp), ("esp", r.esp), ("eip", r.eip), ("eflags", r.eflags)] { put(n, UInt64(value), 8) }
+            for (n, value) in [("cs", r.cs), ("ss", r.ss), ("ds", r.ds), ("es", r.es), ("fs", r.fs), ("gs", r.gs)] { put(n, UInt64(value), 4) }
+        case .arm(let r) where r.isAArch32State:
+            for i in 0..<13 { put("r\(i)_usr", UInt64(r.r(i)), 8) }
+            for i in 8..<13 { put("r\(i)_fiq", UInt64(r.rFIQ(i)), 8) }
+            put("pc", UInt64(r.pc32), 8); put("cpsr", r.cpsr, 8)
+            for (n, value) in [("sp_usr", r.spUSR), ("lr_usr", r.lrUSR), ("sp_svc", r.spSVC), ("lr_svc", r.lrSVC), ("sp_irq", r.spIRQ), ("lr_irq", r.lrIRQ),
+                               ("sp_abt", r.spABT), ("lr_abt", r.lrABT), ("sp_und", r.spUND), ("lr_und", r.lrUND), ("sp_fiq", r.spFIQ), ("lr_fiq", r.lrFIQ),
+                               ("spsr_svc", r.spsrSVC), ("spsr_irq", r.spsrIRQ), ("spsr_abt", r.spsrABT), ("spsr_und", r.spsrUND), ("spsr_fiq", r.spsrFIQ)] {
+                put(n, UInt64(value), 8)
+            }
+            put("sctlr", r.sctlr, 8); put("ttbcr", r.ttbcr, 16); put("ttbr0", r.ttbr0, 16); put("ttbr1", r.ttbr1, 16)
+        case .arm(let r):
+            for i in 0..<31 { put("x\(i)", r.x[i], 16) }
+            put("pc", r.pc, 16); put("cpsr", r.cpsr, 8); put("sp_el0", r.spEL0, 16); put("sp_el1", r.spEL1, 16)
+            put("elr_el1", r.elrEL1, 16); put("spsr_el1", r.spsrEL1, 8)
+            put("sctlr", r.sctlr, 8); put("ttbcr", r.ttbcr, 16); put("ttbr0", r.ttbr0, 16); put("ttbr1", r.ttbr1, 16)
+        }
+        return out
+    }
+}
+
+extension VCPUMemoryView {
+    /// The vCPU's call trace as values: the exact unwind (and, when it stopped early, the
+    /// scanned leftovers, unreliable), or upstream's scan. Nil where the text shows none.
+    func traceModel() -> ReportModel.Trace? {
+        guard memory.frames != nil, let sp else { return nil }
+        guard !report.guest.description.protectedMode || classifier.classify(ip) >= .text else { return nil }
+        let w = width * 2
+        func source(_ ip: UInt64, _ isReturn: Bool) -> [ReportModel.SourceLine]? {
+            guard let locator = options.sourceLocator else { return nil }
+            let frames = locator.frames(at: ip &- (report.kernelOffset?.offset ?? 0) &- (isReturn ? 1 : 0))
+            return frames.isEmpty ? nil : frames.map {
+                ReportModel.SourceLine(function: TerminalSafe.escape($0.function), file: TerminalSafe.escape($0.file), line: $0.line, inlined: $0.inlined)
+            }
+        }
+        let first = ReportModel.Frame(address: hex(ip, width: w), symbol: symbolName(sym(ip)), how: "registers", reliable: true, slot: nil, source: source(ip, false))
+        if let method = exactMethod(options.unwind), let unwind = exactUnwind() {
+            var frames = [first]
+            for f in unwind.frames.dropFirst() {
+                frames.append(ReportModel.Frame(address: hex(f.ip, width: w), symbol: symbolName(frameSymbol(f)), how: f.trust.rawValue, reliable: true,
+                                                slot: f.slot.map { hex($0, width: w) }, source: source(f.ip, isReturnAddress(f))))
+            }
+            for c in unreliableCandidates(after: unwind) {
+                frames.append(ReportModel.Frame(address: hex(c.address, width: w), symbol: symbolName(report.returnAddressName(c.address, memory: memory)),
+                                                how: "scan", reliable: false, slot: hex(c.slot, width: w), source: nil))
+            }
+            return ReportModel.Trace(method: method.rawValue, complete: unwind.complete, stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)
+        }
+        // Upstream's scan: every text word from the stack pointer to the limit (ARM: across
+        // the switch from an IRQ stack, as the text follows it).
+        var frames = [first]
+        var region = (start: sp, limit: stackLimit(stackPointer: sp))
+        var visited: [UInt64] = []
+        for _ in 0..<4 {
+            visited.append(region.limit)
+            var a = region.start
+            while a < region.limit, let word = try? memory.word(a, width: width) {
+                let c = stripPAC(word)
+                if classifier.classify(c) >= .text {
+                    frames.append(ReportModel.Frame(address: hex(c, width: w), symbol: symbolName(sym(c)), how: "scan", reliable: false, slot: hex(a, width: w), source: nil))
+                }
+                a &+= UInt64(width)
+            }
+            guard isARM, a >= region.limit, let next = interruptedStack(start: region.start, limit: region.limit),
+                  !visited.contains(stackLimit(stackPointer: next.sp)) else { break }
+            region = (next.sp, stackLimit(stackPointer: next.sp))
+        }
+        return ReportModel.Trace(method: "scan", complete: false, stop: nil, frames: frames)
+    }
+
+    /// ` name+0x1` → `name+0x1`; "" → nil.
+    func symbolName(_ suffix: String) -> String? { suffix.isEmpty ? nil : String(suffix.dropFirst()) }
+}

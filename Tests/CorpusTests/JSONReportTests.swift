@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// `--json` against its schema (docs/report.schema.json) on every full-RAM case, and against
+/// the text report of the same run: the same frames, in order, for every vCPU and task.
+@Suite(.serialized)
+struct JSONReportTests {
+    static let cases = Corpus.cases.filter(\.hasRAM).map(\.name)
+    static let schema = Corpus.root.appendingPathComponent("docs/report.schema.json")
+
+    /// The addresses of a text trace, in order: `[<addr>]` of each frame line (inlined
+    /// lines repeat their frame's address and are left out).
+    static func textFrames(_ block: Substring) -> [String] {
+        block.split(separator: "\n").compactMap { line in
+            guard !line.contains("(inlined)"), let open = line.range(of: "[<"), let close = line.range(of: ">]") else { return nil }
+            return String(line[open.upperBound..<close.lowerBound])
+        }
+    }
+
+    @Test(arguments: cases)
+    func reportValidatesAndAgreesWithText(_ name: String) throws {
+        let core = try Corpus.corePath(Corpus.named(name))
+        let r = try Tool.run(["--core", core, "--json", "-C", "--tasks", "--stack", "--modules", "--log"])
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        let problems = try JSONSchemaCheck(schemaAt: Self.schema).check(object)
+        #expect(problems.isEmpty, "\(name): \(problems.prefix(10))")
+        let json = try JSONDecoder().decode(Doc.self, from: Data(r.stdout.utf8))
+        // vCPUs: the JSON frames are the text's Call Trace lines.
+        let text = try Tool.run(["--core", core, "-C", "-l", "0"])
+        for v in json.vcpus where v.online {
+            guard let block = text.stdout.components(separatedBy: "vcpu\(v.id):\n").dropFirst().first?.components(separatedBy: "\nvcpu").first else {
+                Issue.record("\(name): no vcpu\(v.id) block"); continue
+            }
+            let trace = block.components(separatedBy: "Call Trace:\n").dropFirst().first.map { Substring($0) } ?? ""
+            #expect(Self.textFrames(trace) == (v.trace?.frames.map(\.address) ?? []), "\(name) vcpu\(v.id)")
+            if let task = v.task { #expect(block.contains("Task: \(task.comm) (pid \(task.pid), tgid \(task.tgid))")) }
+        }
+        // Tasks: the JSON traces are the text's task stacks.
+        if let tasks = json.tasks, !tasks.isEmpty {
+            let t = try Tool.run(["--core", core, "--tasks", "--stack"])
+            let blocks = t.stdout.components(separatedBy: "\nPID: ").dropFirst()
+            #expect(blocks.count == tasks.count, "\(name)")
+            for (task, block) in zip(tasks, blocks) {
+                #expect(block.hasPrefix("\(task.pid)  TASK: \(task.address)"), "\(name) pid \(task.pid)")
+                #expect(Self.textFrames(Substring(block)) == (task.trace?.frames.map(\.address) ?? []), "\(name) pid \(task.pid)")
+            }
+        }
+    }
+
+    /// The checker catches what the schema forbids (so a passing check means something).
+    @Test func schemaCheckRejectsBrokenReports() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--json"])
+        let check = try JSONSchemaCheck(schemaAt: Self.schema)
+        var doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(check.check(doc).isEmpty)
+        var vcpus = doc["vcpus"] as! [[String: Any]]
+        vcpus[0]["state"] = "dancing"
+        vcpus[0]["online"] = "yes"
+        vcpus[1]["extra"] = 1
+        doc["vcpus"] = vcpus
+        var guest = doc["guest"] as! [String: Any]
+        guest["kernelStart"] = "0xZZ"
+        doc["guest"] = guest
+        doc.removeValue(forKey: "errors")
+        let problems = check.check(doc)
+        for expected in ["$.vcpus[0].state", "$.vcpus[0].online: not boolean", "$.vcpus[1]: unexpected extra", "$.guest.kernelStart", "$: missing errors"] {
+            #expect(problems.contains { $0.hasPrefix(expected) }, "\(expected) in \(problems)")
+        }
+    }
+
+    @Test func summaryIsOneLinePerVCPU() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary"])
+        #expect(r.stdout == """
+            vcpu0   panic     sh (pid 101)              panic+0x286 ← sysrq_handle_crash+0x16
+            vcpu1   kernel    sh (pid 98)               rcu_sched_clock_irq+0x306
+
+            """)
+        let a64 = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-full-a64-crash")), "--summary"])
+        #expect(a64.stdout.hasPrefix("vcpu0   stopped   swapper/0 (pid 0)         local_cpu_stop+0x44\nvcpu1   panic     init (pid 1)"))
+        #expect(try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary", "--json"]).status == 64)
+    }
+
+    struct Doc: Decodable {
+        struct Frame: Decodable { let address: String }
+        struct Trace: Decodable { let frames: [Frame] }
+        struct TaskRef: Decodable { let pid: Int; let tgid: Int; let comm: String }
+        struct VCPU: Decodable { let id: Int; let online: Bool; let trace: Trace?; let task: TaskRef? }
+        struct Task: Decodable { let pid: Int; let address: String; let trace: Trace? }
+        let vcpus: [VCPU]
+        let tasks: [Task]?
+    }
+}
