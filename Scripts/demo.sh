@@ -15,7 +15,7 @@ mkdir -p "$cache/$case"
 core="$cache/$case/a32-crash-smp-bootoops1.core"
 [ -f "$core" ] || xz -dc "corpus/cases/$case/a32-crash-smp-bootoops1.core.xz" > "$core"
 swift build -c release --product xenctx-swift >&2
-"$(swift build -c release --show-bin-path)/xenctx-swift" --describe --unwind auto -C -l 0 --log --core "$core" "$@"
+"$(swift build -c release --show-bin-path)/xenctx-swift" --describe -C -l 0 --log --core "$core" "$@"
 bin="$(swift build -c release --show-bin-path)/xenctx-swift"
 tasks=x86-run5-lab-crash-tasks
 mkdir -p "$cache/$tasks"
