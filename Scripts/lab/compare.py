@@ -93,6 +93,18 @@ for dom in sorted(os.listdir(results)):
         m = re.search(r"was paused for ([0-9.]+ ms)", open(live_desc).read())
         check(m is not None, f"{dom}: pause window on the running guest" + (f": {m.group(1)}" if m else ""))
 
+    windows = os.path.join(d, "pause-windows.txt")
+    if os.path.exists(windows):
+        vals = {}
+        for line in open(windows):
+            k, v = line.split()
+            vals.setdefault(k, []).append(float(v))
+        med = {k: sorted(v)[len(v) // 2] for k, v in vals.items()}
+        up, ours = med.get("upstream-run-ms"), med.get("swift-pause-ms")
+        check(up is not None and ours is not None and ours * 20 <= up,
+              f"{dom}: pause window, medians of {len(vals.get('swift-pause-ms', []))} runs: xenctx-swift {ours} ms"
+              f" (no map: {med.get('swift-nomap-pause-ms')} ms) vs upstream's whole run {up} ms")
+
 h = os.path.join(results, "host")
 if os.path.exists(os.path.join(h, "swift-nolibs-live.err")):
     err = open(os.path.join(h, "swift-nolibs-live.err")).read()

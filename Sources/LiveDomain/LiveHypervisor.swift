@@ -192,6 +192,9 @@ extension LiveHypervisor {
         let tmp = path + ".partial-\(getpid())"
         unlink(tmp)
         defer { unlink(tmp) }
+        let progress = SaveProgress(path: tmp)
+        progress.start()
+        defer { progress.stop() }
         #if arch(x86_64) || arch(i386)
         guard xenlive_dumpcore(domid, tmp) == 0 else {
             if errno == ENOSYS { throw LiveError.librariesMissing("libxenguest (xc_domain_dumpcore) cannot be loaded") }

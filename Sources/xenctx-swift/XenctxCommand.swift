@@ -464,57 +464,74 @@ extension XenctxCommand {
             return
         }
         var out: Report.Output
-        let paused: Duration?
+        var paused: Duration? = nil
+        /// The whole report of a live guest, as text (or JSON) and error lines.
+        func analyse(_ guest: Guest) throws -> Report.Output {
+            checkUnwindMethod(guest)
+            var prepared = prepare(guest: guest, files: files, options: options)
+            resolveSymbolAddresses(&prepared.options)
+            let analysis = Report(guest: guest, options: prepared.options)
+            if json || summary {
+                var request = Report.ModelRequest(modules: modules)
+                if log, let l = try? prepared.kernel?.log(symbols: prepared.options.symbols).get() { request.log = l }
+                let model = analysis.model(request, errors: prepared.warnings)
+                return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: prepared.warnings)
+            }
+            var report = reportWanted ? try analysis.renderAll() : Report.Output()
+            report.errors = prepared.warnings + report.errors
+            if let request = prepared.options.tasks {
+                switch taskText(report: analysis, prepared: prepared, request: request) {
+                case .success(let out):
+                    report.text += (reportWanted ? "Tasks:\n" : "") + out.text
+                    report.errors += out.errors
+                case .failure(let no): report.errors.append(no.why)
+                }
+            }
+            if modules {
+                switch moduleText(report: analysis, prepared: prepared) {
+                case .success(let out):
+                    report.text += (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
+                    report.errors += out.errors
+                case .failure(let no): report.errors.append(no.why)
+                }
+            }
+            if log {
+                switch logText(prepared) {
+                case .success(let text): report.text += (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text
+                case .failure(let no): report.errors.append(no.why)
+                }
+            }
+            return report
+        }
         do {
-            (out, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
+            // The domain is paused only while its contexts and the vCPUs' stack pages (and the
+            // page-table pages that reach them) are copied; the analysis reads kernel text
+            // and static data after unpausing. Views of changing kernel data (--tasks,
+            // --modules, --log, --json, --summary) are read whole in the pause, for one moment.
+            let wholeInPause = kernelViewsOnly || json || summary
+            var captured: Guest? = nil
+            var inPause = Report.Output()
+            (inPause, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
                 let guest = try hv.guest(domid: domid)
-                checkUnwindMethod(guest)
-                var prepared = prepare(guest: guest, files: files, options: options)
-                resolveSymbolAddresses(&prepared.options)
-                let analysis = Report(guest: guest, options: prepared.options)
-                if json || summary {
-                    var request = Report.ModelRequest(modules: modules)
-                    var errors = prepared.warnings
-                    if log, let l = try? prepared.kernel?.log(symbols: prepared.options.symbols).get() { request.log = l }
-                    let model = analysis.model(request, errors: errors)
-                    errors = []
-                    return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: prepared.warnings)
-                }
-                var report = reportWanted ? try analysis.renderAll() : Report.Output()
-                report.errors = prepared.warnings + report.errors
-                if let request = prepared.options.tasks {
-                    switch taskText(report: analysis, prepared: prepared, request: request) {
-                    case .success(let out):
-                        report.text += (reportWanted ? "Tasks:\n" : "") + out.text
-                        report.errors += out.errors
-                    case .failure(let no): report.errors.append(no.why)
-                    }
-                }
-                if modules {
-                    switch moduleText(report: analysis, prepared: prepared) {
-                    case .success(let out):
-                        report.text += (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
-                        report.errors += out.errors
-                    case .failure(let no): report.errors.append(no.why)
-                    }
-                }
-                if log {
-                    switch logText(prepared) {
-                    case .success(let text): report.text += (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text
-                    case .failure(let no): report.errors.append(no.why)
-                    }
+                captured = guest
+                var out = Report.Output()
+                if wholeInPause {
+                    out = try analyse(guest)
+                } else {
+                    Report.snapshotStacks(of: guest, stackPages: options.stackPages)
                 }
                 // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
                 if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
-                return report
+                return out
             }
+            out = wholeInPause ? inPause : try analyse(captured!)
         } catch {
             fail("\(error)")
         }
         writeStdout(out.text)
         for e in out.errors { warn(e) }
         if options.describe, let paused {
-            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (contexts and report pages copied, then unpaused before printing)\n")
+            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || json || summary ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
         }
         if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
     }
