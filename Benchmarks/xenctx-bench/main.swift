@@ -15,6 +15,34 @@ func median(_ n: Int, _ body: () throws -> Void) rethrows -> Duration {
     return times.sorted()[n / 2]
 }
 
+/// The median wall time (ms) and the largest max RSS (KiB) of `runs` runs of a command,
+/// its output discarded.
+func timeCommand(_ argv: [String], runs: Int) -> (Double, Int) {
+    var times: [Double] = []
+    var rss = 0
+    for _ in 0..<runs {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cargs = argv.map { strdup($0) } + [nil]
+        let clock = ContinuousClock()
+        let start = clock.now
+        guard posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ) == 0 else { return (-1, 0) }
+        var status: Int32 = 0
+        var usage = rusage()
+        wait4(pid, &status, 0, &usage)
+        let d = clock.now - start
+        times.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        rss = max(rss, usage.ru_maxrss)
+        for p in cargs { free(p) }
+        posix_spawn_file_actions_destroy(&actions)
+    }
+    times.sort()
+    return (times[times.count / 2], rss)
+}
+
 func ms(_ d: Duration) -> String {
     let v = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
     return v < 1 ? "\((v * 1000).rounded() / 1000) ms" : "\((v * 100).rounded() / 100) ms"
@@ -117,7 +145,52 @@ case "grow":
         print("\(path.split(separator: "/").last!) \(label) (\(total) pages): find VMCOREINFO \(ms(t)) (\(pages) pages searched); first page lookup, which builds the core's frame index: \(ms(tIndex))")
         unlink(out)
     }
+case "frames":
+    // Issue #11's rows: the whole `-C` command on a real core and on the same guest grown to
+    // 4 GiB and 64 GiB (the real pages, then sparse holes), PV with its p2m in long runs or
+    // fragmented into ~2M short runs out of order; the report reads the real pages only.
+    guard args.count >= 3 else { print("usage: xenctx-bench frames XENCTX-SWIFT CORE..."); exit(64) }
+    let tool = args[1]
+    for path in args.dropFirst(2) {
+        let core = try XenCore(path: path)
+        let frames = try Guest(core: core).frames as! CoreFrames
+        let real = frames.slots()
+        let name = path.split(separator: "/").last!
+        var rows: [(String, Int, Bool)] = [("as is", real.count, false), ("4 GiB", 1 << 20, false), ("64 GiB", 1 << 24, false)]
+        if core.isPV { rows.append(("64 GiB, p2m in ~2M short runs", 1 << 24, true)) }
+        var baseline: Double? = nil
+        for (label, total, fragmented) in rows where total >= real.count {
+            let out = "/tmp/xenctx-bench-frames-\(total)-\(fragmented).core"
+            unlink(out)
+            if total > real.count || fragmented {
+                var all = real.map { (pfn: $0.pfn, gmfn: $0.frame) }
+                let lastPFN = real.map(\.pfn).max() ?? 0
+                let extra = total - real.count
+                let runs = (extra + 7) / 8
+                all += (0..<extra).map { i -> (pfn: UInt64, gmfn: UInt64) in
+                    let pfn = lastPFN + 1 + UInt64(i)
+                    guard core.isPV else { return (pfn, 0) }
+                    // Runs of 8 machine frames with a gap after each, in descending order.
+                    let gmfn: UInt64 = fragmented ? 0x1000_0000 + UInt64(runs - 1 - i / 8) * 9 + UInt64(i % 8) : 0x1000_0000 + UInt64(i)
+                    return (pfn, gmfn)
+                }
+                let writer = DumpCoreWriter(machine: core.machine, magic: core.isPV ? XenCoreLayout.magicPV : XenCoreLayout.magicHVM,
+                                            entrySize: core.contextEntrySize, contexts: (0..<core.vcpuEntryCount).map { Array(core.contextBytes(entry: $0)!.bytes) },
+                                            frames: all)
+                try writer.write(to: out) { i in i < real.count ? Array(frames.page(slot: i)) : nil }
+            } else {
+                symlink(path, out)
+            }
+            // Drop the new file from the page cache's favour: read it once before timing.
+            _ = try? Guest(core: XenCore(path: out)).frames?.page(0)
+            let (t, rss) = timeCommand([tool, "-C", "--core", out], runs: 7)
+            let ratio = baseline.map { String(format: " (%.2fx %@)", t / $0, "the core as is") } ?? ""
+            if baseline == nil { baseline = t }
+            print("\(name) \(label) (\(total) pages): whole -C \(String(format: "%.1f", t)) ms, max RSS \(rss / 1024) MiB\(ratio)")
+            unlink(out)
+        }
+    }
 default:
-    print("usage: xenctx-bench open | map SYSTEM.MAP | report CORE SYSTEM.MAP | kernel CORE | grow CORE")
+    print("usage: xenctx-bench open | map SYSTEM.MAP | report CORE SYSTEM.MAP | kernel CORE | grow CORE | frames XENCTX-SWIFT CORE...")
     exit(64)
 }

@@ -2,8 +2,12 @@
 ///
 /// Parsing follows upstream xenctx's `read_symbol_table`: `ADDR TYPE NAME`, types U/v/w
 /// skipped, absolute symbols (A/a) not inserted but still allowed to set the markers.
-/// Unlike upstream the table is an array sorted once (O(log n) lookup), and a kallsyms
-/// `[module]` suffix is split off the name.
+/// Unlike upstream the table is sorted once (O(log n) lookup), and a kallsyms `[module]`
+/// suffix is split off the name.
+///
+/// Storage is compact: the addresses in one array, each name as a reference into one byte
+/// buffer (a System.map's own bytes, kept as read: names are not copied out line by line).
+/// A `Symbol` is made only when one is asked for.
 public struct SystemMap: Sendable {
     public struct Symbol: Sendable, Equatable {
         public let address: UInt64
@@ -18,8 +22,24 @@ public struct SystemMap: Sendable {
         }
     }
 
-    /// Sorted by address; equal addresses keep file order.
-    public private(set) var symbols: [Symbol]
+    /// Sorted by address; equal addresses keep their order (file order, or kallsyms').
+    private(set) var addressList: [UInt64] = []
+    /// Each symbol's name: start in `nameBytes` (bits 0–31), length (32–47) and module
+    /// (48–63: 0 for the kernel image, else an index + 1 into `moduleNames`).
+    private(set) var refs: [UInt64] = []
+    private(set) var nameBytes: [UInt8] = []
+    private(set) var moduleNames: [String] = []
+
+    /// The symbols in address order, made on access.
+    public var symbols: Symbols { Symbols(map: self) }
+
+    public struct Symbols: RandomAccessCollection, Sendable {
+        let map: SystemMap
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { map.addressList.count }
+        public subscript(i: Int) -> Symbol { map.symbol(at: i) }
+    }
+
     /// The markers upstream reads; 0 when absent (upstream's globals start at 0).
     public private(set) var stext: UInt64 = 0, etext: UInt64 = 0
     public private(set) var sinittext: UInt64 = 0, einittext: UInt64 = 0
@@ -27,7 +47,7 @@ public struct SystemMap: Sendable {
     public private(set) var end: UInt64? = nil
     public private(set) var hypercallPage: UInt64 = 0
     /// Lines that were not symbol lines (reported, not fatal: upstream skips them too).
-    public let skippedLines: Int
+    public private(set) var skippedLines = 0
 
     /// Which of several symbols at one address names the addresses after it. Upstream's
     /// `lookup_symbol` takes the last in file order; the kernel (`get_symbol_pos`) the
@@ -48,29 +68,99 @@ public struct SystemMap: Sendable {
         }
     }
 
-    /// Parses the bytes of a System.map.
+    // MARK: - Building
+
+    /// Collects symbols, then sorts them once (only when they are out of order).
+    struct Builder {
+        var addresses: [UInt64] = []
+        var refs: [UInt64] = []
+        var bytes: [UInt8]
+        var modules: [String] = []
+        var moduleIndex: [String: Int] = [:]
+        var markers: [(UInt8, UInt64)] = []   // (marker id, address)
+        var inOrder = true
+
+        init(bytes: [UInt8] = [], capacity: Int = 0) {
+            self.bytes = bytes
+            addresses.reserveCapacity(capacity)
+            refs.reserveCapacity(capacity)
+        }
+
+        mutating func add(address: UInt64, nameStart: Int, nameLength: Int, module: Int) {
+            if let last = addresses.last, address < last { inOrder = false }
+            addresses.append(address)
+            refs.append(UInt64(UInt32(truncatingIfNeeded: nameStart)) | UInt64(min(nameLength, 0xffff)) << 32 | UInt64(module) << 48)
+        }
+
+        /// A name that is not in `bytes` yet: appended.
+        mutating func add(address: UInt64, name: some Collection<UInt8>, module: String? = nil) {
+            let start = bytes.count
+            bytes.append(contentsOf: name)
+            add(address: address, nameStart: start, nameLength: bytes.count - start, module: moduleID(module))
+        }
+
+        mutating func moduleID(_ module: String?) -> Int {
+            guard let module else { return 0 }
+            if let i = moduleIndex[module] { return i + 1 }
+            guard modules.count < 0xfffe else { return 0 }
+            modules.append(module)
+            moduleIndex[module] = modules.count - 1
+            return modules.count
+        }
+
+        mutating func marker(_ name: UnsafeBufferPointer<UInt8>, _ address: UInt64) {
+            if let id = SystemMap.markerID(name) { markers.append((id, address)) }
+        }
+    }
+
+    init(_ b: Builder, skippedLines: Int) {
+        var b = b
+        if !b.inOrder {
+            // Stable by address: equal addresses keep their order.
+            let order = b.addresses.indices.sorted { (b.addresses[$0], $0) < (b.addresses[$1], $1) }
+            b.addresses = order.map { b.addresses[$0] }
+            b.refs = order.map { b.refs[$0] }
+        }
+        addressList = b.addresses
+        refs = b.refs
+        nameBytes = b.bytes
+        moduleNames = b.modules
+        self.skippedLines = skippedLines
+        for (id, address) in b.markers {
+            switch id {
+            case 0: stext = address
+            case 1: etext = address
+            case 2: text = address
+            case 3, 4: end = address
+            case 5: sinittext = address
+            case 6: einittext = address
+            case 7: hypercallPage = address
+            default: break
+            }
+        }
+    }
+
+    /// Parses the bytes of a System.map in one pass, keeping them as the name storage.
     public init(bytes: some Collection<UInt8>, path: String = "System.map") throws(LoadError) {
-        var parsed: [Symbol] = []
+        let data = bytes as? [UInt8] ?? Array(bytes)
+        var b = Builder(bytes: data, capacity: data.count / 40)
         var skipped = 0
-        var markers: [(String, UInt64)] = []
-        let data = Array(bytes)
-        parsed.reserveCapacity(data.count / 40)
-        var lineStart = 0
         data.withUnsafeBufferPointer { buf in
             let n = buf.count
+            var lineStart = 0
             while lineStart < n {
                 var lineEnd = lineStart
                 while lineEnd < n && buf[lineEnd] != 0x0a { lineEnd += 1 }
-                if let entry = SystemMap.parseLine(buf, lineStart, lineEnd) {
-                    let (address, type, name) = entry
+                if let (address, type, nameStart, nameEnd) = SystemMap.parseLine(buf, lineStart, lineEnd) {
                     switch type {
                     case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
                         break
                     default:
                         if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
-                            parsed.append(SystemMap.symbol(address: address, rawName: name))
+                            let (end, module) = SystemMap.moduleSuffix(buf, nameStart, nameEnd)
+                            b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, module: b.moduleID(module))
                         }
-                        if SystemMap.markerNames.contains(name) { markers.append((name, address)) }
+                        b.marker(UnsafeBufferPointer(rebasing: buf[nameStart..<nameEnd]), address)
                     }
                 } else if lineEnd > lineStart {
                     skipped += 1
@@ -78,87 +168,65 @@ public struct SystemMap: Sendable {
                 lineStart = lineEnd + 1
             }
         }
-        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
-        self.init(sorting: parsed, markers: markers, skippedLines: skipped)
+        guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
+        self.init(b, skippedLines: skipped)
     }
 
     /// A table from an ELF symbol table (`--vmlinux`): (address, System.map type letter, name).
     public init(entries: [(address: UInt64, type: Character, name: String)], path: String) throws(LoadError) {
-        var parsed: [Symbol] = []
-        var markers: [(String, UInt64)] = []
-        parsed.reserveCapacity(entries.count)
-        var weak: [Bool] = []
-        for e in entries {
+        var kept: [(address: UInt64, weak: Bool, underscores: Int, index: Int)] = []
+        var b = Builder(capacity: entries.count)
+        for (i, e) in entries.enumerated() {
             if e.type == "U" || e.type == "v" || e.type == "w" { continue }
             if e.type != "A" && e.type != "a" {
-                parsed.append(SystemMap.symbol(address: e.address, rawName: e.name))
-                weak.append(e.type == "W" || e.type == "V")
+                kept.append((e.address, e.type == "W" || e.type == "V", e.name.utf8.prefix { $0 == UInt8(ascii: "_") }.count, i))
             }
-            if SystemMap.mayBeMarker(e.name), SystemMap.markerNames.contains(e.name) { markers.append((e.name, e.address)) }
+            var name = e.name
+            name.withUTF8 { b.marker($0, e.address) }
         }
-        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
+        guard !kept.isEmpty else { throw .noSymbols(path: path) }
         // Aliases in the order the kernel's kallsyms gives them (scripts/kallsyms.c:
         // strong before weak, fewer leading underscores first), and named by the first, as
         // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
-        func underscores(_ n: String) -> Int { n.utf8.prefix { $0 == UInt8(ascii: "_") }.count }
-        let order = parsed.indices.sorted {
-            (parsed[$0].address, weak[$0] ? 1 : 0, underscores(parsed[$0].name), $0) < (parsed[$1].address, weak[$1] ? 1 : 0, underscores(parsed[$1].name), $1)
-        }
-        parsed = order.map { parsed[$0] }
-        self.init(sorting: parsed, markers: markers, skippedLines: 0)
+        kept.sort { ($0.address, $0.weak ? 1 : 0, $0.underscores, $0.index) < ($1.address, $1.weak ? 1 : 0, $1.underscores, $1.index) }
+        for k in kept { b.add(address: k.address, name: entries[k.index].name.utf8) }
+        self.init(b, skippedLines: 0)
         aliasRule = .first
     }
 
     /// A table from parallel arrays (the kernel's kallsyms, decoded): no `[module]`
     /// suffixes to split, the same type rules as a System.map.
     public init(addresses: [UInt64], types: [UInt8], names: [String], path: String) throws(LoadError) {
-        var parsed: [Symbol] = []
-        parsed.reserveCapacity(names.count)
-        var markers: [(String, UInt64)] = []
-        for i in 0..<min(addresses.count, types.count, names.count) {
+        let count = min(addresses.count, types.count, names.count)
+        var b = Builder(capacity: count)
+        b.bytes.reserveCapacity(count * 24)
+        for i in 0..<count {
             switch types[i] {
             case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"): continue
             case UInt8(ascii: "A"), UInt8(ascii: "a"): break
-            default: parsed.append(Symbol(address: addresses[i], name: names[i], module: nil))
+            default: b.add(address: addresses[i], name: names[i].utf8)
             }
-            if SystemMap.mayBeMarker(names[i]), SystemMap.markerNames.contains(names[i]) { markers.append((names[i], addresses[i])) }
+            var name = names[i]
+            name.withUTF8 { b.marker($0, addresses[i]) }
         }
-        guard !parsed.isEmpty else { throw .noSymbols(path: path) }
-        self.init(sorting: parsed, markers: markers, skippedLines: 0)
+        guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
+        self.init(b, skippedLines: 0)
         aliasRule = .first
     }
 
-    private init(sorting parsed: [Symbol], markers: [(String, UInt64)], skippedLines skipped: Int) {
-        var parsed = parsed
-        // Stable by address: System.map is sorted already, so this is one cheap pass.
-        if !parsed.indices.dropFirst().allSatisfy({ parsed[$0 - 1].address <= parsed[$0].address }) {
-            parsed = parsed.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)
-        }
-        symbols = parsed
-        skippedLines = skipped
-        for (name, address) in markers {
-            switch name {
-            case "_stext": stext = address
-            case "_etext": etext = address
-            case "_text": text = address
-            case "_end", "__bss_stop": end = address
-            case "_sinittext": sinittext = address
-            case "_einittext": einittext = address
-            case "hypercall_page": hypercallPage = address
-            default: break
-            }
-        }
+    /// The markers, by id: _stext _etext _text _end __bss_stop _sinittext _einittext hypercall_page.
+    static let markers: [[UInt8]] = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"].map { Array($0.utf8) }
+
+    static func markerID(_ name: UnsafeBufferPointer<UInt8>) -> UInt8? {
+        // Every marker starts with "_" or "h": most names fail at the first byte.
+        guard let first = name.first, first == UInt8(ascii: "_") || first == UInt8(ascii: "h"), name.count <= 14 else { return nil }
+        for (i, m) in markers.enumerated() where m.count == name.count && m.elementsEqual(name) { return UInt8(i) }
+        return nil
     }
 
-    static let markerNames: Set<String> = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"]
-    /// A cheap first test before hashing: every marker starts with "_" or "h".
-    static func mayBeMarker(_ name: String) -> Bool {
-        let first = name.utf8.first
-        return first == UInt8(ascii: "_") || first == UInt8(ascii: "h")
-    }
-
-    /// `ADDR<space>TYPE<space>NAME`, as upstream's strtoull/isspace/isalpha checks accept it.
-    static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, UInt8, String)? {
+    /// `ADDR<space>TYPE<space>NAME`, as upstream's strtoull/isspace/isalpha checks accept
+    /// it; the name as a range of `buf`.
+    static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, UInt8, Int, Int)? {
         var i = start
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0d || c == 0x0b || c == 0x0c }
         while i < end && isSpace(buf[i]) { i += 1 }
@@ -177,8 +245,7 @@ public struct SystemMap: Sendable {
         var nameEnd = end
         if nameEnd > i + 3 && buf[nameEnd - 1] == 0x0d { nameEnd -= 1 }
         guard nameEnd > i + 3 else { return nil }
-        let name = String(decoding: UnsafeBufferPointer(rebasing: buf[(i + 3)..<nameEnd]), as: UTF8.self)
-        return (address, type, name)
+        return (address, type, i + 3, nameEnd)
     }
 
     static func hexValue(_ c: UInt8) -> UInt8? {
@@ -190,14 +257,34 @@ public struct SystemMap: Sendable {
         }
     }
 
-    /// kallsyms appends `\t[module]`; keep the function name and the module apart.
-    static func symbol(address: UInt64, rawName: String) -> Symbol {
-        if rawName.utf8.last == UInt8(ascii: "]"), let open = rawName.lastIndex(of: "[") {
-            let name = rawName[..<open].trimmingTrailingBlanks
-            let module = rawName[rawName.index(after: open)..<rawName.index(before: rawName.endIndex)]
-            if !name.isEmpty && !module.isEmpty { return Symbol(address: address, name: String(name), module: String(module)) }
-        }
-        return Symbol(address: address, name: rawName, module: nil)
+    /// kallsyms appends `\t[module]`: where the function name ends, and the module.
+    static func moduleSuffix(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Int, String?) {
+        guard end - start >= 3, buf[end - 1] == UInt8(ascii: "]") else { return (end, nil) }
+        var open = end - 2
+        while open > start && buf[open] != UInt8(ascii: "[") { open -= 1 }
+        guard buf[open] == UInt8(ascii: "["), open + 1 < end - 1 else { return (end, nil) }
+        var nameEnd = open
+        while nameEnd > start && (buf[nameEnd - 1] == 0x20 || buf[nameEnd - 1] == 0x09) { nameEnd -= 1 }
+        guard nameEnd > start else { return (end, nil) }
+        return (nameEnd, String(decoding: UnsafeBufferPointer(rebasing: buf[(open + 1)..<(end - 1)]), as: UTF8.self))
+    }
+
+    // MARK: - Reading
+
+    func nameRange(_ i: Int) -> Range<Int> {
+        let r = refs[i]
+        let start = Int(r & 0xffff_ffff)
+        return start..<(start + Int((r >> 32) & 0xffff))
+    }
+
+    func moduleName(_ i: Int) -> String? {
+        let m = Int(refs[i] >> 48)
+        return m == 0 ? nil : moduleNames[m - 1]
+    }
+
+    func symbol(at i: Int) -> Symbol {
+        let name = nameBytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[nameRange(i)]), as: UTF8.self) }
+        return Symbol(address: addressList[i], name: name, module: moduleName(i))
     }
 
     /// The symbol upstream's `lookup_symbol` picks: the first symbol at exactly `address`,
@@ -205,41 +292,32 @@ public struct SystemMap: Sendable {
     /// would be meaningless (see `isPlausible`), where upstream prints `sym+0xhuge`.
     public func lookup(_ address: UInt64) -> (symbol: Symbol, offset: UInt64)? {
         // First index whose address >= address.
-        var lo = 0, hi = symbols.count
+        var lo = 0, hi = addressList.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if symbols[mid].address < address { lo = mid + 1 } else { hi = mid }
+            if addressList[mid] < address { lo = mid + 1 } else { hi = mid }
         }
-        if lo < symbols.count && symbols[lo].address == address { return (symbols[lo], 0) }
+        if lo < addressList.count && addressList[lo] == address { return (symbol(at: lo), 0) }
         guard lo > 0 else { return nil }
         var i = lo - 1
         if aliasRule == .first {
             // Back to the first alias (bounded: aliases are a handful).
             var steps = 0
-            while i > 0 && symbols[i - 1].address == symbols[i].address && steps < 64 { i -= 1; steps += 1 }
+            while i > 0 && addressList[i - 1] == addressList[i] && steps < 64 { i -= 1; steps += 1 }
         }
-        let s = symbols[i]
-        let offset = address - s.address
-        guard isPlausible(address: address, symbol: s, offset: offset) else { return nil }
-        return (s, offset)
+        let offset = address - addressList[i]
+        guard isPlausible(address: address, isModule: refs[i] >> 48 != 0, offset: offset) else { return nil }
+        return (symbol(at: i), offset)
     }
 
     /// Whether `symbol+offset` can name `address`: inside the kernel image [_text, _end]
     /// when the map has those markers; for module symbols or maps without markers, within
     /// 1 MiB of the symbol (no function or object in a kernel is larger).
-    func isPlausible(address: UInt64, symbol: Symbol, offset: UInt64) -> Bool {
-        if symbol.module == nil, text != 0, let end {
+    func isPlausible(address: UInt64, isModule: Bool, offset: UInt64) -> Bool {
+        if !isModule, text != 0, let end {
             return address >= text && address <= end
         }
         return offset < 0x10_0000
-    }
-}
-
-extension Substring {
-    var trimmingTrailingBlanks: Substring {
-        var s = self
-        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
-        return s
     }
 }
 
@@ -248,7 +326,7 @@ extension SystemMap {
     public func shifted(by offset: UInt64) -> SystemMap {
         guard offset != 0 else { return self }
         var copy = self
-        copy.symbols = symbols.map { Symbol(address: $0.address &+ offset, name: $0.name, module: $0.module) }
+        copy.addressList = addressList.map { $0 &+ offset }
         func move(_ a: UInt64) -> UInt64 { a == 0 ? 0 : a &+ offset }
         copy.stext = move(stext); copy.etext = move(etext)
         copy.sinittext = move(sinittext); copy.einittext = move(einittext)
@@ -261,32 +339,54 @@ extension SystemMap {
         guard !extra.isEmpty else { return self }
         // One merge pass: the table is sorted, the extra few are sorted first (stably).
         let added = extra.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)
-        var merged: [Symbol] = []
-        merged.reserveCapacity(symbols.count + added.count)
+        var b = Builder(bytes: nameBytes, capacity: addressList.count + added.count)
+        b.modules = moduleNames
+        for (i, m) in moduleNames.enumerated() { b.moduleIndex[m] = i }
         var i = 0, j = 0
-        while i < symbols.count || j < added.count {
-            if j == added.count || (i < symbols.count && symbols[i].address <= added[j].address) {
-                merged.append(symbols[i]); i += 1
+        while i < addressList.count || j < added.count {
+            if j == added.count || (i < addressList.count && addressList[i] <= added[j].address) {
+                b.addresses.append(addressList[i]); b.refs.append(refs[i]); i += 1
             } else {
-                merged.append(added[j]); j += 1
+                b.add(address: added[j].address, name: added[j].name.utf8, module: added[j].module); j += 1
             }
         }
         var copy = self
-        copy.symbols = merged
+        copy.addressList = b.addresses
+        copy.refs = b.refs
+        copy.nameBytes = b.bytes
+        copy.moduleNames = b.modules
         return copy
     }
 
-    public func address(of name: String) -> UInt64? { symbols.first { $0.name == name }?.address }
+    /// Whether symbol `i`'s name is `name` (compared in place).
+    func nameEquals(_ i: Int, _ name: [UInt8]) -> Bool {
+        let r = nameRange(i)
+        guard r.count == name.count else { return false }
+        return nameBytes.withUnsafeBufferPointer { $0[r].elementsEqual(name) }
+    }
+
+    public func address(of name: String) -> UInt64? {
+        let wanted = Array(name.utf8)
+        return addressList.indices.first { nameEquals($0, wanted) }.map { addressList[$0] }
+    }
 
     /// The first address of each of `names`, in one pass over the table.
     public func addresses(of names: Set<String>) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
-        // Compare first bytes before hashing whole names: most symbols fail there.
+        // Compare first bytes and lengths before comparing whole names: most fail there.
+        let wanted = names.map { Array($0.utf8) }
         var firsts = [Bool](repeating: false, count: 256)
-        for n in names { if let b = n.utf8.first { firsts[Int(b)] = true } }
-        for s in symbols where found.count < names.count {
-            guard let b = s.name.utf8.first, firsts[Int(b)], names.contains(s.name), found[s.name] == nil else { continue }
-            found[s.name] = s.address
+        for n in wanted { if let b = n.first { firsts[Int(b)] = true } }
+        nameBytes.withUnsafeBufferPointer { bytes in
+            for i in addressList.indices where found.count < names.count {
+                let r = nameRange(i)
+                guard !r.isEmpty, firsts[Int(bytes[r.lowerBound])] else { continue }
+                for (k, n) in wanted.enumerated() where n.count == r.count && bytes[r].elementsEqual(n) {
+                    let key = String(decoding: n, as: UTF8.self)
+                    if found[key] == nil { found[key] = addressList[i] }
+                    _ = k
+                }
+            }
         }
         return found
     }

@@ -3,8 +3,11 @@ import Synchronization
 /// The frames of an `xl dump-core` file, found through `.xen_p2m` or `.xen_pfn`.
 ///
 /// Nothing is indexed when the core is opened: counting the usable pages is a binary
-/// search (both indexes are sorted by pfn with `~0` slots last), and the PV machine-frame
-/// index is built on the first memory access only.
+/// search (both indexes are sorted by pfn with `~0` slots last). A `.xen_pfn` core is
+/// searched in place (Xen's writer sorts it; an unsorted one is found out on the first
+/// miss and indexed then). A PV core's machine frames are indexed on the first memory
+/// access as runs of consecutive frames in consecutive slots (Xen hands out machine
+/// memory in long runs), in one sequential pass that gives the pages it read back.
 public final class CoreFrames: FrameSource {
     let core: XenCore
     let isP2M: Bool
@@ -18,7 +21,15 @@ public final class CoreFrames: FrameSource {
 
     enum Lookup: Sendable {
         case sortedPFN                 // binary search in the mapped .xen_pfn
-        case table([UInt64: Int])      // frame → slot (PV machine frames, or an unsorted index)
+        case runs([FrameRun])          // frame → slot by runs (PV machine frames, or an unsorted index)
+    }
+
+    /// Frames `frame ..< frame + count` are in slots `slot ..< slot + count`.
+    struct FrameRun: Sendable, Comparable {
+        var frame: UInt64
+        var slot: UInt32
+        var count: UInt32
+        static func < (a: FrameRun, b: FrameRun) -> Bool { (a.frame, a.slot) < (b.frame, b.slot) }
     }
 
     public init(core: XenCore) {
@@ -54,48 +65,99 @@ public final class CoreFrames: FrameSource {
         core.file.bytes(at: core.frameIndex.offset + UInt64(slot * entryWidth) + (isP2M ? 8 : 0), count: 8)!.le64(0)
     }
 
+    /// How frames are looked up now (for tests).
+    var lookupState: Lookup? { lookup.withLock { $0 } }
+
+    /// The index entries of the usable slots, in place.
+    var indexBytes: UnsafeRawBufferPointer? { core.file.bytes(at: core.frameIndex.offset, count: availableCount * entryWidth) }
+
     private func prepared() -> Lookup {
         lookup.withLock { state in
             if let state { return state }
-            let built: Lookup
-            var sorted = !isP2M
-            if sorted {
-                var previous: UInt64? = nil
-                for slot in 0..<availableCount {
-                    let p = pfn(slot: slot)
-                    if let previous, p <= previous { sorted = false; break }
-                    previous = p
-                }
-            }
-            if sorted {
-                built = .sortedPFN
-            } else {
-                var table = [UInt64: Int](minimumCapacity: availableCount)
-                for slot in 0..<availableCount where table[frame(slot: slot)] == nil {
-                    table[frame(slot: slot)] = slot
-                }
-                built = .table(table)
-            }
+            let built: Lookup = isP2M ? .runs(buildRuns(frameOffset: 8)) : .sortedPFN
             state = built
             return built
         }
     }
 
+    /// One pass over the index: runs of consecutive frames in consecutive slots, sorted by
+    /// frame (a sort only when the index was not in frame order already). The pass gives
+    /// back the index pages it read, so a 64 GiB core's 256 MiB p2m does not stay resident.
+    func buildRuns(frameOffset: Int) -> [FrameRun] {
+        guard let index = indexBytes, availableCount > 0 else { return [] }
+        var runs: [FrameRun] = []
+        var inOrder = true
+        let chunk = 1 << 16      // entries between releases (1 MiB of p2m)
+        var slot = 0
+        while slot < availableCount {
+            let end = min(availableCount, slot + chunk)
+            for i in slot..<end {
+                let f = index.le64(i * entryWidth + frameOffset)
+                if var last = runs.last, last.count < UInt32.max, f == last.frame &+ UInt64(last.count), UInt64(i) == UInt64(last.slot) + UInt64(last.count) {
+                    last.count += 1
+                    runs[runs.count - 1] = last
+                } else {
+                    if let last = runs.last, f < last.frame { inOrder = false }
+                    runs.append(FrameRun(frame: f, slot: UInt32(truncatingIfNeeded: i), count: 1))
+                }
+            }
+            core.file.release(offset: core.frameIndex.offset + UInt64(slot * entryWidth), count: (end - slot) * entryWidth)
+            slot = end
+        }
+        if !inOrder { runs.sort() }
+        return runs
+    }
+
+    /// Whether the `.xen_pfn` index is sorted, checked in one pass (after a miss only).
+    func pfnIndexIsSorted() -> Bool {
+        guard let index = indexBytes else { return true }
+        var previous: UInt64? = nil
+        for i in 0..<availableCount {
+            let p = index.le64(i * entryWidth)
+            if let previous, p <= previous { return false }
+            previous = p
+        }
+        core.file.release(offset: core.frameIndex.offset, count: availableCount * entryWidth)
+        return true
+    }
+
     func slot(of frame: UInt64) -> Int? {
         guard availableCount > 0 else { return nil }
         switch prepared() {
-        case .table(let table):
-            return table[frame]
+        case .runs(let runs):
+            return Self.find(frame, in: runs)
         case .sortedPFN:
+            guard let index = indexBytes else { return nil }
             var lo = 0, hi = availableCount
             while lo < hi {
                 let mid = (lo + hi) / 2
-                let p = pfn(slot: mid)
+                let p = index.le64(mid * entryWidth)
                 if p == frame { return mid }
                 if p < frame { lo = mid + 1 } else { hi = mid }
             }
-            return nil
+            // A miss is where an unsorted index would mislead the search: check the order
+            // once, and index by runs if it does not hold.
+            let unsorted: [FrameRun]? = lookup.withLock { state in
+                guard case .sortedPFN? = state, !pfnIndexIsSorted() else { return nil }
+                let runs = buildRuns(frameOffset: 0)
+                state = .runs(runs)
+                return runs
+            }
+            return unsorted.flatMap { Self.find(frame, in: $0) }
         }
+    }
+
+    /// The slot of `frame` in `runs` (sorted by frame): the last run starting at or below it.
+    static func find(_ frame: UInt64, in runs: [FrameRun]) -> Int? {
+        var lo = 0, hi = runs.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if runs[mid].frame <= frame { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        let r = runs[lo - 1]
+        let delta = frame &- r.frame
+        return delta < UInt64(r.count) ? Int(r.slot) + Int(delta) : nil
     }
 
     /// Every usable slot's pfn and frame, in slot order (for tools that rewrite a core).

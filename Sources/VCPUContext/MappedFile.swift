@@ -52,6 +52,17 @@ public final class MappedFile: @unchecked Sendable {
         if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
     }
 
+    /// Gives back the resident pages of `[offset, offset+count)` (after a one-time pass
+    /// over a large index): a read-only private mapping refaults them from the file if
+    /// they are read again, so nothing is lost.
+    public func release(offset: UInt64, count: Int) {
+        guard let base, !owned, count > 0, offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else { return }
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset + page - 1) / page * page, end = (offset + UInt64(count)) / page * page
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + Int(start)), Int(end - start), MADV_DONTNEED)
+    }
+
     /// The bytes `[offset, offset+count)`, or nil when any part lies outside the file.
     public func bytes(at offset: UInt64, count: Int) -> UnsafeRawBufferPointer? {
         guard let base, count >= 0, offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else {
