@@ -27,6 +27,15 @@ done
 # Finding VMCOREINFO must not grow with RAM: the same guests in 4 GiB and 64 GiB cores.
 "$bin/xenctx-bench" grow "$cache/arm-full-a64-crash/a64-crash.core"
 "$bin/xenctx-bench" grow "$cache/x86-run1-lab-crash/lab-crash.core"
+# Issue #11's rows: the whole -C command on grown and fragmented cores (real pages read).
+"$bin/xenctx-bench" frames "$bin/xenctx-swift" "$cache/x86-run1-lab-crash/lab-crash.core" "$cache/arm-full-a64-crash/a64-crash.core"
+# System.map: loading it against merely reading and splitting it once (awk).
+if command -v hyperfine >/dev/null; then
+    hyperfine --warmup 3 --runs 30 --style basic -N \
+        -n "xenctx-swift -s MAP (load the map, then a registers-only view)" "$bin/xenctx-swift -s $map --unwind scan -l 0 0 --core $core" \
+        -n "xenctx-swift, no map, same view" "$bin/xenctx-swift --unwind scan -l 0 0 --core $core" \
+        -n "awk: read and split the map once" "awk '{n++} END {print n}' $map" 2>&1 | grep -E "Time|Range|xenctx|awk"
+fi
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 2 --runs 20 --style basic -N \
         "$bin/xenctx-swift -s $map -S -C --core $core" 2>&1 | grep -E "Time|Range"
