@@ -92,19 +92,8 @@ public struct BTF: Sendable {
         memberOffset(id, Array(member.utf8), depth: 0)
     }
 
-    func memberOffset(_ id: Int, _ member: [UInt8], depth: Int) -> Int? {
-        guard depth < 8, let r = resolve(id), r.kind == .structure || r.kind == .union else { return nil }
-        for i in 0..<r.vlen {
-            let m = r.at + 12 + 12 * i
-            let nameOff = u32(m), type = u32(m + 4), raw = u32(m + 8)
-            let bitOffset = r.kindFlag ? raw & 0xff_ffff : raw
-            if nameOff == 0 {
-                if let inner = memberOffset(type, member, depth: depth + 1) { return bitOffset / 8 + inner }
-            } else if name(nameOff) == member {
-                return bitOffset % 8 == 0 ? bitOffset / 8 : nil
-            }
-        }
-        return nil
+    func memberOffset(_ id: Int, _ name: [UInt8], depth: Int) -> Int? {
+        member(id, name, depth: depth)?.offset
     }
 
     /// The member's offset and type id in struct or union `id`, through anonymous members.
