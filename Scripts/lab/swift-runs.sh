@@ -7,7 +7,7 @@ for cmd in $D/xenctx*.cmd; do
   case $n in *after-dump*) continue ;; esac
   set -- $(cat $cmd)
   shift
-  run $D swift-$n $S "$@"
+  run $D swift-$n $S --unwind scan "$@"   # upstream's output exactly (the default is exact traces)
 done
 run $D swift-describe $S --describe -s $MAP -C $id
 # A complete core of the same moment (nested pause: the domain stays paused by xl).
