@@ -20,7 +20,7 @@ public final class CoreFrames: FrameSource {
     private let lookup = Mutex<Lookup?>(nil)
 
     enum Lookup: Sendable {
-        case sortedPFN                 // binary search in the mapped .xen_pfn
+        case sortedPFN(verified: Bool) // binary search in the mapped .xen_pfn (its order checked once, on a miss)
         case runs([FrameRun])          // frame → slot by runs (PV machine frames, or an unsorted index)
     }
 
@@ -74,7 +74,7 @@ public final class CoreFrames: FrameSource {
     private func prepared() -> Lookup {
         lookup.withLock { state in
             if let state { return state }
-            let built: Lookup = isP2M ? .runs(buildRuns(frameOffset: 8)) : .sortedPFN
+            let built: Lookup = isP2M ? .runs(buildRuns(frameOffset: 8)) : .sortedPFN(verified: false)
             state = built
             return built
         }
@@ -126,7 +126,7 @@ public final class CoreFrames: FrameSource {
         switch prepared() {
         case .runs(let runs):
             return Self.find(frame, in: runs)
-        case .sortedPFN:
+        case .sortedPFN(let verified):
             guard let index = indexBytes else { return nil }
             var lo = 0, hi = availableCount
             while lo < hi {
@@ -137,8 +137,13 @@ public final class CoreFrames: FrameSource {
             }
             // A miss is where an unsorted index would mislead the search: check the order
             // once, and index by runs if it does not hold.
+            if verified { return nil }
             let unsorted: [FrameRun]? = lookup.withLock { state in
-                guard case .sortedPFN? = state, !pfnIndexIsSorted() else { return nil }
+                guard case .sortedPFN(verified: false)? = state else { return nil }
+                if pfnIndexIsSorted() {
+                    state = .sortedPFN(verified: true)
+                    return nil
+                }
                 let runs = buildRuns(frameOffset: 0)
                 state = .runs(runs)
                 return runs

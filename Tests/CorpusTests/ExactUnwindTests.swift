@@ -63,10 +63,14 @@ struct ExactUnwindTests {
     /// The default is exact when symbols are found: the x86 crash's trace is ORC's, with the
     /// call sites named (`sysrq_handle_crash` calls `panic`), and `--unwind scan` is upstream's.
     @Test func exactByDefault() throws {
+        for c in Corpus.cases where c.hasRAM {
+            let core = try Corpus.corePath(c)
+            let byDefault = try Tool.run(["--core", core, "-C", "-l", "0"])
+            let auto = try Tool.run(["--core", core, "--unwind", "auto", "-C", "-l", "0"])
+            #expect(byDefault.stdout == auto.stdout, "\(c.name)")
+        }
         let core = try Corpus.corePath(Corpus.named("x86-run1-lab-crash"))
         let byDefault = try Tool.run(["--core", core, "0", "-l", "0"])
-        let auto = try Tool.run(["--core", core, "--unwind", "auto", "0", "-l", "0"])
-        #expect(byDefault.stdout == auto.stdout)
         #expect(byDefault.stdout.contains("] panic+0x286 (orc)\n") && byDefault.stdout.contains("] sysrq_handle_crash+0x16 (orc)\n"))
         let scan = try Tool.run(["--core", core, "--unwind", "scan", "0", "-l", "0"])
         #expect(!scan.stdout.contains("(orc)"))

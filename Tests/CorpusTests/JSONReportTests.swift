@@ -68,6 +68,17 @@ struct JSONReportTests {
         }
     }
 
+    /// Registers-only cores: registers and stack pointers, no traces, and why in errors.
+    @Test(arguments: Corpus.cases.filter { !$0.hasRAM }.map(\.name))
+    func registersOnlyReportValidates(_ name: String) throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(name)), "--json", "-C"])
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        let problems = try JSONSchemaCheck(schemaAt: Self.schema).check(object)
+        #expect(problems.isEmpty, "\(name): \(problems.prefix(10))")
+        let doc = object as! [String: Any]
+        #expect(!(doc["errors"] as! [Any]).isEmpty, "\(name): a registers-only core says so")
+    }
+
     @Test func summaryIsOneLinePerVCPU() throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary"])
         #expect(r.stdout == """

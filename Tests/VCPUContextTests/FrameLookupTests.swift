@@ -65,6 +65,9 @@ struct FrameLookupTests {
         let guest = try core(magic: XenCoreLayout.magicHVM, machine: XenCoreLayout.emARM, entrySize: 352,
                              frames: pfns.map { (pfn: $0, gmfn: 0) }, name: "sorted-pfn.core")
         for (slot, p) in pfns.enumerated() { #expect(slotOf(guest, p) == slot) }
-        guard let cf = guest.frames as? CoreFrames, case .sortedPFN? = cf.lookupState else { Issue.record("not searched in place"); return }
+        guard let cf = guest.frames as? CoreFrames, case .sortedPFN(verified: false)? = cf.lookupState else { Issue.record("not searched in place"); return }
+        // A miss checks the order once, and remembers it.
+        #expect(slotOf(guest, 0x40001) == nil)
+        guard case .sortedPFN(verified: true)? = cf.lookupState else { Issue.record("the order was not remembered"); return }
     }
 }
