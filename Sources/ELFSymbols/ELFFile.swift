@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CDwarf
 import StackWalk
 import Symbols
@@ -37,17 +40,14 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
 
     /// The ELF symbol table as a System.map-style table.
     public func symbolTable() throws(SystemMap.LoadError) -> SystemMap {
-        var entries: [(address: UInt64, type: Character, name: String)] = []
-        lock.withLock { _ in
-            let n = dwb_symbol_count(h)
-            entries.reserveCapacity(max(0, Int(n)))
+        try lock.withLock { _ throws(SystemMap.LoadError) in
             var s = dwb_symbol()
-            for i in 0..<max(0, n) where dwb_get_symbol(h, i, &s) != 0 {
-                let name = String(cString: s.name)
-                entries.append((s.address, Character(UnicodeScalar(UInt8(bitPattern: s.type))), name))
+            // Names are read in place (libdwfl owns them while the file is open).
+            return try SystemMap(count: Int(dwb_symbol_count(h)), path: path) { i in
+                guard dwb_get_symbol(h, Int32(i), &s) != 0, let name = s.name else { return nil }
+                return (s.address, UInt8(bitPattern: s.type), UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
             }
         }
-        return try SystemMap(entries: entries, path: path)
     }
 
     public func frames(at address: UInt64) -> [SourceFrame] {

@@ -194,6 +194,34 @@ public struct SystemMap: Sendable {
         aliasRule = .first
     }
 
+    /// A table from an ELF symbol table read in place: `symbol(i)` gives the address, the
+    /// System.map type letter and the name's bytes (valid for the call) of entry i, or nil.
+    /// Same rules as `init(entries:)`, without a String per symbol.
+    public init(count: Int, path: String, symbol: (Int) -> (address: UInt64, type: UInt8, name: UnsafeBufferPointer<UInt8>)?) throws(LoadError) {
+        var kept: [(address: UInt64, key: UInt64, ref: Int)] = []   // key: weak (bit 32) | underscores
+        var b = Builder(capacity: count)
+        b.bytes.reserveCapacity(count * 24)
+        var starts: [(Int, Int)] = []
+        for i in 0..<max(0, count) {
+            guard let e = symbol(i) else { continue }
+            if e.type == UInt8(ascii: "U") || e.type == UInt8(ascii: "v") || e.type == UInt8(ascii: "w") { continue }
+            b.marker(e.name, e.address)
+            guard e.type != UInt8(ascii: "A") && e.type != UInt8(ascii: "a") else { continue }
+            let start = b.bytes.count
+            b.bytes.append(contentsOf: e.name)
+            starts.append((start, e.name.count))
+            let underscores = e.name.prefix { $0 == UInt8(ascii: "_") }.count
+            let weak: UInt64 = e.type == UInt8(ascii: "W") || e.type == UInt8(ascii: "V") ? 1 << 32 : 0
+            kept.append((e.address, weak | UInt64(underscores), starts.count - 1))
+        }
+        guard !kept.isEmpty else { throw .noSymbols(path: path) }
+        // kallsyms' alias order: strong before weak, fewer leading underscores first.
+        kept.sort { ($0.address, $0.key, $0.ref) < ($1.address, $1.key, $1.ref) }
+        for k in kept { b.add(address: k.address, nameStart: starts[k.ref].0, nameLength: starts[k.ref].1, module: 0) }
+        self.init(b, skippedLines: 0)
+        aliasRule = .first
+    }
+
     /// A table from parallel arrays (the kernel's kallsyms, decoded): no `[module]`
     /// suffixes to split, the same type rules as a System.map.
     public init(addresses: [UInt64], types: [UInt8], names: [String], path: String) throws(LoadError) {
