@@ -70,7 +70,7 @@ for dom in sorted(os.listdir(results)):
                          ("xenctx-a-C", ["-a", "-C"])]:
             live = os.path.join(d, "swift-" + n + ".out")
             if not os.path.exists(live): continue
-            r = subprocess.run([binary] + extra + ["--core", core], capture_output=True, text=True)
+            r = subprocess.run([binary, "--unwind", "scan"] + extra + ["--core", core], capture_output=True, text=True)
             check(r.stdout == open(live).read(), f"{dom} {n}: --save-core read back equals the live report",
                   first_diff(open(live).read(), r.stdout) + " " + r.stderr[:200])
         rc = open(os.path.join(d, "swift-save-core-again.rc")).read().strip()
