@@ -17,7 +17,11 @@ func median(_ n: Int, _ body: () throws -> Void) rethrows -> Duration {
 
 /// The median wall time (ms) and the largest max RSS (KiB) of `runs` runs of a command,
 /// its output discarded.
-func timeCommand(_ argv: [String], runs: Int) -> (Double, Int) {
+func timeCommand(_ command: [String], runs: Int) -> (Double, Int) {
+    // GNU time measures the child's own peak RSS (a spawned child's rusage would carry
+    // this process's, which has just written a 64 GiB core's index).
+    let rssFile = "/tmp/xenctx-bench-rss.txt"
+    let argv = access("/usr/bin/time", X_OK) == 0 ? ["/usr/bin/time", "-f", "%M", "-o", rssFile] + command : command
     var times: [Double] = []
     var rss = 0
     for _ in 0..<runs {
@@ -29,13 +33,18 @@ func timeCommand(_ argv: [String], runs: Int) -> (Double, Int) {
         var cargs = argv.map { strdup($0) } + [nil]
         let clock = ContinuousClock()
         let start = clock.now
-        guard posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ) == 0 else { return (-1, 0) }
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+        guard rc == 0 else { print("posix_spawn \(argv[0]): \(String(cString: strerror(rc)))"); return (-1, 0) }
         var status: Int32 = 0
         var usage = rusage()
         wait4(pid, &status, 0, &usage)
         let d = clock.now - start
         times.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
-        rss = max(rss, usage.ru_maxrss)
+        if let text = try? String(contentsOfFile: rssFile, encoding: .utf8), let kb = Int(text.split(separator: "\n").last ?? "") {
+            rss = max(rss, kb)
+        } else {
+            rss = max(rss, usage.ru_maxrss)
+        }
         for p in cargs { free(p) }
         posix_spawn_file_actions_destroy(&actions)
     }
@@ -149,9 +158,10 @@ case "frames":
     // Issue #11's rows: the whole `-C` command on a real core and on the same guest grown to
     // 4 GiB and 64 GiB (the real pages, then sparse holes), PV with its p2m in long runs or
     // fragmented into ~2M short runs out of order; the report reads the real pages only.
-    guard args.count >= 3 else { print("usage: xenctx-bench frames XENCTX-SWIFT CORE..."); exit(64) }
-    let tool = args[1]
-    for path in args.dropFirst(2) {
+    let list = Array(args)
+    guard list.count >= 3 else { print("usage: xenctx-bench frames XENCTX-SWIFT CORE..."); exit(64) }
+    let tool = list[1]
+    for path in list.dropFirst(2) {
         let core = try XenCore(path: path)
         let frames = try Guest(core: core).frames as! CoreFrames
         let real = frames.slots()
@@ -187,7 +197,7 @@ case "frames":
             let ratio = baseline.map { String(format: " (%.2fx %@)", t / $0, "the core as is") } ?? ""
             if baseline == nil { baseline = t }
             print("\(name) \(label) (\(total) pages): whole -C \(String(format: "%.1f", t)) ms, max RSS \(rss / 1024) MiB\(ratio)")
-            unlink(out)
+            if getenv("XENCTX_BENCH_KEEP") == nil { unlink(out) }
         }
     }
 default:

@@ -108,16 +108,23 @@ public final class CoreFrames: FrameSource {
         return runs
     }
 
-    /// Whether the `.xen_pfn` index is sorted, checked in one pass (after a miss only).
+    /// Whether the `.xen_pfn` index is sorted, checked in one pass (after a miss only),
+    /// chunk by chunk, giving back each chunk's pages (a 64 GiB core's index is 128 MiB).
     func pfnIndexIsSorted() -> Bool {
         guard let index = indexBytes else { return true }
         var previous: UInt64? = nil
-        for i in 0..<availableCount {
-            let p = index.le64(i * entryWidth)
-            if let previous, p <= previous { return false }
-            previous = p
+        let chunk = 1 << 17      // entries (1 MiB of index)
+        var start = 0
+        while start < availableCount {
+            let end = min(availableCount, start + chunk)
+            for i in start..<end {
+                let p = index.le64(i * entryWidth)
+                if let previous, p <= previous { return false }
+                previous = p
+            }
+            core.file.release(offset: core.frameIndex.offset + UInt64(start * entryWidth), count: (end - start) * entryWidth)
+            start = end
         }
-        core.file.release(offset: core.frameIndex.offset, count: availableCount * entryWidth)
         return true
     }
 
