@@ -52,6 +52,16 @@ func timeCommand(_ command: [String], runs: Int) -> (Double, Int) {
     return (times[times.count / 2], rss)
 }
 
+/// Reads the first two numbers of /proc/self/statm.
+func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ a: UnsafeMutablePointer<Int>, _ b: UnsafeMutablePointer<Int>) -> Int32 {
+    var line = [CChar](repeating: 0, count: 256)
+    guard fgets(&line, 256, f) != nil else { return 0 }
+    let parts = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
+    guard parts.count >= 2, let x = Int(parts[0]), let y = Int(parts[1]) else { return 0 }
+    a.pointee = x; b.pointee = y
+    return 2
+}
+
 func ms(_ d: Duration) -> String {
     let v = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
     return v < 1 ? "\((v * 1000).rounded() / 1000) ms" : "\((v * 100).rounded() / 100) ms"
@@ -82,6 +92,20 @@ case "open":
     }
 case "map":
     guard let path = args.dropFirst().first else { print("usage: xenctx-bench map SYSTEM.MAP"); exit(64) }
+    // Resident memory of one loaded map against the file's size (statm: pages resident).
+    func resident() -> Int {
+        guard let f = fopen("/proc/self/statm", "r") else { return 0 }
+        defer { fclose(f) }
+        var size = 0, rss = 0
+        _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &rss) { r in vfscanf_wrapper(f, s, r) } }
+        return rss * 4096
+    }
+    let before = resident()
+    let kept = try SystemMap.load(path: path)
+    let after = resident()
+    var st = stat()
+    stat(path, &st)
+    print("load System.map: resident +\(String(format: "%.1f", Double(after - before) / 1_048_576)) MiB for a \(String(format: "%.1f", Double(st.st_size) / 1_048_576)) MiB file (\(String(format: "%.2f", Double(after - before) / Double(st.st_size)))x); \(kept.symbols.count) symbols")
     var count = 0
     let t = try median(21) { count = try SystemMap.load(path: path).symbols.count }
     print("load System.map (\(count) symbols): \(ms(t)) median of 21")
