@@ -172,31 +172,9 @@ public struct SystemMap: Sendable {
         self.init(b, skippedLines: skipped)
     }
 
-    /// A table from an ELF symbol table (`--vmlinux`): (address, System.map type letter, name).
-    public init(entries: [(address: UInt64, type: Character, name: String)], path: String) throws(LoadError) {
-        var kept: [(address: UInt64, weak: Bool, underscores: Int, index: Int)] = []
-        var b = Builder(capacity: entries.count)
-        for (i, e) in entries.enumerated() {
-            if e.type == "U" || e.type == "v" || e.type == "w" { continue }
-            if e.type != "A" && e.type != "a" {
-                kept.append((e.address, e.type == "W" || e.type == "V", e.name.utf8.prefix { $0 == UInt8(ascii: "_") }.count, i))
-            }
-            var name = e.name
-            name.withUTF8 { b.marker($0, e.address) }
-        }
-        guard !kept.isEmpty else { throw .noSymbols(path: path) }
-        // Aliases in the order the kernel's kallsyms gives them (scripts/kallsyms.c:
-        // strong before weak, fewer leading underscores first), and named by the first, as
-        // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
-        kept.sort { ($0.address, $0.weak ? 1 : 0, $0.underscores, $0.index) < ($1.address, $1.weak ? 1 : 0, $1.underscores, $1.index) }
-        for k in kept { b.add(address: k.address, name: entries[k.index].name.utf8) }
-        self.init(b, skippedLines: 0)
-        aliasRule = .first
-    }
-
-    /// A table from an ELF symbol table read in place: `symbol(i)` gives the address, the
-    /// System.map type letter and the name's bytes (valid for the call) of entry i, or nil.
-    /// Same rules as `init(entries:)`, without a String per symbol.
+    /// A table from an ELF symbol table (`--vmlinux`) read in place: `symbol(i)` gives the
+    /// address, the System.map type letter and the name's bytes (valid for the call) of
+    /// entry i, or nil. Types U/v/w are skipped and A/a only set markers, as in a System.map.
     public init(count: Int, path: String, symbol: (Int) -> (address: UInt64, type: UInt8, name: UnsafeBufferPointer<UInt8>)?) throws(LoadError) {
         var kept: [(address: UInt64, key: UInt64, ref: Int)] = []   // key: weak (bit 32) | underscores
         var b = Builder(capacity: count)
@@ -215,7 +193,9 @@ public struct SystemMap: Sendable {
             kept.append((e.address, weak | UInt64(underscores), starts.count - 1))
         }
         guard !kept.isEmpty else { throw .noSymbols(path: path) }
-        // kallsyms' alias order: strong before weak, fewer leading underscores first.
+        // Aliases in the order the kernel's kallsyms gives them (scripts/kallsyms.c:
+        // strong before weak, fewer leading underscores first), and named by the first, as
+        // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
         kept.sort { ($0.address, $0.key, $0.ref) < ($1.address, $1.key, $1.ref) }
         for k in kept { b.add(address: k.address, nameStart: starts[k.ref].0, nameLength: starts[k.ref].1, module: 0) }
         self.init(b, skippedLines: 0)
