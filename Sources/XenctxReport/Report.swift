@@ -143,22 +143,13 @@ public struct Report: Sendable {
     /// stays on the task's stack in every mode), found on the task list and idle tasks.
     static func currentTasksByStack(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?) -> [Int: Result<CurrentTask, KernelDataError>] {
         var out: [Int: Result<CurrentTask, KernelDataError>] = [:]
-        let known = symbols?.addresses(of: ["init_task", "runqueues", "__per_cpu_offset"]) ?? [:]
-        guard let initTask = known["init_task"] else {
+        guard let initTask = symbols?.address(of: "init_task") else {
             for v in guest.vcpus { out[v.id] = .failure(KernelDataError("current task", "ARM32 needs init_task from the symbols to find the task by its stack (kallsyms without data symbols lacks it: give --vmlinux or -s)")) }
             return out
         }
-        var idle: [UInt64] = []
-        var runqueueCurrent: [Int: UInt64] = [:]
-        if let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
-            for v in guest.vcpus {
-                guard let base = try? reader.word(offsets &+ UInt64(v.id) &* 4) else { continue }
-                if let o = layout.runqueueIdle, let t = try? reader.word(base &+ rq &+ UInt64(o)), t != 0 { idle.append(t) }
-                if let o = layout.runqueueCurrent, let t = try? reader.word(base &+ rq &+ UInt64(o)), t != 0 { runqueueCurrent[v.id] = t }
-            }
-        }
+        let runqueues = runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: symbols, absolute: [:])
         let list: TaskList
-        switch TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: idle) {
+        switch TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: guest.vcpus.compactMap { runqueues[$0.id]?.idle }) {
         case .success(let l): list = l
         case .failure(let e):
             for v in guest.vcpus { out[v.id] = .failure(e) }
@@ -172,7 +163,7 @@ public struct Report: Sendable {
             if let t = list.tasks.first(where: { $0.stackBase == base }) {
                 out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
                                                  how: "the task whose kernel stack (\(hex(base))) holds SP_svc \(hex(sp)) (ARM32 keeps current in TPIDRURO, which the context lacks)"))
-            } else if let a = runqueueCurrent[v.id], let t = list.tasks.first(where: { $0.address == a }) {
+            } else if let a = runqueues[v.id]?.current, let t = list.tasks.first(where: { $0.address == a }) {
                 // SP_svc is elsewhere (an IRQ stack): the scheduler's own record of the CPU.
                 out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
                                                  how: "runqueues.curr of CPU \(v.id) (SP_svc \(hex(sp)) is on no task's stack: an IRQ stack)"))

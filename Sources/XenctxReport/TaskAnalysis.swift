@@ -36,6 +36,21 @@ extension Report {
         return known
     }
 
+    /// Each vCPU's runqueue `idle` and `curr` tasks (the per-CPU `runqueues` at
+    /// `__per_cpu_offset[cpu]`), where the symbols name both.
+    static func runqueueTasks(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?,
+                              absolute: [String: UInt64]) -> [Int: (idle: UInt64?, current: UInt64?)] {
+        let known = perCPUVariables(["runqueues"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
+        guard let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] else { return [:] }
+        var out: [Int: (idle: UInt64?, current: UInt64?)] = [:]
+        for v in guest.vcpus {
+            guard let base = try? reader.word(offsets &+ UInt64(v.id) &* UInt64(reader.wordSize)) else { continue }
+            func task(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(base &+ rq &+ UInt64($0)) }.flatMap { $0 == 0 ? nil : $0 } }
+            out[v.id] = (task(layout.runqueueIdle), task(layout.runqueueCurrent))
+        }
+        return out
+    }
+
     /// Every task, walked from `init_task` (found by its symbol, or as the pid-0 task on
     /// the ring through a current task), plus the idle task of each CPU from `runqueues`.
     public func taskList() -> Result<TaskList, KernelDataError> {
@@ -60,17 +75,8 @@ extension Report {
                 }
             }
             guard let initTask else { throw KernelDataError("tasks", "no init_task: the symbols do not name it and no current task leads to it") }
-            var idle: [UInt64] = []
-            if let idleOffset = layout.runqueueIdle {
-                let known = Self.perCPUVariables(["runqueues"], symbols: classifier.symbols, absolute: options.absoluteSymbols, architecture: arch)
-                if let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] {
-                    for v in guest.vcpus {
-                        guard let base = try? reader.word(offsets &+ UInt64(v.id) &* UInt64(reader.wordSize)),
-                              let task = try? reader.word(base &+ rq &+ UInt64(idleOffset)), task != 0 else { continue }
-                        idle.append(task)
-                    }
-                }
-            }
+            let runqueues = Self.runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
+            var idle = guest.vcpus.compactMap { runqueues[$0.id]?.idle }
             // Each vCPU's current task too: an idle vCPU's is its idle task, which is on no
             // list (and kallsyms without data symbols names no runqueues to find it by).
             for v in guest.vcpus { if case .success(let t)? = currentTasks[v.id] { idle.append(t.address) } }
@@ -99,6 +105,20 @@ extension Report {
             u.stop = "reached the kernel entry (\(name))"
         }
         return u
+    }
+
+    /// A task trace's frames as both renderers show them: each frame's name (return
+    /// addresses, all but a running task's first frame and exception frames, by their call
+    /// site, as the kernel's %pB does) and how it was found (a switched-out task's first
+    /// frame is the return address its switch saved).
+    func taskFrames(_ s: TaskStack) -> [(frame: UnwoundFrame, name: String, how: String)] {
+        guard let unwind = s.unwind else { return [] }
+        let memory = KernelReader(guest: guest)?.memory
+        return unwind.frames.enumerated().map { (i, f) in
+            let isReturn = (i > 0 || s.vcpu == nil) && f.trust != .exceptionRegs
+            let name = isReturn && memory != nil ? returnAddressName(f.ip, memory: memory!) : classifier.symbolSuffix(f.ip, kind: .text)
+            return (f, name, i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue)
+        }
     }
 
     /// Where ARM32 tasks enter the kernel: the outermost frames of a whole kernel stack.

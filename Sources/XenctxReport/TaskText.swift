@@ -33,20 +33,13 @@ struct TaskText {
 
     func stack(_ s: TaskStack) -> String {
         let t = s.task
-        guard let memory = KernelReader(guest: report.guest)?.memory else { return "" }
         var out = "PID: \(t.pid)  TASK: \(hex(t.address, width: width))  CPU: \(t.cpu.map(String.init) ?? "?")  COMMAND: \"\(TerminalSafe.escape(t.comm))\"  STATE: \(t.state)"
         if let v = s.vcpu { out += "  (running on vcpu\(v))" }
         out += "\n"
         if let unwind = s.unwind {
-            for (i, f) in unwind.frames.enumerated() {
-                // A switched-out task's first frame is the return address its switch saved.
-                let how = i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue
-                let where_ = f.slot.map { hex($0, width: width) + ":" } ?? String(repeating: " ", count: width + 1)
-                // Return addresses (all but a running task's first frame and exception frames)
-                // are named by their call, as the kernel's %pB does.
-                let isReturn = (i > 0 || s.vcpu == nil) && f.trust != .exceptionRegs
-                let name = isReturn ? report.returnAddressName(f.ip, memory: memory) : report.classifier.symbolSuffix(f.ip, kind: .text)
-                out += "\(where_)   [<\(hex(f.ip, width: width))>]\(name) (\(how))\n"
+            for f in report.taskFrames(s) {
+                let where_ = f.frame.slot.map { hex($0, width: width) + ":" } ?? String(repeating: " ", count: width + 1)
+                out += "\(where_)   [<\(hex(f.frame.ip, width: width))>]\(f.name) (\(f.how))\n"
             }
             if !unwind.complete { out += "-- unwind stopped: \(unwind.stop) --\n" }
         } else if let note = s.note {
