@@ -37,7 +37,9 @@ extension Report {
                                              types: types.map { TerminalSafe.escape($0) })
         }
         var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: guest.vcpus.map(vcpuModel), errors: errors)
-        if let request = options.tasks, case .success(let list) = taskList() {
+        let tasks = options.tasks.map { _ in taskList() }
+        if case .failure(let e)? = tasks { model.errors.append("no task list: \(e)") }
+        if let request = options.tasks, case .success(let list)? = tasks {
             var stacksFor: Set<UInt64> = []
             switch request {
             case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
@@ -49,7 +51,7 @@ extension Report {
                                                   kernelThread: t.isKernelThread, comm: TerminalSafe.escape(t.comm), trace: nil, userEntry: nil)
                 if stacksFor.contains(t.address) {
                     let s = taskStack(t)
-                    entry.trace = s.unwind.map { taskTraceModel($0, runningOnVCPU: s.vcpu != nil) }
+                    entry.trace = taskTraceModel(s)
                     entry.userEntry = s.userEntry.map { userModel($0) }
                 }
                 return entry
@@ -76,15 +78,12 @@ extension Report {
                                          cs: u.cs.map { hex($0, width: 4) }, ss: u.ss.map { hex($0, width: 4) })
     }
 
-    func taskTraceModel(_ unwind: Unwind, runningOnVCPU: Bool) -> ReportModel.Trace {
+    func taskTraceModel(_ s: TaskStack) -> ReportModel.Trace? {
+        guard let unwind = s.unwind else { return nil }
         let w = guest.description.wordSize * 2
-        let memory = KernelReader(guest: guest)?.memory
-        let frames = unwind.frames.enumerated().map { (i, f) -> ReportModel.Frame in
-            let isReturn = (i > 0 || !runningOnVCPU) && f.trust != .exceptionRegs
-            let name = isReturn && memory != nil ? returnAddressName(f.ip, memory: memory!) : classifier.symbolSuffix(f.ip, kind: .text)
-            let how = i == 0 && !runningOnVCPU ? "saved by switch" : f.trust.rawValue
-            return ReportModel.Frame(address: hex(f.ip, width: w), symbol: name.isEmpty ? nil : String(name.dropFirst()), how: how,
-                                     reliable: true, slot: f.slot.map { hex($0, width: w) }, source: nil)
+        let frames = taskFrames(s).map { f in
+            ReportModel.Frame(address: hex(f.frame.ip, width: w), symbol: f.name.isEmpty ? nil : String(f.name.dropFirst()), how: f.how,
+                              reliable: true, slot: f.frame.slot.map { hex($0, width: w) }, source: nil)
         }
         return ReportModel.Trace(method: unwind.frames.dropFirst().first?.trust.rawValue ?? "registers", complete: unwind.complete,
                                  stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)

@@ -206,7 +206,7 @@ struct XenctxCommand: ParsableCommand {
         } catch {
             fail("\(error)")
         }
-        checkUnwindMethod(guest)
+        checkAgainstGuest(guest)
         for warning in guest.warnings { warn(warning) }
         var partial = !guest.warnings.isEmpty
         var prepared = prepare(guest: guest, files: files, options: options)
@@ -215,21 +215,10 @@ struct XenctxCommand: ParsableCommand {
         partial = partial || !prepared.warnings.isEmpty
 
         if json || summary {
-            let report = Report(guest: guest, options: prepared.options)
-            var request = Report.ModelRequest(modules: modules)
-            var errors = guest.warnings + prepared.warnings
-            if log {
-                switch prepared.kernel?.log(symbols: prepared.options.symbols) {
-                case .success(let l)?: request.log = l
-                case .failure(let e)?: errors.append("no kernel log: \(e)")
-                case nil: errors.append("no kernel log: this core holds no guest memory")
-                }
-            }
-            if prepared.options.tasks != nil, case .failure(let e) = report.taskList() { errors.append("no task list: \(e)") }
-            let model = report.model(request, errors: errors)
-            writeStdout(json ? JSONText.render(model) : SummaryText.render(model))
-            for e in errors.dropFirst(guest.warnings.count + prepared.warnings.count) { warn(e) }
-            if partial || errors.count > guest.warnings.count + prepared.warnings.count { throw ExitCode(ExitStatus.partial) }
+            let out = modelText(Report(guest: guest, options: prepared.options), prepared, known: guest.warnings + prepared.warnings)
+            writeStdout(out.text)
+            for e in out.errors { warn(e) }
+            if partial || !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
             return
         }
         // One analysis for the report and the kernel views (BTF, modules and tasks found once).
@@ -245,37 +234,15 @@ struct XenctxCommand: ParsableCommand {
                 fail("\(error)")
             }
         }
-        if let request = prepared.options.tasks {
-            switch taskText(report: report!, prepared: prepared, request: request) {
-            case .success(let out):
-                writeStdout((reportWanted ? "Tasks:\n" : "") + out.text)
+        for view in kernelViews(report, prepared) {
+            switch view {
+            case .shown(let out):
+                writeStdout(out.text)
                 for e in out.errors { warn(e) }
                 if !out.errors.isEmpty { partial = true }
-            case .failure(let no):
-                guard reportWanted || log || modules else { fail(no.why) }
-                warn(no.why)
-                partial = true
-            }
-        }
-        if modules {
-            switch moduleText(report: report!, prepared: prepared) {
-            case .success(let out):
-                writeStdout((reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text)
-                for e in out.errors { warn(e) }
-                if !out.errors.isEmpty { partial = true }
-            case .failure(let no):
-                guard reportWanted || log || prepared.options.tasks != nil else { fail(no.why) }
-                warn(no.why)
-                partial = true
-            }
-        }
-        if log {
-            switch logText(prepared) {
-            case .success(let text):
-                writeStdout((reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text)
-            case .failure(let no):
-                guard reportWanted else { fail(no.why) }
-                warn(no.why)
+            case .failed(let why, let alone):
+                if alone { fail(why) }
+                warn(why)
                 partial = true
             }
         }
@@ -283,6 +250,58 @@ struct XenctxCommand: ParsableCommand {
     }
 
     struct NoLog: Error { let why: String }
+
+    /// One kernel view's result: its text (with a heading when more is printed), or why
+    /// there is none and whether it was the only thing asked for (then the run fails).
+    enum ViewResult {
+        case shown(Report.Output)
+        case failed(why: String, alone: Bool)
+    }
+
+    /// `--tasks`/`--task`, `--modules` and `--log`, in that order, after the report.
+    func kernelViews(_ analysis: Report?, _ prepared: Prepared) -> [ViewResult] {
+        var views: [ViewResult] = []
+        if let request = prepared.options.tasks, let analysis {
+            switch taskText(report: analysis, prepared: prepared, request: request) {
+            case .success(var out):
+                out.text = (reportWanted ? "Tasks:\n" : "") + out.text
+                views.append(.shown(out))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || modules)))
+            }
+        }
+        if modules, let analysis {
+            switch moduleText(report: analysis, prepared: prepared) {
+            case .success(var out):
+                out.text = (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
+                views.append(.shown(out))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || prepared.options.tasks != nil)))
+            }
+        }
+        if log {
+            switch logText(prepared) {
+            case .success(let text):
+                views.append(.shown(Report.Output(text: (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text)))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !reportWanted))
+            }
+        }
+        return views
+    }
+
+    /// `--json` or `--summary`: the model of the report and the views asked for, and the
+    /// errors met beyond `known` (warnings already given).
+    func modelText(_ analysis: Report, _ prepared: Prepared, known: [String]) -> Report.Output {
+        var request = Report.ModelRequest(modules: modules)
+        var errors = known
+        if log {
+            switch prepared.kernel?.log(symbols: prepared.options.symbols) {
+            case .success(let l)?: request.log = l
+            case .failure(let e)?: errors.append("no kernel log: \(e)")
+            case nil: errors.append("no kernel log: this core holds no guest memory")
+            }
+        }
+        let model = analysis.model(request, errors: errors)
+        return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: Array(model.errors.dropFirst(known.count)))
+    }
 
     /// `-m`/`-d` given as SYMBOL[+OFFSET]: looked up in the symbols decided for the guest.
     func resolveSymbolAddresses(_ options: inout ReportOptions) {
@@ -302,8 +321,9 @@ struct XenctxCommand: ParsableCommand {
         if let a = resolve(dumpAsStack, "-d") { options.dumpAsStack = a }
     }
 
-    /// `--unwind orc` on an ARM guest or `exidx` on x86 is a usage error naming what applies.
-    func checkUnwindMethod(_ guest: Guest) {
+    /// Options that do not fit the guest are usage errors: `-k` beyond a 32-bit guest's
+    /// address space, `--unwind orc` on an ARM guest or `exidx` on x86 (naming what applies).
+    func checkAgainstGuest(_ guest: Guest) {
         if let k = kernelStart.flatMap(parseHexAddress), guest.description.wordSize == 4, k > 0xffff_ffff {
             writeAll(2, "xenctx-swift: -k \(TerminalSafe.escape(kernelStart ?? "")) is beyond this 32-bit guest's address space (00000000–ffffffff)\n")
             Glibc.exit(ExitStatus.usage)
@@ -444,6 +464,11 @@ struct XenctxCommand: ParsableCommand {
     }
 }
 
+extension Report.Output {
+    /// The same output with `errors` first among its errors.
+    func prefixingErrors(_ errors: [String]) -> Report.Output { Report.Output(text: text, errors: errors + self.errors) }
+}
+
 extension XenctxCommand {
     /// A live domain: pause only while contexts and the pages the report needs are
     /// copied (the report is rendered into memory then), unpause, then print.
@@ -467,38 +492,19 @@ extension XenctxCommand {
         var paused: Duration? = nil
         /// The whole report of a live guest, as text (or JSON) and error lines.
         func analyse(_ guest: Guest) throws -> Report.Output {
-            checkUnwindMethod(guest)
+            checkAgainstGuest(guest)
             var prepared = prepare(guest: guest, files: files, options: options)
             resolveSymbolAddresses(&prepared.options)
             let analysis = Report(guest: guest, options: prepared.options)
-            if json || summary {
-                var request = Report.ModelRequest(modules: modules)
-                if log, let l = try? prepared.kernel?.log(symbols: prepared.options.symbols).get() { request.log = l }
-                let model = analysis.model(request, errors: prepared.warnings)
-                return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: prepared.warnings)
-            }
+            if json || summary { return modelText(analysis, prepared, known: prepared.warnings).prefixingErrors(prepared.warnings) }
             var report = reportWanted ? try analysis.renderAll() : Report.Output()
             report.errors = prepared.warnings + report.errors
-            if let request = prepared.options.tasks {
-                switch taskText(report: analysis, prepared: prepared, request: request) {
-                case .success(let out):
-                    report.text += (reportWanted ? "Tasks:\n" : "") + out.text
+            for view in kernelViews(analysis, prepared) {
+                switch view {
+                case .shown(let out):
+                    report.text += out.text
                     report.errors += out.errors
-                case .failure(let no): report.errors.append(no.why)
-                }
-            }
-            if modules {
-                switch moduleText(report: analysis, prepared: prepared) {
-                case .success(let out):
-                    report.text += (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
-                    report.errors += out.errors
-                case .failure(let no): report.errors.append(no.why)
-                }
-            }
-            if log {
-                switch logText(prepared) {
-                case .success(let text): report.text += (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text
-                case .failure(let no): report.errors.append(no.why)
+                case .failed(let why, _): report.errors.append(why)
                 }
             }
             return report
