@@ -41,6 +41,7 @@ public enum FuzzTargets {
         options.stackTrace = true
         options.unwind = .auto
         options.describe = true
+        options.tasks = .list(stacks: true)
         options.kernel = kernel
         let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
         options.symbols = resolution.symbols
@@ -49,6 +50,7 @@ public enum FuzzTargets {
         _ = try? report.renderAll()
         _ = report.taskText(.list(stacks: true))
         _ = report.moduleText()
+        _ = JSONText.render(report.model(Report.ModelRequest(modules: true)))
         if let kernel, case .success(let log) = kernel.log(symbols: resolution.symbols) { _ = LogText.render(log) }
     }
 

@@ -10,14 +10,14 @@ struct TaskText {
     var width: Int { report.guest.description.wordSize * 2 }
 
     func list(_ tasks: TaskList) -> String {
-        var s = " " + pad("PID", 6) + "  " + pad("PPID", 6) + "  " + pad("CPU", 3) + "  " + right("TASK", width) + "  ST  COMM\n"
+        var s = " " + pad("PID", 6) + "  " + pad("PPID", 6) + "  " + pad("CPU", 3) + "  " + "TASK".padding(width) + "  ST  COMM\n"
         for t in tasks.tasks {
             let running = report.vcpuRunning(t) != nil || t.onCPU
             let pid: String = pad(String(t.pid), 6)
             let ppid: String = pad(t.ppid.map { String($0) } ?? "?", 6)
             let cpu: String = pad(t.cpu.map { String($0) } ?? "?", 3)
             s += (running ? ">" : " ") + pid + "  " + ppid + "  " + cpu + "  "
-            s += hex(t.address, width: width) + "  " + right(t.state, 2) + "  " + comm(t) + "\n"
+            s += hex(t.address, width: width) + "  " + t.state.padding(2) + "  " + comm(t) + "\n"
         }
         return s
     }
@@ -28,8 +28,6 @@ struct TaskText {
     }
 
     func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
-    /// Left-aligned in `n` columns.
-    func right(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
 
     func stack(_ s: TaskStack) -> String {
         let t = s.task
@@ -67,12 +65,11 @@ extension Report {
             return .failure(KernelDataError("modules", why))
         }
         let w = guest.description.wordSize * 2
-        func col(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
-        var out = Output(text: col("MODULE", w) + "  " + col("NAME", 24) + "  " + col("BASE", w) + "  " + col("SIZE", 8) + "  SYMBOLS\n",
+        var out = Output(text: "MODULE".padding(w) + "  " + "NAME".padding(24) + "  " + "BASE".padding(w) + "  " + "SIZE".padding(8) + "  SYMBOLS\n",
                          errors: list.problems.map { "modules: \($0)" })
         for m in list.modules {
-            out.text += hex(m.address, width: w) + "  " + col(TerminalSafe.escape(m.name), 24) + "  " + hex(m.base, width: w) + "  "
-            out.text += col(String(m.size), 8) + "  " + String(m.symbols.count) + "\n"
+            out.text += hex(m.address, width: w) + "  " + TerminalSafe.escape(m.name).padding(24) + "  " + hex(m.base, width: w) + "  "
+            out.text += String(m.size).padding(8) + "  " + String(m.symbols.count) + "\n"
         }
         if list.modules.isEmpty { out.text += "(no modules loaded)\n" }
         return .success(out)
