@@ -16,6 +16,7 @@ for dir in "$src"/*/; do
     mkdir -p "$dst/cases/$name/upstream"
     cp "$dir"/*.core.xz "$dir/console.log" "$dir/case.json" "$dst/cases/$name/"
     cp "$dir"/upstream/* "$dst/cases/$name/upstream/"
+    if [ -f "$dir/xen-hvmctx.txt" ]; then cp "$dir/xen-hvmctx.txt" "$dst/cases/$name/"; fi
     echo "$kernel" > "$dst/cases/$name/kernel"
 done
 echo "imported $(ls "$dst/cases" | wc -l) cases"
