@@ -109,7 +109,8 @@ struct VCPUMemoryView {
     var bytesPerLine: Int { ((options.bytesPerLine + width - 1) / width) * width }
 
     /// `print_lines`: `lines` lines of `bpl` bytes from `start`, stopping at `limit`.
-    func lines(from start: UInt64, limit: UInt64, bytesPerLine bpl: Int, into out: inout Report.Output) -> Bool {
+    /// Returns the address of a word that could not be read (the dump stops there), or nil.
+    func lines(from start: UInt64, limit: UInt64, bytesPerLine bpl: Int, into out: inout Report.Output) -> UInt64? {
         var address = start
         var line = 1
         while line <= options.lines && address < limit {
@@ -121,7 +122,7 @@ struct VCPUMemoryView {
                 do { w = try memory.word(address, width: width) } catch {
                     // Upstream returns mid-line: the line stays unterminated.
                     out.errors.append("vcpu\(vcpu.id): \(error)")
-                    return false
+                    return address
                 }
                 words.append(w)
                 out.text += " " + wordText(w)
@@ -145,7 +146,7 @@ struct VCPUMemoryView {
             line += 1
         }
         out.text += "\n"
-        return true
+        return nil
     }
 
     /// At most this many lines of -m (4 MiB at 64 bytes a line).
@@ -159,8 +160,8 @@ struct VCPUMemoryView {
         let lineCount = min(options.lines, Self.maxMemoryLines)
         let (span, overflow1) = UInt64(lineCount).multipliedReportingOverflow(by: UInt64(bpl))
         let (end, overflow2) = address.addingReportingOverflow(span)
-        let whole = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
-        if whole && options.lines > Self.maxMemoryLines {
+        let stopped = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
+        if stopped == nil && options.lines > Self.maxMemoryLines {
             out.errors.append("-m: stopped after \(Self.maxMemoryLines) lines (\(Self.maxMemoryLines * bpl) bytes); dump further with -m \(wordText(address &+ UInt64(Self.maxMemoryLines * bpl))) -l N")
         }
     }
@@ -172,9 +173,15 @@ struct VCPUMemoryView {
             // Upstream prints the headers and nothing; say why.
             out.errors.append("vcpu\(vcpu.id): -d \(wordText(start)) is at or above the stack limit \(wordText(limit)) (the end of the stack pointer \(wordText(stackPointer))'s \(isARM ? "kernel stack" : "page") plus -n pages), so there is nothing to show as a stack: use -m to dump that memory, or -n to widen the window")
         }
+        var traceLimit = limit
         if options.lines > 0 {
             out.text += "Stack:\n"
-            guard lines(from: start, limit: limit, bytesPerLine: bytesPerLine, into: &out) else { return }
+            if let stopped = lines(from: start, limit: limit, bytesPerLine: bytesPerLine, into: &out) {
+                // Upstream leaves the line unterminated and prints no trace. The dump's end is
+                // reported (exit 1); the trace is still made over the words that were read.
+                out.text += out.text.hasSuffix("\n") ? "\n" : "\n\n"
+                traceLimit = stopped
+            }
         }
         guard report.guest.description.protectedMode else { return }
         out.text += options.stackTrace ? "Stack Trace:\n" : "Call Trace:\n"
@@ -188,11 +195,11 @@ struct VCPUMemoryView {
             render(exact, into: &out)
             if !exact.complete { unreliableTail(after: exact, into: &out) }
         } else if options.framePointers {
-            framePointerTrace(stackPointer: stackPointer, limit: limit, into: &out)
+            framePointerTrace(stackPointer: stackPointer, limit: traceLimit, into: &out)
         } else if isARM && !isDumpAsStack {
-            armScanTrace(from: start, limit: limit, into: &out)
+            armScanTrace(from: start, limit: traceLimit, into: &out)
         } else {
-            _ = scanTrace(from: start, limit: limit, into: &out)
+            _ = scanTrace(from: start, limit: traceLimit, into: &out)
         }
     }
 

@@ -42,6 +42,33 @@ struct CommandLineTests {
         #expect(r.stderr.contains("Error:"))
     }
 
+    /// `-n 5 -l MAX` runs the stack dump into the unmapped guard page above vcpu0's stack:
+    /// the dump stops there with a warning and exit 1 (upstream stops too), and the call
+    /// trace still follows, the same as without the wider window (upstream prints none).
+    @Test func stoppedStackDumpKeepsItsTrace() throws {
+        let c = Corpus.named("x86-run1-lab-crash")
+        let map = try Corpus.mapPath(c)
+        func trace(_ s: String) -> [Substring] {
+            s.split(separator: "\n").drop { !$0.hasSuffix("Trace:") }.prefix { !$0.isEmpty }.map { $0 }
+        }
+        for unwind in ["auto", "scan"] {
+            let wide = try Tool.run(["-s", map, "-n", "5", "-l", "MAX", "--unwind", unwind, "--core", try core(c.name), "0"])
+            #expect(wide.status == 1)
+            #expect(wide.stderr.contains("cannot read ffffc900407cc000: not mapped"))
+            #expect(wide.stdout.contains(" 00007ffe11ae69a8 000000000000002b\n\nCall Trace:\n"), "the dump's last words, then the trace")
+            let plain = try Tool.run(["-s", map, "--unwind", unwind, "--core", try core(c.name), "0"])
+            #expect(plain.status == 0)
+            let expected = trace(plain.stdout)
+            #expect(expected.count > 10)
+            if unwind == "auto" {
+                #expect(trace(wide.stdout) == expected)
+            } else {
+                // A scan over the whole 16 KiB stack finds what the one-page scan found, and more.
+                #expect(Array(trace(wide.stdout).prefix(expected.count)) == expected)
+            }
+        }
+    }
+
     @Test func vcpuOutOfRange() throws {
         let r = try Tool.run(["--core", try core("arm-run1-a64-crash"), "7"])
         #expect(r.status == 2)
