@@ -178,9 +178,13 @@ public struct Report: Sendable {
     public struct Output: Sendable {
         public var text = ""
         public var errors: [String] = []
-        public init(text: String = "", errors: [String] = []) {
+        /// What the reader should know before the text (printed first, on stderr) that is
+        /// no failure: the exit status stays 0.
+        public var notes: [String] = []
+        public init(text: String = "", errors: [String] = [], notes: [String] = []) {
             self.text = text
             self.errors = errors
+            self.notes = notes
         }
     }
 
@@ -204,6 +208,12 @@ public struct Report: Sendable {
             throw .noSuchVCPU(requested: n, count: guest.vcpus.count)
         }
         let vcpu = options.vcpu ?? 0
+        let named = options.memoryAddress != nil || options.dumpAsStack != nil || !options.allVCPUs
+        if named, guest.vcpus.indices.contains(vcpu), !guest.vcpus[vcpu].isOnline {
+            // As -C says `vcpuN offline`; upstream shows a PV vCPU's last context silently,
+            // and for PVH prints nothing but libxc's error.
+            emit(Output(notes: ["vcpu\(vcpu) is offline: what follows is the last context Xen holds for it"]))
+        }
         // Upstream order: -m for VCPU, then -d for VCPU, then all vCPUs (-C) or the default.
         var blocks: [Output] = []
         if options.memoryAddress != nil { blocks.append(vcpuText(guest.vcpus[vcpu], mode: .memory)) }
@@ -238,6 +248,7 @@ public struct Report: Sendable {
         try render { out in
             all.text += out.text
             all.errors += out.errors
+            all.notes += out.notes
         }
         return all
     }

@@ -226,6 +226,7 @@ struct XenctxCommand: ParsableCommand {
         if reportWanted, let report {
             do {
                 try report.render { out in
+                    for n in out.notes { note(n) }
                     writeStdout(out.text)
                     for e in out.errors { warn(e) }
                     if !out.errors.isEmpty { partial = true }
@@ -534,6 +535,7 @@ extension XenctxCommand {
         } catch {
             fail("\(error)")
         }
+        for n in out.notes { note(n) }
         writeStdout(out.text)
         for e in out.errors { warn(e) }
         if options.describe, let paused {
@@ -591,6 +593,8 @@ func writeAll(_ fd: Int32, _ s: String) {
 func writeStdout(_ s: String) { writeAll(1, s) }
 
 func warn(_ message: String) { writeAll(2, "xenctx-swift: warning: \(message)\n") }
+
+func note(_ message: String) { writeAll(2, "xenctx-swift: note: \(message)\n") }
 
 func fail(_ message: String) -> Never {
     writeAll(2, "xenctx-swift: \(message)\n")

@@ -69,6 +69,20 @@ struct CommandLineTests {
         }
     }
 
+    /// A named vCPU that is down says so, as -C's `vcpuN offline` does, before its last
+    /// context (which upstream prints silently for PV: the stdout is still upstream's).
+    @Test func namedOfflineVCPUSaysSo() throws {
+        let c = try core("x86-run3-lab-crash-cpu1-savecore")
+        let down = try Tool.run(["--core", c, "0"])
+        #expect(down.status == 0)
+        #expect(down.stderr == "xenctx-swift: note: vcpu0 is offline: what follows is the last context Xen holds for it\n")
+        #expect(down.stdout.hasPrefix("rip: ffffffff81a442b5"))
+        let up = try Tool.run(["--core", c, "1"])
+        #expect(up.status == 0 && up.stderr.isEmpty)
+        let all = try Tool.run(["--core", c, "-C"])
+        #expect(all.stdout.hasPrefix("vcpu0 offline\n") && all.stderr.isEmpty)
+    }
+
     @Test func vcpuOutOfRange() throws {
         let r = try Tool.run(["--core", try core("arm-run1-a64-crash"), "7"])
         #expect(r.status == 2)
