@@ -34,13 +34,27 @@ static xenforeignmemory_handle *fmem;
 static volatile sig_atomic_t paused_valid;
 static volatile uint32_t paused_domid;
 
-int xenlive_load(char *err, size_t errlen) {
+static char libdir[512];
+
+/* dlopen of `name`, from libdir when one was given, else by the loader's search. */
+static void *open_library(const char *name) {
+    if (!libdir[0]) return dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    char path[600];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", libdir, name) >= sizeof path) return NULL;
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+int xenlive_load(const char *dir, char *err, size_t errlen) {
     static void *ctrl, *fm;
     if (ctrl && fm) return 0;
-    if (!ctrl) ctrl = dlopen("libxenctrl.so.4.17", RTLD_NOW | RTLD_LOCAL);
-    if (!ctrl) ctrl = dlopen("libxenctrl.so", RTLD_NOW | RTLD_LOCAL);
+    if (dir) {
+        if (strlen(dir) >= sizeof libdir) { snprintf(err, errlen, "the library folder's name is too long"); return -1; }
+        snprintf(libdir, sizeof libdir, "%s", dir);
+    }
+    if (!ctrl) ctrl = open_library("libxenctrl.so.4.17");
+    if (!ctrl && !libdir[0]) ctrl = open_library("libxenctrl.so");
     if (!ctrl) { snprintf(err, errlen, "cannot load libxenctrl (%s)", dlerror()); return -1; }
-    if (!fm) fm = dlopen("libxenforeignmemory.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!fm) fm = open_library("libxenforeignmemory.so.1");
     if (!fm) { snprintf(err, errlen, "cannot load libxenforeignmemory (%s)", dlerror()); return -1; }
 #define LOAD_FROM(lib, name) p_##name = (__typeof__(name) *)dlsym(lib, #name); \
         if (!p_##name) { snprintf(err, errlen, "%s lacks %s", #lib, #name); return -1; }
@@ -119,6 +133,18 @@ int xenlive_version(unsigned int *major, unsigned int *minor) {
     return 0;
 }
 
+void xenlive_version_details(uint8_t extra[16], uint8_t compile[144], uint8_t changeset[64], uint64_t *virt_start) {
+    xen_extraversion_t e;
+    xen_compile_info_t c;
+    xen_changeset_info_t ch;
+    xen_platform_parameters_t pp;
+    memset(&e, 0, sizeof e); memset(&c, 0, sizeof c); memset(&ch, 0, sizeof ch); memset(&pp, 0, sizeof pp);
+    if (p_xc_version(xch, XENVER_extraversion, &e) == 0) memcpy(extra, e, 16);
+    if (p_xc_version(xch, XENVER_compile_info, &c) == 0) memcpy(compile, &c, 144);
+    if (p_xc_version(xch, XENVER_changeset, &ch) == 0) memcpy(changeset, ch, 64);
+    *virt_start = p_xc_version(xch, XENVER_platform_parameters, &pp) == 0 ? (uint64_t)pp.virt_start : 0;
+}
+
 int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs) {
     xen_pfn_t pfns[1024];
     if (count <= 0 || count > 1024) { errno = EINVAL; return -1; }
@@ -142,8 +168,8 @@ int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
 
 int xenlive_dumpcore(uint32_t domid, const char *path) {
     if (!p_xc_domain_dumpcore) {
-        void *guest = dlopen("libxenguest.so.4.17", RTLD_NOW | RTLD_LOCAL);
-        if (!guest) guest = dlopen("libxenguest.so", RTLD_NOW | RTLD_LOCAL);
+        void *guest = open_library("libxenguest.so.4.17");
+        if (!guest && !libdir[0]) guest = open_library("libxenguest.so");
         if (guest) p_xc_domain_dumpcore = (__typeof__(xc_domain_dumpcore) *)dlsym(guest, "xc_domain_dumpcore");
         if (!p_xc_domain_dumpcore) { errno = ENOSYS; return -1; }
     }
@@ -177,11 +203,20 @@ void xenlive_install_signal_handlers(void) {
     static int registered;
     if (!registered) { registered = 1; atexit(unpause_at_exit); }
     int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+    sigset_t unblock;
+    sigemptyset(&unblock);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        /* A signal the parent ignores (nohup's SIGHUP) stays ignored: it ends nothing. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = unpause_and_die;
         sigemptyset(&sa.sa_mask);
         sigaction(sigs[i], &sa, NULL);
+        sigaddset(&unblock, sigs[i]);
     }
+    /* Inherited as blocked (some launchers block them), they would wait out the pause and
+     * end the tool after it, with the user's interrupt unanswered: deliver them now. */
+    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
 }

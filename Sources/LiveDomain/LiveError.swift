@@ -7,6 +7,7 @@ public enum LiveError: Error, CustomStringConvertible, Equatable {
     case noSuchDomain(UInt32)
     case dom0
     case dying(UInt32)
+    case vanished(UInt32)
     case hypercall(what: String, errno: Int32)
     case noSuchVCPU(Int, maxID: Int)
     case fileExists(String)
@@ -28,6 +29,8 @@ public enum LiveError: Error, CustomStringConvertible, Equatable {
             return "cannot inspect dom0: pausing it would stop this very tool (as upstream xenctx refuses)"
         case .dying(let id):
             return "domain \(id) is being destroyed"
+        case .vanished(let id):
+            return "domain \(id) went away while it was being read (destroyed or migrated): nothing was printed from it"
         case .hypercall(let what, let errno):
             return "\(what) failed: \(String(cString: strerrorString(errno)))"
         case .noSuchVCPU(let n, let maxID):

@@ -12,22 +12,29 @@ import Glibc
 public final class LiveHypervisor: @unchecked Sendable {
     /// The raw contexts of the started vCPUs read by the last `guest(domid:)`, for `--save-core`.
     public private(set) var lastContexts: [[UInt8]] = []
+    /// What the last `guest(domid:)` learnt of the hypervisor and the guest kind.
+    public private(set) var lastFacts: SourceFacts? = nil
 
     /// Checks the host, loads the libraries and opens the handles, in that order, so the
-    /// first thing that is missing is the one reported.
+    /// first thing that is missing is the one reported. With `XENCTX_XEN_LIBDIR` the
+    /// libraries are loaded from that folder (a Xen installed elsewhere, or the tests'
+    /// stand-in), and whether this host can reach Xen is theirs to say.
     public init() throws(LiveError) {
-        let fm = access("/proc/xen/privcmd", F_OK) == 0 || access("/dev/xen/privcmd", F_OK) == 0
-        guard fm else { throw .notXen }
-        guard geteuid() == 0 else { throw .notRoot }
-        try Self.loadLibraries()
+        let libraryDirectory = getenv("XENCTX_XEN_LIBDIR").map { String(cString: $0) }
+        if libraryDirectory == nil {
+            let fm = access("/proc/xen/privcmd", F_OK) == 0 || access("/dev/xen/privcmd", F_OK) == 0
+            guard fm else { throw .notXen }
+            guard geteuid() == 0 else { throw .notRoot }
+        }
+        try Self.loadLibraries(from: libraryDirectory)
         guard xenlive_open() == 0 else { throw .cannotOpen(String(cString: strerror(errno))) }
     }
 
     /// Loads libxenctrl and libxenforeignmemory and resolves every function the live path
     /// uses (testable on any machine that has the libraries, Xen or not).
-    public static func loadLibraries() throws(LiveError) {
+    public static func loadLibraries(from directory: String? = nil) throws(LiveError) {
         var err = [CChar](repeating: 0, count: 512)
-        guard xenlive_load(&err, err.count) == 0 else {
+        guard xenlive_load(directory, &err, err.count) == 0 else {
             throw .librariesMissing(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
     }
@@ -61,7 +68,7 @@ public final class LiveHypervisor: @unchecked Sendable {
         xenlive_install_signal_handlers()
         let clock = ContinuousClock()
         let start = clock.now
-        guard xenlive_pause(domid) == 0 else { throw LiveError.hypercall(what: "pausing domain \(domid)", errno: errno) }
+        guard xenlive_pause(domid) == 0 else { throw failure("pausing domain \(domid)", domid: domid) }
         xenlive_set_paused_domain(Int64(domid))
         defer {
             xenlive_set_paused_domain(-1)
@@ -71,58 +78,114 @@ public final class LiveHypervisor: @unchecked Sendable {
         return (result, clock.now - start)
     }
 
-    /// Reads everything a report starts from: the kind of guest and every vCPU's context.
-    /// Memory is read on demand through the returned guest's frames.
-    public func guest(domid: UInt32) throws(LiveError) -> Guest {
-        let info = try info(domid: domid)
-        let size = xenlive_context_size()
-        var files: [(Int, RegisterFile?, Bool)] = []
-        var rawContexts: [[UInt8]] = []
-        #if arch(x86_64) || arch(i386)
-        var width: UInt32 = 8
-        if !info.isHVM {
-            guard xenlive_guest_width(domid, &width) == 0 else { throw .hypercall(what: "xc_domain_get_guest_width", errno: errno) }
+    /// The error for a call on `domid` that failed with errno: the domain's disappearance
+    /// when Xen says ESRCH and the domain is indeed gone, else the call's own failure.
+    func failure(_ what: String, domid: UInt32) -> LiveError {
+        let saved = errno
+        if saved == ESRCH {
+            var raw = xenlive_dominfo()
+            if xenlive_getinfo(domid, &raw) == -2 || raw.flags & 1 != 0 { return .vanished(domid) }
         }
-        let machine = width == 4 ? XenCoreLayout.em386 : XenCoreLayout.emX86_64
-        let layout: ContextLayout = (!info.isHVM && width == 4) ? .x86_32 : .x86_64
-        #else
-        let machine = XenCoreLayout.emARM
-        let layout = ContextLayout.arm(entrySize: size)
-        #endif
-        for vcpu in 0...max(0, info.maxVCPUID) {
-            var online: Int32 = 0
-            guard xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 else { continue }
-            var buf = [UInt8](repeating: 0, count: size)
-            if xenlive_vcpu_context(domid, UInt32(vcpu), &buf) != 0 {
-                // -ENODATA: never started; Xen has no context for it.
-                files.append((vcpu, nil, false))
-                rawContexts.append(buf)
-                continue
-            }
-            files.append((vcpu, RegisterFile.decode(LittleEndianBytes(buf), layout: layout), online != 0))
-            rawContexts.append(buf)
+        return .hypercall(what: what, errno: saved)
+    }
+
+    /// What the hypervisor runs on, which decides the layout of its vCPU contexts.
+    public enum Architecture: Sendable, Equatable {
+        case x86, arm
+
+        /// The host this tool was built for: a real dom0 runs on its hypervisor's architecture.
+        static var host: Architecture {
+            #if arch(x86_64) || arch(i386)
+            return .x86
+            #else
+            return .arm
+            #endif
         }
+
+        /// From XENVER_capabilities ("xen-3.0-x86_64 hvm-3.0-x86_32 …", "xen-3.0-aarch64 xen-3.0-armv7l"),
+        /// so a hypervisor is read in its own layout whatever the host (the tests' stand-in
+        /// serves ARM cores to an x86 host); the host's own when Xen does not say.
+        public static func of(capabilities: String) -> Architecture {
+            if capabilities.contains("x86_64") || capabilities.contains("x86_32") { return .x86 }
+            if capabilities.contains("aarch64") || capabilities.contains("armv7") { return .arm }
+            return host
+        }
+
+        /// `sizeof(vcpu_guest_context_any_t)` of a toolstack of this architecture: the
+        /// bridge's own on the host's architecture, else the Xen 4.17 layout.
+        var contextSize: Int {
+            self == .host ? xenlive_context_size() : (self == .x86 ? XenCoreLayout.x86EntrySize : XenCoreLayout.armEntrySizes[0])
+        }
+        var machine: UInt16 { self == .x86 ? XenCoreLayout.emX86_64 : XenCoreLayout.emARM }
+    }
+
+    /// Xen's version and capabilities (what a core's version note holds).
+    func hypervisorFacts() -> (major: UInt32, minor: UInt32, capabilities: String) {
         var caps = [CChar](repeating: 0, count: 1024)
         _ = xenlive_capabilities(&caps, caps.count)
         var major: UInt32 = 0, minor: UInt32 = 0
         _ = xenlive_version(&major, &minor)
+        return (major, minor, String(decoding: caps.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    /// Reads everything a report starts from: the kind of guest and every vCPU's context.
+    /// Memory is read on demand through the returned guest's frames.
+    public func guest(domid: UInt32) throws(LiveError) -> Guest {
+        let info = try info(domid: domid)
+        let xen = hypervisorFacts()
+        let architecture = Architecture.of(capabilities: xen.capabilities)
+        let size = architecture.contextSize
+        var files: [(Int, RegisterFile?, Bool)] = []
+        var rawContexts: [[UInt8]] = []
+        var machine = architecture.machine
+        let layout: ContextLayout
+        if architecture == .x86 {
+            var width: UInt32 = 8
+            if !info.isHVM {
+                guard xenlive_guest_width(domid, &width) == 0 else { throw failure("xc_domain_get_guest_width", domid: domid) }
+            }
+            if width == 4 { machine = XenCoreLayout.em386 }
+            layout = (!info.isHVM && width == 4) ? .x86_32 : .x86_64
+        } else {
+            layout = .arm(entrySize: size)
+        }
+        // The library writes its own sizeof(vcpu_guest_context_any_t); the guest's layout may be smaller.
+        let bufferSize = max(size, xenlive_context_size())
+        for vcpu in 0...max(0, info.maxVCPUID) {
+            var online: Int32 = 0
+            guard xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 else {
+                let error = failure("getting vCPU \(vcpu)'s state", domid: domid)
+                if case .hypercall(_, ESRCH) = error { continue }   // the domain is there: no vCPU with this id
+                throw error
+            }
+            var buf = [UInt8](repeating: 0, count: bufferSize)
+            if xenlive_vcpu_context(domid, UInt32(vcpu), &buf) != 0 {
+                // -ENODATA: never started, so Xen has no context for it. Anything else is a failure,
+                // not a vCPU to show as offline.
+                guard errno == ENODATA else { throw failure("getting vCPU \(vcpu)'s context", domid: domid) }
+                files.append((vcpu, nil, false))
+                rawContexts.append(Array(buf.prefix(size)))
+                continue
+            }
+            buf.removeLast(bufferSize - size)
+            files.append((vcpu, RegisterFile.decode(LittleEndianBytes(buf), layout: layout), online != 0))
+            rawContexts.append(buf)
+        }
         var facts = SourceFacts(machine: machine, isPV: !info.isHVM, contextEntrySize: size,
-                                xenVersion: "\(major).\(minor)",
-                                capabilities: String(decoding: caps.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                                xenVersion: "\(xen.major).\(xen.minor)", capabilities: xen.capabilities)
         facts.origin = "live domain"
-        #if arch(x86_64) || arch(i386)
-        if info.isHVM {
+        if architecture == .x86 && info.isHVM {
             var efer: UInt64 = 0, cr0: UInt64 = 0
             if xenlive_hvm_efer(domid, 0, &efer, &cr0) == 0 { facts.hvmEFER = efer; facts.hvmCR0 = cr0 }
         }
-        #endif
         lastContexts = rawContexts.enumerated().filter { files[$0.offset].1 != nil }.map(\.element)
+        lastFacts = facts
         let decoded = files.compactMap { $0.1 }
         let description = GuestDescription.decide(facts: facts, vcpus: decoded)
         let zero = RegisterFile.decode(LittleEndianBytes([UInt8](repeating: 0, count: size)), layout: layout)!
         let vcpus = files.map { VCPU(id: $0.0, idIsCertain: true, registers: $0.1 ?? zero, online: $0.1 == nil ? false : $0.2) }
         return Guest(description: description, vcpus: vcpus, frames: LiveFrames(domid: domid), warnings: [],
-                     facts: ["live domain \(domid): \(info.isHVM ? "HVM" : "PV"), \(info.pages) pages, vCPUs 0–\(info.maxVCPUID), Xen \(major).\(minor)"])
+                     facts: ["live domain \(domid): \(info.isHVM ? "HVM" : "PV"), \(info.pages) pages, vCPUs 0–\(info.maxVCPUID), Xen \(xen.major).\(xen.minor)"])
     }
 }
 
@@ -168,7 +231,7 @@ extension LiveHypervisor {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw LiveError.write("cannot reopen \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: xenlive_context_size())
+        var buf = [UInt8](repeating: 0, count: max(xenlive_context_size(), core.contextEntrySize))
         for vcpu in 0...max(0, info.maxVCPUID) where entry < core.vcpuEntryCount {
             guard xenlive_vcpu_context(domid, UInt32(vcpu), &buf) == 0 else { continue }   // not in the core
             var online: Int32 = 1
@@ -183,50 +246,90 @@ extension LiveHypervisor {
         }
     }
 
+    /// Whether a core can be written at `path` (checked before the domain is paused): not
+    /// there unless `force`, and its folder writable.
+    public static func checkWritable(_ path: String, force: Bool) throws(LiveError) {
+        if !force && access(path, F_OK) == 0 { throw .fileExists(path) }
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard access(folder, W_OK) == 0 else { throw .write("cannot write a core in \(folder): \(String(cString: strerror(errno)))") }
+    }
+
     /// Writes a complete core of the domain to `path` (via a temporary file in the same
     /// folder, renamed at the end). x86 uses libxenctrl's own writer, which `xl dump-core`
     /// uses; elsewhere (ARM, whose xl writer saves no RAM) every guest frame up to the
     /// maximum gpfn that maps is written by `DumpCoreWriter`. Returns the pages written.
     public func saveCore(domid: UInt32, to path: String, force: Bool) throws -> Int {
-        if !force && access(path, F_OK) == 0 { throw LiveError.fileExists(path) }
+        try Self.checkWritable(path, force: force)
         let tmp = path + ".partial-\(getpid())"
         unlink(tmp)
         defer { unlink(tmp) }
         let progress = SaveProgress(path: tmp)
         progress.start()
         defer { progress.stop() }
-        #if arch(x86_64) || arch(i386)
-        guard xenlive_dumpcore(domid, tmp) == 0 else {
-            if errno == ENOSYS { throw LiveError.librariesMissing("libxenguest (xc_domain_dumpcore) cannot be loaded") }
-            throw LiveError.hypercall(what: "xc_domain_dumpcore", errno: errno)
+        _ = try guest(domid: domid)   // the contexts and facts the core records
+        let facts = lastFacts!
+        let written: Int
+        if facts.machine != XenCoreLayout.emARM {
+            guard xenlive_dumpcore(domid, tmp) == 0 else {
+                if errno == ENOSYS { throw LiveError.librariesMissing("libxenguest (xc_domain_dumpcore) cannot be loaded") }
+                throw failure("xc_domain_dumpcore", domid: domid)
+            }
+            written = Int(try XenCore(path: tmp).header.pageCount)
+            try recordOnlineState(domid: domid, core: tmp)
+        } else {
+            written = try writeARMCore(domid: domid, facts: facts, to: tmp)
         }
-        let written = Int(try XenCore(path: tmp).header.pageCount)
-        try recordOnlineState(domid: domid, core: tmp)
-        #else
-        let guest = try guest(domid: domid)
-        _ = guest
+        guard rename(tmp, path) == 0 else { throw LiveError.write("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+        return written
+    }
+
+    /// ARM's `xl dump-core` saves no guest RAM, so the core is written here: the contexts
+    /// just read and every guest frame up to the maximum gpfn that maps, in order, in the
+    /// layout xl uses (HVM magic, `.xen_pfn`), mapped 1024 frames at a time.
+    func writeARMCore(domid: UInt32, facts: SourceFacts, to path: String) throws -> Int {
         var maxGPFN: UInt64 = 0
-        guard xenlive_max_gpfn(domid, &maxGPFN) == 0 else { throw LiveError.hypercall(what: "xc_domain_maximum_gpfn", errno: errno) }
-        var writer = DumpCoreWriter(machine: XenCoreLayout.emARM, magic: XenCoreLayout.magicHVM, entrySize: Int(xenlive_context_size()),
+        guard xenlive_max_gpfn(domid, &maxGPFN) == 0 else { throw failure("xc_domain_maximum_gpfn", domid: domid) }
+        var writer = DumpCoreWriter(machine: XenCoreLayout.emARM, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
                                     contexts: lastContexts, frames: [])
-        writer.capabilities = ""
+        let version = facts.xenVersion.split(separator: ".")
+        if version.count == 2, let major = UInt64(version[0]), let minor = UInt64(version[1]) {
+            writer.xenMajor = major
+            writer.xenMinor = minor
+        }
+        writer.capabilities = facts.capabilities
+        var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
+        var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
+        xenlive_version_details(&extra, &compile, &changeset, &virtStart)
+        (writer.extraVersion, writer.compileInfo, writer.changeset, writer.virtStart) = (extra, compile, changeset, virtStart)
         var next: UInt64 = 0
         var batch: [(UInt64, [UInt8])] = []
-        let written = try writer.writeStreaming(to: tmp) { () -> (pfn: UInt64, page: [UInt8])? in
-            while batch.isEmpty && next <= maxGPFN {
+        var batchStart = 0
+        return try writer.writeStreaming(to: path) { () throws -> (pfn: UInt64, page: [UInt8])? in
+            while batchStart == batch.count && next <= maxGPFN {
+                batch.removeAll(keepingCapacity: true)
+                batchStart = 0
                 let count = Int(min(1024, maxGPFN - next + 1))
                 var frames = (0..<count).map { next + UInt64($0) }
                 var buf = [UInt8](repeating: 0, count: count * 4096)
                 var errs = [Int32](repeating: 0, count: count)
-                if xenlive_read_frames(domid, &frames, Int32(count), &buf, &errs) == 0 {
-                    for i in 0..<count where errs[i] == 0 { batch.append((frames[i], Array(buf[(i * 4096)..<((i + 1) * 4096)]))) }
+                guard xenlive_read_frames(domid, &frames, Int32(count), &buf, &errs) == 0 else {
+                    // The whole batch failed (not one frame the guest lacks): the domain is gone or Xen refused.
+                    throw failure("mapping guest frames 0x\(String(next, radix: 16))–0x\(String(next + UInt64(count) - 1, radix: 16))", domid: domid)
+                }
+                for i in 0..<count {
+                    if errs[i] == 0 { batch.append((frames[i], Array(buf[(i * 4096)..<((i + 1) * 4096)]))); continue }
+                    // Xen refuses a frame the guest does not have with -EINVAL; any other
+                    // refusal would leave a hole in the guest's RAM that the core would hide.
+                    guard errs[i] == -EINVAL else {
+                        throw LiveError.hypercall(what: "mapping guest frame 0x\(String(frames[i], radix: 16)) (the core would miss it)", errno: -errs[i])
+                    }
                 }
                 next += UInt64(count)
             }
-            return batch.isEmpty ? nil : { let b = batch.removeFirst(); return (b.0, b.1) }()
+            guard batchStart < batch.count else { return nil }
+            defer { batchStart += 1 }
+            return (batch[batchStart].0, batch[batchStart].1)
         }
-        #endif
-        guard rename(tmp, path) == 0 else { throw LiveError.write("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
-        return written
     }
 }

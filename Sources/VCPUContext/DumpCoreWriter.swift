@@ -18,6 +18,12 @@ public struct DumpCoreWriter {
     public var xenMajor: UInt64 = 4
     public var xenMinor: UInt64 = 17
     public var capabilities = "xen-3.0-aarch64 xen-3.0-armv7l "
+    /// The rest of the version note, as Xen answers XENVER_extraversion (16 bytes),
+    /// XENVER_compile_info (144), XENVER_changeset (64) and XENVER_platform_parameters.
+    public var extraVersion: [UInt8] = []
+    public var compileInfo: [UInt8] = []
+    public var changeset: [UInt8] = []
+    public var virtStart: UInt64 = 0
     public var formatVersion: UInt64 = XenCoreLayout.formatVersion01
 
     public init(machine: UInt16, magic: UInt64, entrySize: Int, contexts: [[UInt8]], frames: [(pfn: UInt64, gmfn: UInt64)]) {
@@ -47,6 +53,14 @@ public struct DumpCoreWriter {
         version.replaceSubrange(8..<16, with: le(xenMinor))
         let caps = Array(capabilities.utf8.prefix(1023))
         version.replaceSubrange(176..<(176 + caps.count), with: caps)
+        func put(_ bytes: [UInt8], at offset: Int, limit: Int) {
+            let b = bytes.prefix(limit)
+            version.replaceSubrange(offset..<(offset + b.count), with: b)
+        }
+        put(extraVersion, at: 16, limit: 16)
+        put(compileInfo, at: 32, limit: 144)
+        put(changeset, at: 1200, limit: 64)
+        version.replaceSubrange(1264..<1272, with: le(virtStart))
         version.replaceSubrange(1272..<1280, with: le(UInt64(4096)))
         note(XenCoreLayout.noteXenVersion, version)
         note(XenCoreLayout.noteFormatVersion, le(formatVersion))

@@ -477,7 +477,10 @@ extension XenctxCommand {
         let hv: LiveHypervisor
         do { hv = try LiveHypervisor() } catch { fail("\(error)") }
         if noPause { warn("--no-pause: the domain keeps running, so registers and memory may come from different moments") }
+        // Before pausing: a domain that does not exist, or a core that cannot be written, is said as such.
+        do { _ = try hv.info(domid: domid) } catch { fail("\(error)") }
         if let saveCore {
+            do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { fail("\(error)") }
             do {
                 let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) {
                     _ = try hv.info(domid: domid)
@@ -505,7 +508,10 @@ extension XenctxCommand {
                 case .shown(let out):
                     report.text += out.text
                     report.errors += out.errors
-                case .failed(let why, _): report.errors.append(why)
+                case .failed(let why, let alone):
+                    // Asked for alone, a view that cannot be made is the run's failure, as on a core.
+                    if alone { throw ViewFailure(description: why) }
+                    report.errors.append(why)
                 }
             }
             return report
@@ -544,6 +550,9 @@ extension XenctxCommand {
         if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
     }
 }
+
+/// A kernel view asked for alone (`--tasks`, `--log`, …) that could not be made.
+struct ViewFailure: Error, CustomStringConvertible { let description: String }
 
 /// Kernel types from the vmlinux's DWARF, for guests without BTF (Debian's armmp).
 struct VmlinuxTypes: KernelTypes {

@@ -101,10 +101,13 @@ enum Tool {
 
     /// Runs the tool; one that has not ended after `timeout` seconds is killed (SIGKILL,
     /// status 9), so a regression that blocks (on a FIFO, say) fails instead of hanging.
-    static func run(_ args: [String], timeout: Double = 120) throws -> Result {
+    static func run(_ args: [String], timeout: Double = 120, environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

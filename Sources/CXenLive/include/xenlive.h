@@ -18,8 +18,10 @@ typedef struct {
 
 enum { XENLIVE_DOMINF_HVM = 1u << 1, XENLIVE_DOMINF_SHUTDOWN = 1u << 2, XENLIVE_DOMINF_PAUSED = 1u << 3 };
 
-/* Loads the libraries; on failure writes a message to err and returns -1. */
-int xenlive_load(char *err, size_t errlen);
+/* Loads the libraries, from `dir` when not NULL (XENCTX_XEN_LIBDIR: a Xen built elsewhere,
+ * or the tests' stand-in), else by the dynamic loader's search; on failure writes a
+ * message to err and returns -1. */
+int xenlive_load(const char *dir, char *err, size_t errlen);
 /* Opens the control and foreign-memory handles (needs root and privcmd). */
 int xenlive_open(void);
 /* Exact lookup: returns -2 when no domain has this id (getinfolist returns the next one). */
@@ -35,6 +37,9 @@ int xenlive_guest_width(uint32_t domid, unsigned int *width);
 int xenlive_hvm_efer(uint32_t domid, uint32_t vcpu, uint64_t *efer, uint64_t *cr0);
 int xenlive_capabilities(char *buf, size_t len);
 int xenlive_version(unsigned int *major, unsigned int *minor);
+/* The rest of what a core's version note holds: extraversion (16 bytes), compile info
+ * (144), changeset (64) and the platform's virt_start. Fields Xen refuses are left zero. */
+void xenlive_version_details(uint8_t extra[16], uint8_t compile[144], uint8_t changeset[64], uint64_t *virt_start);
 /* Maps `count` frames read-only, copies them into buf (count*4096 bytes), unmaps.
  * errs[i] is 0 or a negative errno for frames that could not be mapped. */
 int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs);
