@@ -6,7 +6,10 @@
 # paused, hides Xen's libraries, then compares everything (Scripts/lab/compare.py).
 #
 # usage: Scripts/lab-check.sh [stages]     (default: "deps fetch extract dbg rootfs guest dom0 run collect")
-# env:   LAB_CACHE (default ~/.cache/xenlab/x86, shared with the lab itself), XENLAB (default ../shared/xenlab)
+# env:   LAB_CACHE (default ~/.cache/xenlab/x86, shared with the lab itself), XENLAB (default ../shared/xenlab),
+#        KVER (default 6.1.0-56-amd64, the corpus maps' kernel), LAB_DOMS and QCPU as the lab takes them;
+#        PVH guests: LAB_DOMS='pvh-crash:2:256:crash:0:pvh pvh-live:2:256:live:0:pvh' QCPU='qemu64,+svm,+npt'
+#        (Xen needs SVM with nested paging in the emulated CPU; see the lab's REPORT-PVH.md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 xenlab=${XENLAB:-$here/../shared/xenlab}
@@ -30,6 +33,7 @@ sed -i 's|^    run $D xl-unpause $XL unpause $id|&\n    . /lab/swift-signals.sh|
 sed -i 's|^ts "scenario end"|. /lab/swift-nolibs.sh\n&|' "$work/files/scenario.sh"
 grep -c "swift-" "$work/files/scenario.sh" "$work/build.sh"
 
+export KVER=${KVER:-6.1.0-56-amd64}
 stages=${*:-"deps fetch extract dbg rootfs guest dom0 run collect"}
 FORCE= bash "$work/build.sh" $stages
 python3 Scripts/lab/compare.py "$LAB_CACHE/results/latest" "$bin"

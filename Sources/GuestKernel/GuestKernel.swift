@@ -13,14 +13,15 @@ public struct GuestKernel: Sendable {
     /// kallsyms found by content while looking for VMCOREINFO (ARM32's upward search).
     let kallsymsByContent: KallsymsFinder.Found?
 
-    /// Finds VMCOREINFO; nil when the guest has no memory to read.
-    public init?(guest: Guest) {
+    /// Finds VMCOREINFO (first through `vmcoreinfoPointer`, a symbol file's
+    /// `vmcoreinfo_data`, when given); nil when the guest has no memory to read.
+    public init?(guest: Guest, vmcoreinfoPointer: UInt64? = nil) {
         guard let reader = KernelReader(guest: guest) else { return nil }
         self.guest = guest
         let clock = ContinuousClock()
         let start = clock.now
         var found: KallsymsFinder.Found? = nil
-        vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &found) }
+        vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &found, pointerHint: vmcoreinfoPointer) }
         locateTime = clock.now - start
         kallsymsByContent = found
     }

@@ -80,7 +80,12 @@ public enum VMCoreInfoLocator {
 
     /// `kallsyms` receives the content search for kallsyms when it was run to start an
     /// upward search, so a caller that needs kallsyms without VMCOREINFO need not repeat it.
-    public static func locate(guest: Guest, reader: KernelReader, kallsyms: inout KallsymsFinder.Found?) throws(KernelDataError) -> LocatedVMCoreInfo {
+    ///
+    /// `pointerHint` is where a symbol file puts `vmcoreinfo_data`: tried first, and only
+    /// trusted if the text it leads to parses (a map of another build, or a KASLR-moved
+    /// image, falls through to the search).
+    public static func locate(guest: Guest, reader: KernelReader, kallsyms: inout KallsymsFinder.Found?,
+                              pointerHint: UInt64? = nil) throws(KernelDataError) -> LocatedVMCoreInfo {
         let w = reader.wordSize
         let direct = directMap(guest: guest)
         var checked = Set<UInt64>()
@@ -99,6 +104,11 @@ public enum VMCoreInfoLocator {
             }
         }
 
+        if let hint = pointerHint, let p = try? reader.word(hint), directMap(guest: guest).contains(p), p & 0xfff == 0,
+           let target = try? reader.bytes(p, count: prefix.count, limit: prefix.count), target == prefix,
+           tryText(at: p, how: "through vmcoreinfo_data (\(hex(hint)), from the symbol file)") {
+            return LocatedVMCoreInfo(info: found!.1, address: found!.0, how: found!.2, pagesScanned: 0)
+        }
         for var window in windows(guest: guest) {
             // Upwards, .text comes first and holds many words that look like page pointers
             // (ARM instructions): start at the kallsyms tables in .rodata when they are found.

@@ -401,7 +401,7 @@ struct XenctxCommand: ParsableCommand {
         }
         // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
         let guestSymbols = unwind != "scan"
-        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest) : nil
+        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest, vmcoreinfoPointer: files.map?.address(of: "vmcoreinfo_data")) : nil
         var inputs = SymbolResolution.Inputs()
         inputs.map = files.map
         inputs.mapPath = symbolTable

@@ -48,6 +48,22 @@ struct GuestKernelCorpusTests {
         }
     }
 
+    /// With a System.map, `vmcoreinfo_data` is read where the map puts it and no page is
+    /// searched; a hint that leads nowhere (another build's address) falls back to the search.
+    @Test(arguments: fullRAM)
+    func vmcoreinfoThroughTheMapsPointer(_ name: String) throws {
+        guard !Self.noVMCOREINFO.contains(name) else { return }
+        let c = Corpus.named(name)
+        let guest = try Guest(core: XenCore(path: try Corpus.corePath(c)))
+        let map = try SystemMap.load(path: try Corpus.mapPath(c))
+        let searched = try #require(GuestKernel(guest: guest)).vmcoreinfo.get()
+        let hinted = try #require(GuestKernel(guest: guest, vmcoreinfoPointer: map.address(of: "vmcoreinfo_data"))).vmcoreinfo.get()
+        #expect(hinted.address == searched.address && hinted.pagesScanned == 0)
+        #expect(hinted.how.contains("from the symbol file"))
+        let wrong = try #require(GuestKernel(guest: guest, vmcoreinfoPointer: map.address(of: "linux_banner"))).vmcoreinfo.get()
+        #expect(wrong.address == searched.address && wrong.how == searched.how)
+    }
+
     /// The guest's kallsyms is the System.map less documented kinds of symbol:
     /// - x86_64: per-CPU variables, which kallsyms stores as absolute ('A', --absolute-percpu)
     ///   and a symbol table skips like every absolute symbol; and kallsyms' own tables
