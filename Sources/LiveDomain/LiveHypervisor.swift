@@ -199,30 +199,42 @@ public final class LiveHypervisor: @unchecked Sendable {
 /// report can be printed after the domain is unpaused.
 final class LiveFrames: FrameSource, @unchecked Sendable {
     let domid: UInt32
-    private let lock = Mutex<[UInt64: UnsafeMutableRawPointer?]>([:])
+    private struct State {
+        var pages: [UInt64: UnsafeMutableRawPointer] = [:]
+        /// Frames that could not be mapped, with Xen's errno (remembered: asked once).
+        var failures: [UInt64: Int32] = [:]
+    }
+    private let lock = Mutex(State())
 
     init(domid: UInt32) { self.domid = domid }
 
     deinit {
-        lock.withLock { pages in for p in pages.values { free(p) } }
+        lock.withLock { state in for p in state.pages.values { free(p) } }
     }
 
     func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
-        let p: UnsafeMutableRawPointer? = lock.withLock { pages in
-            if let cached = pages[frame] { return cached }
-            guard pages.count < 1 << 16 else { return nil }   // a report needs a few hundred pages at most
+        let p: UnsafeMutableRawPointer? = lock.withLock { state in
+            if let cached = state.pages[frame] { return cached }
+            if state.failures[frame] != nil { return nil }
+            guard state.pages.count < 1 << 16 else { return nil }   // a report needs a few hundred pages at most
             let buf = malloc(4096)!
             var f = frame
             var err: Int32 = 0
-            let ok = xenlive_read_frames(domid, &f, 1, buf, &err) == 0 && err == 0
-            if !ok { free(buf) }
-            pages[frame] = .some(ok ? buf : nil)     // failures are remembered too
-            return ok ? buf : nil
+            if xenlive_read_frames(domid, &f, 1, buf, &err) == 0 && err == 0 {
+                state.pages[frame] = buf
+                return buf
+            }
+            free(buf)
+            state.failures[frame] = err != 0 ? -err : errno
+            return nil
         }
         return p.map { UnsafeRawBufferPointer(start: $0, count: 4096) }
     }
 
-    func whyMissing(_ frame: UInt64) -> String { "frame 0x\(hex(frame)) of domain \(domid) cannot be mapped" }
+    func whyMissing(_ frame: UInt64) -> String {
+        let why = lock.withLock { $0.failures[frame] }.map { ": " + String(cString: strerror($0)) } ?? ""
+        return "frame 0x\(hex(frame)) of domain \(domid) cannot be mapped\(why)"
+    }
 }
 
 extension LiveHypervisor {

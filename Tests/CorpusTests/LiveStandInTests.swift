@@ -128,9 +128,9 @@ struct LiveStandInTests {
         Failure(caseName: name, args: ["-C", "7"], environment: [:], status: 2, message: "no domain with id 7 (see `xl list`)"),
         // Mappings that fail after the first few frames: the report says which page it could not read.
         Failure(caseName: name, args: ["-C", "1"], environment: ["XENSTANDIN_FAIL": "xenforeignmemory_map@4"], status: 1,
-                message: "cannot be mapped"),
+                message: "cannot be mapped: Input/output error"),
         Failure(caseName: name, args: ["-C", "1"], environment: ["XENSTANDIN_MAP_FAIL_AFTER": "3"], status: 1,
-                message: "cannot be mapped"),
+                message: "cannot be mapped: Bad address"),
         // The domain is destroyed while the tool runs.
         Failure(caseName: name, args: ["-C", "1"], environment: ["XENSTANDIN_VANISH_AFTER": "3"], status: 2,
                 message: "domain 1 went away while it was being read"),
