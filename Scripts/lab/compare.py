@@ -51,7 +51,8 @@ def first_diff(a, b):
 
 for dom in sorted(os.listdir(results)):
     d = os.path.join(results, dom)
-    if not dom.startswith("lab-") or not os.path.isdir(d): continue
+    # Every guest's folder (lab-*, pvh-*, ...): the ones upstream xenctx ran on.
+    if dom == "host" or not os.path.isdir(d) or not any(f.startswith("xenctx") for f in os.listdir(d)): continue
     for f in sorted(os.listdir(d)):
         if not (f.startswith("xenctx") and f.endswith(".out")) or "after-dump" in f: continue
         n = f[:-4]
@@ -104,6 +105,24 @@ for dom in sorted(os.listdir(results)):
         check(up is not None and ours is not None and ours * 20 <= up,
               f"{dom}: pause window, medians of {len(vals.get('swift-pause-ms', []))} runs: xenctx-swift {ours} ms"
               f" (no map: {med.get('swift-nomap-pause-ms')} ms) vs upstream's whole run {up} ms")
+
+# --save-core beside `xl dump-core` of the same domain, from the scenario's own timings
+# ("rc=0 (T0 -> T1) CMD", dom0 uptime seconds).
+log = os.path.join(results, "scenario.log")
+if os.path.exists(log):
+    took = {}
+    for line in open(log):
+        m = re.search(r"rc=(\d+) \(([0-9.]+) -> ([0-9.]+)\) (.*)$", line)
+        if not m: continue
+        cmd = m.group(4)
+        dm = re.search(r"(?:dump-core \d+|--save-core) (\S+)/([^/ ]+?)(?:\.swift)?\.core", cmd)
+        if not dm or "second" in cmd: continue
+        tool = "xenctx-swift" if "--save-core" in cmd else "xl"
+        took.setdefault(dm.group(2), {}).setdefault(tool, (m.group(1), float(m.group(3)) - float(m.group(2))))
+    for dom, t in sorted(took.items()):
+        if "xl" in t and "xenctx-swift" in t and t["xenctx-swift"][0] == "0":
+            xl, ours = t["xl"][1], t["xenctx-swift"][1]
+            print(f"TIME {dom}: --save-core {ours:.1f} s, xl dump-core {xl:.1f} s ({xl / ours:.1f}x)")
 
 h = os.path.join(results, "host")
 if os.path.exists(os.path.join(h, "swift-nolibs-live.err")):

@@ -54,14 +54,22 @@ public enum SafeFile {
 
     /// The whole of a file opened by `open`, read with a bound the caller has checked.
     public static func readAll(fd: Int32, size: Int, path: String) throws(OpenError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: size)
-        var done = 0
-        while done < size {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw OpenError(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "the file ended early (it is changing)") }
-            done += n
+        var failure: OpenError? = nil
+        // Read straight into the array's storage: zeroing it first would touch every page twice.
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var done = 0
+            while done < size {
+                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    failure = OpenError(path: path, reason: n < 0 ? String(cString: strerror(errno)) : "the file ended early (it is changing)")
+                    break
+                }
+                done += n
+            }
+            initialized = failure == nil ? size : 0
         }
+        if let failure { throw failure }
         return bytes
     }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A kernel symbol table in System.map (or /proc/kallsyms) format.
 ///
 /// Parsing follows upstream xenctx's `read_symbol_table`: `ADDR TYPE NAME`, types U/v/w
@@ -149,8 +153,9 @@ public struct SystemMap: Sendable {
             let n = buf.count
             var lineStart = 0
             while lineStart < n {
-                var lineEnd = lineStart
-                while lineEnd < n && buf[lineEnd] != 0x0a { lineEnd += 1 }
+                // memchr: the newline search is most of a pass over the file.
+                let lineEnd = memchr(buf.baseAddress! + lineStart, 0x0a, n - lineStart)
+                    .map { UnsafeRawPointer($0) - UnsafeRawPointer(buf.baseAddress!) } ?? n
                 if let (address, type, nameStart, nameEnd) = SystemMap.parseLine(buf, lineStart, lineEnd) {
                     switch type {
                     case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
@@ -257,11 +262,17 @@ public struct SystemMap: Sendable {
     }
 
     static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
+        let v = hexDigits[Int(c)]
+        return v == 0xff ? nil : v
+    }
+
+    /// Each byte's value as a hex digit, 0xff for a byte that is none.
+    static let hexDigits: [UInt8] = (0..<256).map { c -> UInt8 in
+        switch UInt8(c) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt8(c) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt8(c) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt8(c) - UInt8(ascii: "A") + 10
+        default: return 0xff
         }
     }
 
