@@ -104,9 +104,15 @@ public enum VMCoreInfoLocator {
             }
         }
 
-        if let hint = pointerHint, let p = try? reader.word(hint), directMap(guest: guest).contains(p), p & 0xfff == 0,
-           let target = try? reader.bytes(p, count: prefix.count, limit: prefix.count), target == prefix,
-           tryText(at: p, how: "through vmcoreinfo_data (\(hex(hint)), from the symbol file)") {
+        /// A word that may be `vmcoreinfo_data`: a direct-map address whose page starts with the text.
+        func tryPointer(_ p: UInt64, how: String) -> Bool {
+            guard direct.contains(p), checked.count < 4096, checked.insert(p).inserted,
+                  let target = try? reader.bytes(p, count: prefix.count, limit: prefix.count), target == prefix else { return false }
+            return tryText(at: p, how: how)
+        }
+
+        if let hint = pointerHint, let p = try? reader.word(hint), p & 0xfff == 0,
+           tryPointer(p, how: "through vmcoreinfo_data (\(hex(hint)), from the symbol file)") {
             return LocatedVMCoreInfo(info: found!.1, address: found!.0, how: found!.2, pagesScanned: 0)
         }
         for var window in windows(guest: guest) {
@@ -126,9 +132,7 @@ public enum VMCoreInfoLocator {
                 for i in candidates {
                     let p = w == 8 ? page.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)
                                    : UInt64(page.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
-                    if direct.contains(p), checked.count < 4096, checked.insert(p).inserted,
-                       let target = try? reader.bytes(p, count: prefix.count, limit: prefix.count), target == prefix,
-                       tryText(at: p, how: "through the pointer at \(hex(va + UInt64(i * w))) in \(window.name) (vmcoreinfo_data)") {
+                    if tryPointer(p, how: "through the pointer at \(hex(va + UInt64(i * w))) in \(window.name) (vmcoreinfo_data)") {
                         return false
                     }
                 }

@@ -14,6 +14,8 @@ public final class LiveHypervisor: @unchecked Sendable {
     public private(set) var lastContexts: [[UInt8]] = []
     /// What the last `guest(domid:)` learnt of the hypervisor and the guest kind.
     public private(set) var lastFacts: SourceFacts? = nil
+    /// The hypervisor's version and capabilities as the last `guest(domid:)` read them.
+    private(set) var lastXen: (major: UInt32, minor: UInt32, capabilities: String) = (0, 0, "")
 
     /// Checks the host, loads the libraries and opens the handles, in that order, so the
     /// first thing that is missing is the one reported. With `XENCTX_XEN_LIBDIR` the
@@ -55,7 +57,7 @@ public final class LiveHypervisor: @unchecked Sendable {
         case -2: throw .noSuchDomain(domid)
         default: throw .hypercall(what: "getting domain \(domid)'s info", errno: errno)
         }
-        if raw.flags & 1 != 0 { throw .dying(domid) }
+        if raw.flags & UInt32(XENLIVE_DOMINF_DYING) != 0 { throw .dying(domid) }
         return DomainInfo(domid: domid, isHVM: raw.flags & UInt32(XENLIVE_DOMINF_HVM) != 0, maxVCPUID: Int(raw.max_vcpu_id),
                           pages: raw.tot_pages, flags: raw.flags)
     }
@@ -84,7 +86,7 @@ public final class LiveHypervisor: @unchecked Sendable {
         let saved = errno
         if saved == ESRCH {
             var raw = xenlive_dominfo()
-            if xenlive_getinfo(domid, &raw) == -2 || raw.flags & 1 != 0 { return .vanished(domid) }
+            if xenlive_getinfo(domid, &raw) == -2 || raw.flags & UInt32(XENLIVE_DOMINF_DYING) != 0 { return .vanished(domid) }
         }
         return .hypercall(what: what, errno: saved)
     }
@@ -180,12 +182,13 @@ public final class LiveHypervisor: @unchecked Sendable {
         }
         lastContexts = rawContexts.enumerated().filter { files[$0.offset].1 != nil }.map { i, raw in
             // An x86 context's VGCF_online can be stale (sticky for PV); Xen's vCPU info is not.
-            guard architecture == .x86, raw.count >= 520, !files[i].2 else { return raw }
+            guard architecture == .x86, raw.count > VGCF.flagsOffset, !files[i].2 else { return raw }
             var patched = raw
-            patched[512] &= ~UInt8(VGCF.online)
+            patched[VGCF.flagsOffset] &= ~UInt8(VGCF.online)
             return patched
         }
         lastFacts = facts
+        lastXen = xen
         let decoded = files.compactMap { $0.1 }
         let description = GuestDescription.decide(facts: facts, vcpus: decoded)
         let zero = RegisterFile.decode(LittleEndianBytes([UInt8](repeating: 0, count: size)), layout: layout)!
@@ -254,7 +257,7 @@ extension LiveHypervisor {
             guard xenlive_vcpu_context(domid, UInt32(vcpu), &buf) == 0 else { continue }   // not in the core
             var online: Int32 = 1
             if xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 && online == 0 {
-                let flagsOffset = off_t(core.prstatus.offset) + off_t(entry * core.contextEntrySize) + 512
+                let flagsOffset = off_t(core.prstatus.offset) + off_t(entry * core.contextEntrySize) + off_t(VGCF.flagsOffset)
                 var flags: UInt8 = 0
                 guard pread(fd, &flags, 1, flagsOffset) == 1 else { throw LiveError.write("cannot read back \(path)") }
                 flags &= ~UInt8(VGCF.online)
@@ -314,12 +317,7 @@ extension LiveHypervisor {
         let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64   // HVM contexts are host-sized
         var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
                                     contexts: lastContexts, frames: [])
-        let version = facts.xenVersion.split(separator: ".")
-        if version.count == 2, let major = UInt64(version[0]), let minor = UInt64(version[1]) {
-            writer.xenMajor = major
-            writer.xenMinor = minor
-        }
-        writer.capabilities = facts.capabilities
+        (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
         var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
         var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
         xenlive_version_details(&extra, &compile, &changeset, &virtStart)
@@ -337,14 +335,14 @@ extension LiveHypervisor {
                 var errs = [Int32](repeating: 0, count: count)
                 guard xenlive_read_frames(domid, &frames, Int32(count), &buf, &errs) == 0 else {
                     // The whole batch failed (not one frame the guest lacks): the domain is gone or Xen refused.
-                    throw failure("mapping guest frames 0x\(String(next, radix: 16))–0x\(String(next + UInt64(count) - 1, radix: 16))", domid: domid)
+                    throw failure("mapping guest frames 0x\(hex(next))–0x\(hex(next + UInt64(count) - 1))", domid: domid)
                 }
                 for i in 0..<count {
                     if errs[i] == 0 { batch.append((frames[i], Array(buf[(i * 4096)..<((i + 1) * 4096)]))); continue }
                     // Xen refuses a frame the guest does not have with -EINVAL; any other
                     // refusal would leave a hole in the guest's RAM that the core would hide.
                     guard errs[i] == -EINVAL else {
-                        throw LiveError.hypercall(what: "mapping guest frame 0x\(String(frames[i], radix: 16)) (the core would miss it)", errno: -errs[i])
+                        throw LiveError.hypercall(what: "mapping guest frame 0x\(hex(frames[i])) (the core would miss it)", errno: -errs[i])
                     }
                 }
                 next += UInt64(count)

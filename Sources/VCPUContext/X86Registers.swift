@@ -2,6 +2,8 @@
 public enum VGCF {
     public static let inKernel: UInt64 = 1 << 2
     public static let online: UInt64 = 1 << 5
+    /// Where `flags` is in both layouts (after the 512-byte FPU area).
+    public static let flagsOffset = 512
 }
 
 /// The register file of a 64-bit x86 context (`vcpu_guest_context_x86_64`, 5168 bytes):
@@ -28,7 +30,7 @@ public struct X86_64Registers: Sendable, Equatable, Codable {
         rdx = b.u64(u + 96); rsi = b.u64(u + 104); rdi = b.u64(u + 112)
         rip = b.u64(u + 128); cs = b.u16(u + 136); rflags = b.u64(u + 144); rsp = b.u64(u + 152)
         ss = b.u16(u + 160); es = b.u16(u + 168); ds = b.u16(u + 176); fs = b.u16(u + 184); gs = b.u16(u + 192)
-        flags = b.u64(512)
+        flags = b.u64(VGCF.flagsOffset)
         kernelSS = b.u64(4968); kernelSP = b.u64(4976)
         ctrlreg = (0..<8).map { b.u64(4984 + 8 * $0) }
         debugreg = (0..<8).map { b.u64(5048 + 8 * $0) }
@@ -58,7 +60,7 @@ public struct X86_32Registers: Sendable, Equatable, Codable {
         edi = b.u32(u + 16); ebp = b.u32(u + 20); eax = b.u32(u + 24)
         eip = b.u32(u + 32); cs = b.u16(u + 36); eflags = b.u32(u + 40); esp = b.u32(u + 44)
         ss = b.u16(u + 48); es = b.u16(u + 52); ds = b.u16(u + 56); fs = b.u16(u + 60); gs = b.u16(u + 64)
-        flags = b.u32(512)
+        flags = b.u32(VGCF.flagsOffset)
         kernelSS = b.u32(2708); kernelSP = b.u32(2712)
         ctrlreg = (0..<8).map { b.u32(2716 + 4 * $0) }
         debugreg = (0..<8).map { b.u32(2748 + 4 * $0) }

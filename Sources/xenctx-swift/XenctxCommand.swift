@@ -483,8 +483,7 @@ extension XenctxCommand {
             do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { fail("\(error)") }
             do {
                 let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) {
-                    _ = try hv.info(domid: domid)
-                    return try hv.saveCore(domid: domid, to: saveCore, force: force)
+                    try hv.saveCore(domid: domid, to: saveCore, force: force)
                 }
                 writeAll(2, "xenctx-swift: saved \(pages) pages of domain \(domid) to \(saveCore)\(paused.map { "; the domain was paused for \(milliseconds($0))" } ?? "")\n")
             } catch {

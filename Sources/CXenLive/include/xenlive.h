@@ -16,7 +16,7 @@ typedef struct {
     uint64_t tot_pages;
 } xenlive_dominfo;
 
-enum { XENLIVE_DOMINF_HVM = 1u << 1, XENLIVE_DOMINF_SHUTDOWN = 1u << 2, XENLIVE_DOMINF_PAUSED = 1u << 3 };
+enum { XENLIVE_DOMINF_DYING = 1u << 0, XENLIVE_DOMINF_HVM = 1u << 1, XENLIVE_DOMINF_SHUTDOWN = 1u << 2, XENLIVE_DOMINF_PAUSED = 1u << 3 };
 
 /* Loads the libraries, from `dir` when not NULL (XENCTX_XEN_LIBDIR: a Xen built elsewhere,
  * or the tests' stand-in), else by the dynamic loader's search; on failure writes a
