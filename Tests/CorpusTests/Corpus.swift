@@ -132,10 +132,16 @@ enum Tool {
 
     /// Upstream arguments for a case, with the domain replaced by `--core FILE`.
     static func arguments(for run: Corpus.UpstreamRun) throws -> [String] {
-        let c = Corpus.named(run.caseName)
-        return try run.args.flatMap { a -> [String] in
+        try arguments(run.args, of: run.caseName)
+    }
+
+    /// `args` with `{map}` made the case's map and `{domid}` its core (`--core FILE`), or
+    /// `liveDomain` when the case is served as a live domain.
+    static func arguments(_ args: [String], of caseName: String, liveDomain: String? = nil) throws -> [String] {
+        let c = Corpus.named(caseName)
+        return try args.flatMap { a -> [String] in
             switch a {
-            case "{domid}": return ["--core", try Corpus.corePath(c)]
+            case "{domid}": return try liveDomain.map { [$0] } ?? ["--core", try Corpus.corePath(c)]
             case "{map}": return [try Corpus.mapPath(c)]
             default: return [a]
             }

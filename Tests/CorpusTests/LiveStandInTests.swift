@@ -27,24 +27,13 @@ struct LiveStandInTests {
         return stored + ours
     }
 
-    func arguments(_ i: Invocation, live: Bool) throws -> [String] {
-        let c = Corpus.named(i.caseName)
-        return try i.args.flatMap { a -> [String] in
-            switch a {
-            case "{domid}": return live ? ["1"] : ["--core", try Corpus.corePath(c)]
-            case "{map}": return [try Corpus.mapPath(c)]
-            default: return [a]
-            }
-        }
-    }
-
     /// The same report live as from the core: stdout, stderr and exit status; the pause
     /// balanced, no mapping asked for writing.
     @Test(arguments: invocations)
     func liveEqualsCore(_ i: Invocation) throws {
         let domain = try XenStandIn.Domain(i.caseName)
-        let live = try domain.run(try arguments(i, live: true))
-        let core = try Tool.run(try arguments(i, live: false))
+        let live = try domain.run(try Tool.arguments(i.args, of: i.caseName, liveDomain: "1"))
+        let core = try Tool.run(try Tool.arguments(i.args, of: i.caseName))
         #expect(live.result.stdout == core.stdout, "\(i)\n\(UpstreamEqualityTests.diff(core.stdout, live.result.stdout))")
         #expect(live.result.status == core.status, "\(i): live \(live.result.status), core \(core.status): \(live.result.stderr)")
         #expect(Self.errorLines(live.result.stderr) == Self.errorLines(core.stderr), "\(i)")

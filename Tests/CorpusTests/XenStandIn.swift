@@ -87,46 +87,55 @@ enum XenStandIn {
             var misbehaved: [String] { events.filter { $0.hasPrefix("write-mapping") || $0.hasPrefix("unpause of") } }
         }
 
-        /// Runs xenctx-swift on domain 1 (`{domid}` in `args` becomes 1) through the stand-in.
-        func run(_ args: [String], environment extra: [String: String] = [:], timeout: Double = 120) throws -> Run {
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("standin-\(UUID().uuidString).log").path
-            defer { unlink(log) }
+        /// The environment that serves this domain through the stand-in, logging to `log`.
+        func environment(log: String, _ extra: [String: String] = [:]) throws -> [String: String] {
             var env = environment.merging(extra) { $1 }
             env["XENCTX_XEN_LIBDIR"] = try libraryDirectory()
             env["XENSTANDIN_CORE"] = core
             env["XENSTANDIN_LOG"] = log
-            let result = try Tool.run(args.map { $0 == "{domid}" ? "1" : $0 }, timeout: timeout, environment: env)
-            let events = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-            return Run(result: result, events: events)
+            return env
+        }
+
+        /// A fresh path for the stand-in's event log.
+        static func newLog() -> String {
+            FileManager.default.temporaryDirectory.appendingPathComponent("standin-\(UUID().uuidString).log").path
+        }
+
+        /// The stand-in's events so far, one per line.
+        static func events(_ log: String) -> [String] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        /// Runs xenctx-swift on domain 1 (`{domid}` in `args` becomes 1) through the stand-in.
+        func run(_ args: [String], environment extra: [String: String] = [:], timeout: Double = 120) throws -> Run {
+            let log = Self.newLog()
+            defer { unlink(log) }
+            let result = try Tool.run(args.map { $0 == "{domid}" ? "1" : $0 }, timeout: timeout, environment: try environment(log: log, extra))
+            return Run(result: result, events: Self.events(log))
         }
 
         /// Starts xenctx-swift on domain 1 holding its pause, sends `signal` once the stand-in
         /// has been paused, and returns how it ended and the stand-in's log.
         func interrupted(by signal: Int32, args: [String]) throws -> (reason: Process.TerminationReason, status: Int32, run: Run) {
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("standin-\(UUID().uuidString).log").path
+            let log = Self.newLog()
             defer { unlink(log) }
             let p = Process()
             p.executableURL = Tool.binary
             p.arguments = args
-            p.environment = ProcessInfo.processInfo.environment.merging(environment.merging([
-                "XENCTX_XEN_LIBDIR": try libraryDirectory(), "XENSTANDIN_CORE": core, "XENSTANDIN_LOG": log,
-                "XENCTX_SWIFT_HOLD_PAUSE_MS": "30000",
-            ]) { $1 }) { $1 }
+            p.environment = ProcessInfo.processInfo.environment.merging(
+                try environment(log: log, ["XENCTX_SWIFT_HOLD_PAUSE_MS": "30000"])) { $1 }
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
             let deadline = Date().addingTimeInterval(30)
-            func events() -> [String] {
-                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-            }
-            while !events().contains("pause 1") && p.isRunning && Date() < deadline { usleep(10_000) }
+            while !Self.events(log).contains("pause 1") && p.isRunning && Date() < deadline { usleep(10_000) }
             kill(p.processIdentifier, signal)
             let killer = DispatchWorkItem { kill(p.processIdentifier, SIGKILL) }
             DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: killer)
             p.waitUntilExit()
             killer.cancel()
             return (p.terminationReason, p.terminationStatus,
-                    Run(result: Tool.Result(stdout: "", stderr: "", status: p.terminationStatus), events: events()))
+                    Run(result: Tool.Result(stdout: "", stderr: "", status: p.terminationStatus), events: Self.events(log)))
         }
     }
 }
