@@ -9,7 +9,9 @@
 # env:   LAB_CACHE (default ~/.cache/xenlab/x86, shared with the lab itself), XENLAB (default ../shared/xenlab),
 #        KVER (default 6.1.0-56-amd64, the corpus maps' kernel), LAB_DOMS and QCPU as the lab takes them;
 #        PVH guests: LAB_DOMS='pvh-crash:2:256:crash:0:pvh pvh-live:2:256:live:0:pvh' QCPU='qemu64,+svm,+npt'
-#        (Xen needs SVM with nested paging in the emulated CPU; see the lab's REPORT-PVH.md)
+#        (Xen needs SVM with nested paging in the emulated CPU; see the lab's REPORT-PVH.md);
+#        32-bit guests: TYPE pvh32 (Debian's 686-pae kernel KVER32, default 6.1.0-50-686-pae),
+#        e.g. LAB_DOMS='p32-crash:2:128:crash:0:pvh32 p32-live:2:128:live:0:pvh32'
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 xenlab=${XENLAB:-$here/../shared/xenlab}
@@ -31,6 +33,19 @@ sed -i 's|  install -m 755 "$HERE/files/scenario.sh" "$S/lab/scenario.sh"|&\n  i
 sed -i 's|^  # ---- the core ----|  . /lab/swift-runs.sh\n&|' "$work/files/scenario.sh"
 sed -i 's|^    run $D xl-unpause $XL unpause $id|&\n    . /lab/swift-signals.sh|' "$work/files/scenario.sh"
 sed -i 's|^ts "scenario end"|. /lab/swift-nolibs.sh\n&|' "$work/files/scenario.sh"
+# 32-bit guests (TYPE pvh32 in LAB_DOMS): Debian's i386 686-pae kernel and an i386 busybox
+# initramfs; the scenario gives them their own kernel, System.map and -k.
+if [[ " ${LAB_DOMS:-} " == *:pvh32\ * ]]; then
+  bash Scripts/lab/guest32.sh "$work" "${KVER32:-6.1.0-50-686-pae}"
+  sed -i 's|  install -m 755 "$HERE"/files/xenctx-swift |&"$HERE"/files/vmlinuz32 "$HERE"/files/guest-initrd32.cpio.gz "$HERE"/files/System.map32 |' "$work/build.sh"
+fi
+# Per domain: the xl type, kernel and ramdisk (pvh32 = a pvh domain with the 32-bit kernel),
+# and the System.map, -k and addresses upstream's options use (kept beside its outputs).
+sed -i 's|^  cat > /lab/$name.cfg <<EOT|  xltype=$gtype kern=/lab/vmlinuz rd=/lab/guest-initrd.cpio.gz\n  case $gtype in *32) xltype=${gtype%32}; kern=/lab/vmlinuz32; rd=/lab/guest-initrd32.cpio.gz;; esac\n&|; s|^type = "$gtype"$|type = "$xltype"|; s|^kernel = "/lab/vmlinuz"$|kernel = "$kern"|; s|^ramdisk = "/lab/guest-initrd.cpio.gz"$|ramdisk = "$rd"|' "$work/files/scenario.sh"
+sed -i 's|^  echo $gtype > $D/type.txt$|&\n  case $gtype in *32) MAP=/lab/System.map32 kstart=0xc1000000;; *) MAP=/lab/System.map kstart=0xffff800000000000;; esac\n  banner=0x$(awk '"'"'$3=="linux_banner"{print $1}'"'"' $MAP); inittask=0x$(awk '"'"'$3=="init_task"{print $1}'"'"' $MAP)\n  cp $MAP $D/System.map|' "$work/files/scenario.sh"
+for want in 'type = "$xltype"' 'kernel = "$kern"' 'ramdisk = "$rd"' 'cp $MAP $D/System.map' 'kern=/lab/vmlinuz32'; do
+  grep -qF "$want" "$work/files/scenario.sh" || { echo "lab-check: the lab's scenario.sh changed; cannot add: $want" >&2; exit 2; }
+done
 grep -c "swift-" "$work/files/scenario.sh" "$work/build.sh"
 
 export KVER=${KVER:-6.1.0-56-amd64}

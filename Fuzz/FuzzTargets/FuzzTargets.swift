@@ -137,15 +137,18 @@ public enum FuzzTargets {
         reader.forEachMappedPage(from: addresses[0], to: addresses[0] &+ (64 << 20), descending: b & 2 != 0, maxPages: 256) { _, _ in true }
     }
 
-    /// The unwinders (ORC, EHABI, AArch64 frame records, x86/APCS frame records) over
-    /// memory from the input, with tables and registers placed by the header.
+    /// The unwinders (ORC, EHABI, AArch64 frame records, x86/APCS frame records, Linux's
+    /// x86 frame-pointer unwinder) over memory from the input, with tables and registers
+    /// placed by the header.
     static func unwind(_ data: UnsafeRawBufferPointer) {
         var h = FuzzHeader(data)
-        let which = h.u8() % 4
+        let which = h.u8() % 6
+        // The 32-bit x86 unwinder needs its memory where a 32-bit kernel lives.
+        let at: UInt64 = which == 4 ? 0xc100_0000 : base
         var r: [UInt64] = []
-        for _ in 0..<6 { r.append(base &+ UInt64(h.u32() & 0x3_ffff)) }
-        let memory = GuestMemory(frames: FuzzMemory(h.rest, firstFrame: base >> 12), translation: .identity)
-        let text: (UInt64) -> Bool = { $0 >= base && $0 < base + (1 << 18) }
+        for _ in 0..<6 { r.append(at &+ UInt64(h.u32() & 0x3_ffff)) }
+        let memory = GuestMemory(frames: FuzzMemory(h.rest, firstFrame: at >> 12), translation: .identity)
+        let text: (UInt64) -> Bool = { $0 >= at && $0 < at + (1 << 18) }
         switch which {
         case 0:
             let tables = ORCUnwinder.Tables(ipTable: r[0], stopIPTable: r[0] &+ (r[1] & 0xfff), entries: r[2])
@@ -159,6 +162,8 @@ public enum FuzzTargets {
             _ = EHABIIndexFinder.locate(reader: reader, text: [r[2]...(r[2] &+ (r[3] & 0xf_ffff))], from: base, to: base + (1 << 18))
         case 2:
             _ = AArch64FrameUnwinder(vaBits: 48).unwind(pc: r[0], sp: r[1], fp: r[2], memory: memory)
+        case 4, 5:
+            _ = X86FrameUnwinder(width: which == 4 ? 4 : 8, isKernelText: text).unwind(ip: r[0], sp: r[1], bp: r[2], memory: memory)
         default:
             let layout: FrameRecordLayout = r[3] & 1 == 0 ? .framePointerThenReturn : .apcs
             _ = FrameRecordWalk(width: r[3] & 2 == 0 ? 8 : 4, limit: r[1] &+ 0x4000, layout: layout)

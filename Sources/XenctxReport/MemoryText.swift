@@ -225,7 +225,7 @@ struct VCPUMemoryView {
         exactMethod(method ?? options.unwind).flatMap { method in
             switch method {
             case .orc: return orcTrace()
-            case .fp: return aarch64Trace()
+            case .fp: return isARM ? aarch64Trace() : x86FrameTrace()
             case .exidx: return exidxTrace()
             case .cfi: return cfiTrace()
             case .scan, .auto: return nil
@@ -242,9 +242,16 @@ struct VCPUMemoryView {
         case .auto:
             if orcTables() != nil { return .orc }
             if exidxTables() != nil { return .exidx }
-            return report.guest.description.architecture == .aarch64 ? .fp : nil
-        case .fp, .scan:
-            // AArch64 Linux always keeps frame records: -f walks them across stacks.
+            // AArch64 Linux always keeps frame records; a 32-bit x86 kernel has no ORC, and
+            // its only exact unwinder is frame pointers (Debian's 686-pae: UNWINDER_FRAME_POINTER).
+            let arch = report.guest.description.architecture
+            return arch == .aarch64 || (arch == .x86_32 && width == 4) ? .fp : nil
+        case .fp:
+            let arch = report.guest.description.architecture
+            return arch == .aarch64 || ((arch == .x86_32 || arch == .x86_64) && width >= 4) ? .fp : nil
+        case .scan:
+            // AArch64 Linux always keeps frame records: -f walks them across stacks. On x86
+            // -f stays upstream's walk.
             return options.framePointers && report.guest.description.architecture == .aarch64 ? .fp : nil
         }
     }
@@ -305,6 +312,13 @@ struct VCPUMemoryView {
         var frames = pcs.enumerated().map { UnwoundFrame(ip: $0.element, sp: 0, slot: nil, trust: $0.offset == 0 ? .registers : .cfi) }
         if frames.isEmpty { frames = [UnwoundFrame(ip: pc, sp: 0, slot: nil, trust: .registers)] }
         return Unwind(frames: frames, stop: stop.isEmpty ? "end of the CFI chain" : stop, complete: stop.isEmpty)
+    }
+
+    /// Linux's x86 frame-pointer unwinder (pt_regs through encoded frame pointers).
+    func x86FrameTrace() -> Unwind? {
+        guard !isARM, width >= 4, report.guest.description.protectedMode else { return nil }
+        let unwinder = X86FrameUnwinder(width: width) { classifier.classify($0) >= .text }
+        return unwinder.unwind(ip: ip, sp: sp ?? 0, bp: fp, memory: memory)
     }
 
     func aarch64Trace() -> Unwind? {

@@ -97,7 +97,7 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("vmlinux"), help: ArgumentHelp("The guest kernel's ELF (e.g. Debian's linux-image-*-dbg vmlinux): its symbols when -s is not given, and with DWARF, file:line and inlined functions on every frame of an exact trace (--unwind).", valueName: "FILE"))
     var vmlinux: String?
 
-    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's exactly: every text address on the stack, symbols only from -s), fp (frame pointers, as -f), orc (x86_64: the guest kernel's ORC tables), exidx (ARM32: the kernel's EHABI tables), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the default: the most exact the inputs allow, a scan when there are no symbols or tables; where an exact unwind stops early, the rest of the stack follows marked ?).", valueName: "METHOD"))
+    @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's exactly: every text address on the stack, symbols only from -s), fp (frame pointers: the kernel's own frame-pointer unwinder, through interrupt and exception frames; -f alone on x86 keeps upstream's walk), orc (x86_64: the guest kernel's ORC tables), exidx (ARM32: the kernel's EHABI tables), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the default: the most exact the inputs allow, a scan when there are no symbols or tables; where an exact unwind stops early, the rest of the stack follows marked ?).", valueName: "METHOD"))
     var unwind: String?
 
     @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
