@@ -149,7 +149,9 @@ extension BTF: KernelTypes {
 extension BTF {
     /// The kernel's BTF in guest memory: between `__start_BTF` and `__stop_BTF` when the
     /// symbols name them, else found in the kernel image by its header (magic, version 1,
-    /// 24-byte header) with sections that fit.
+    /// 24-byte header) with sections that fit. BTF is read-only data, after the kernel's
+    /// text: with `_etext` known (kallsyms without KALLSYMS_ALL keeps it), the search
+    /// starts there instead of reading the whole text first.
     public static func locate(guest: Guest, reader: KernelReader, symbols: [String: UInt64]) throws(KernelDataError) -> (btf: BTF, address: UInt64, how: String) {
         if let start = symbols["__start_BTF"], let stop = symbols["__stop_BTF"], stop > start {
             guard stop - start <= UInt64(maxBytes) else { throw KernelDataError("BTF", "__start_BTF…__stop_BTF spans \(stop - start) bytes") }
@@ -159,7 +161,7 @@ extension BTF {
         }
         let header: [UInt8] = [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
         var lastError: KernelDataError? = nil
-        let (found, _) = reader.firstInKernelImage(guest: guest) { va, page -> (BTF, UInt64)? in
+        let (found, _) = reader.firstInKernelImage(guest: guest, from: symbols["_etext"]) { va, page -> (BTF, UInt64)? in
             var from = 0
             while let o = find(header, in: page, from: from) {
                 from = o + 1

@@ -83,6 +83,8 @@ public struct SystemMap: Sendable {
         var moduleIndex: [String: Int] = [:]
         var markers: [(UInt8, UInt64)] = []   // (marker id, address)
         var inOrder = true
+        /// The marker names, held here: a static read per line costs a `swift_once` call.
+        let markerNames = SystemMap.markers
 
         init(bytes: [UInt8] = [], capacity: Int = 0) {
             self.bytes = bytes
@@ -113,7 +115,7 @@ public struct SystemMap: Sendable {
         }
 
         mutating func marker(_ name: UnsafeBufferPointer<UInt8>, _ address: UInt64) {
-            if let id = SystemMap.markerID(name) { markers.append((id, address)) }
+            if let id = SystemMap.markerID(name, markers: markerNames) { markers.append((id, address)) }
         }
     }
 
@@ -149,14 +151,15 @@ public struct SystemMap: Sendable {
         let data = bytes as? [UInt8] ?? Array(bytes)
         var b = Builder(bytes: data, capacity: data.count / 40)
         var skipped = 0
-        data.withUnsafeBufferPointer { buf in
+        let hexTable = SystemMap.hexDigits
+        data.withUnsafeBufferPointer { buf in hexTable.withUnsafeBufferPointer { hex in
             let n = buf.count
             var lineStart = 0
             while lineStart < n {
                 // memchr: the newline search is most of a pass over the file.
                 let lineEnd = memchr(buf.baseAddress! + lineStart, 0x0a, n - lineStart)
                     .map { UnsafeRawPointer($0) - UnsafeRawPointer(buf.baseAddress!) } ?? n
-                if let (address, type, nameStart, nameEnd) = SystemMap.parseLine(buf, lineStart, lineEnd) {
+                if let (address, type, nameStart, nameEnd) = SystemMap.parseLine(buf, lineStart, lineEnd, hex: hex) {
                     switch type {
                     case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
                         break
@@ -172,7 +175,7 @@ public struct SystemMap: Sendable {
                 }
                 lineStart = lineEnd + 1
             }
-        }
+        } }
         guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
         self.init(b, skippedLines: skipped)
     }
@@ -230,7 +233,7 @@ public struct SystemMap: Sendable {
     /// The markers, by id: _stext _etext _text _end __bss_stop _sinittext _einittext hypercall_page.
     static let markers: [[UInt8]] = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"].map { Array($0.utf8) }
 
-    static func markerID(_ name: UnsafeBufferPointer<UInt8>) -> UInt8? {
+    static func markerID(_ name: UnsafeBufferPointer<UInt8>, markers: [[UInt8]]) -> UInt8? {
         // Every marker starts with "_" or "h": most names fail at the first byte.
         guard let first = name.first, first == UInt8(ascii: "_") || first == UInt8(ascii: "h"), name.count <= 14 else { return nil }
         for (i, m) in markers.enumerated() where m.count == name.count && m.elementsEqual(name) { return UInt8(i) }
@@ -238,15 +241,16 @@ public struct SystemMap: Sendable {
     }
 
     /// `ADDR<space>TYPE<space>NAME`, as upstream's strtoull/isspace/isalpha checks accept
-    /// it; the name as a range of `buf`.
-    static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, UInt8, Int, Int)? {
+    /// it; the name as a range of `buf`. `hex` is `hexDigits`, passed in so that the
+    /// per-digit lookup does not go through the static's lazy initialisation check.
+    static func parseLine(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, hex: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt8, Int, Int)? {
         var i = start
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0d || c == 0x0b || c == 0x0c }
         while i < end && isSpace(buf[i]) { i += 1 }
         if i + 1 < end && buf[i] == UInt8(ascii: "0") && (buf[i + 1] | 0x20) == UInt8(ascii: "x") { i += 2 }
         var address: UInt64 = 0
         var digits = 0
-        while i < end, let d = hexValue(buf[i]) {
+        while i < end, case let d = hex[Int(buf[i])], d != 0xff {
             if digits < 16 { address = address << 4 | UInt64(d) } else { address = ~0 }  // strtoull saturates
             digits += 1
             i += 1
@@ -259,11 +263,6 @@ public struct SystemMap: Sendable {
         if nameEnd > i + 3 && buf[nameEnd - 1] == 0x0d { nameEnd -= 1 }
         guard nameEnd > i + 3 else { return nil }
         return (address, type, i + 3, nameEnd)
-    }
-
-    static func hexValue(_ c: UInt8) -> UInt8? {
-        let v = hexDigits[Int(c)]
-        return v == 0xff ? nil : v
     }
 
     /// Each byte's value as a hex digit, 0xff for a byte that is none.
@@ -392,21 +391,33 @@ extension SystemMap {
     /// The first address of each of `names`, in one pass over the table.
     public func addresses(of names: Set<String>) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
-        // Compare first bytes and lengths before comparing whole names: most fail there.
-        let wanted = names.map { Array($0.utf8) }
-        var firsts = [Bool](repeating: false, count: 256)
-        for n in wanted { if let b = n.first { firsts[Int(b)] = true } }
-        nameBytes.withUnsafeBufferPointer { bytes in
-            for i in addressList.indices where found.count < names.count {
-                let r = nameRange(i)
-                guard !r.isEmpty, firsts[Int(bytes[r.lowerBound])] else { continue }
-                for (k, n) in wanted.enumerated() where n.count == r.count && bytes[r].elementsEqual(n) {
-                    let key = String(decoding: n, as: UTF8.self)
-                    if found[key] == nil { found[key] = addressList[i] }
-                    _ = k
+        // Compare lengths and last bytes before whole names: almost every name fails there
+        // (first bytes would not: "_" starts a third of a kernel's names).
+        let wanted = names.map { Array($0.utf8) }.filter { !$0.isEmpty && $0.count < 256 }
+        // Key = length and last byte: one bit each in a 64 Kib table read in place, so almost
+        // every name is passed over after one load; the few that pass are compared whole.
+        func key(_ count: Int, _ last: UInt8) -> Int { count << 8 | Int(last) }
+        var bits = [UInt64](repeating: 0, count: 1024)
+        var byKey: [Int: [Int]] = [:]
+        for (k, n) in wanted.enumerated() {
+            let h = key(n.count, n.last!)
+            bits[h >> 6] |= 1 << UInt64(h & 63)
+            byKey[h, default: []].append(k)
+        }
+        var remaining = wanted.count
+        nameBytes.withUnsafeBufferPointer { bytes in refs.withUnsafeBufferPointer { refs in bits.withUnsafeBufferPointer { bits in
+            for i in 0..<refs.count where remaining > 0 {
+                let ref = refs[i], start = Int(ref & 0xffff_ffff), count = Int((ref >> 32) & 0xffff)
+                guard count > 0, count < 256 else { continue }
+                let h = key(count, bytes[start + count - 1])
+                guard bits[h >> 6] & (1 << UInt64(h & 63)) != 0 else { continue }
+                let name = UnsafeBufferPointer(rebasing: bytes[start..<(start + count)])
+                for k in byKey[h] ?? [] where name.elementsEqual(wanted[k]) {
+                    let name = String(decoding: wanted[k], as: UTF8.self)
+                    if found[name] == nil { found[name] = addressList[i]; remaining -= 1 }
                 }
             }
-        }
+        } } }
         return found
     }
 }
