@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SafeFile
 
 /// A kernel symbol table in System.map (or /proc/kallsyms) format.
 ///
@@ -31,7 +32,7 @@ public struct SystemMap: Sendable {
     /// Each symbol's name: start in `nameBytes` (bits 0–31), length (32–47) and module
     /// (48–63: 0 for the kernel image, else an index + 1 into `moduleNames`).
     private(set) var refs: [UInt64] = []
-    private(set) var nameBytes: [UInt8] = []
+    private(set) var nameBytes = NameStorage.array([])
     private(set) var moduleNames: [String] = []
 
     /// The symbols in address order, made on access.
@@ -68,6 +69,27 @@ public struct SystemMap: Sendable {
             case .cannotRead(let path, let reason): return "cannot read symbol table \(path): \(reason)"
             case .noSymbols(let path): return "\(path) has no symbol lines (expected `ADDRESS TYPE NAME`, as in System.map): is it the right file?"
             case .notASymbolTable(let path, let reason): return "\(path) is not a symbol table: \(reason)"
+            }
+        }
+    }
+
+    /// Where the names' bytes are: built up (kallsyms, an ELF symbol table), or a
+    /// System.map's own bytes, mapped and never copied.
+    enum NameStorage: Sendable {
+        case array([UInt8])
+        case mapped(ReadOnlyMapping)
+
+        func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+            switch self {
+            case .array(let a): return try a.withUnsafeBufferPointer(body)
+            case .mapped(let m): return try body(m.bytes)
+            }
+        }
+
+        var array: [UInt8] {
+            switch self {
+            case .array(let a): return a
+            case .mapped(let m): return Array(m.bytes)
             }
         }
     }
@@ -129,7 +151,7 @@ public struct SystemMap: Sendable {
         }
         addressList = b.addresses
         refs = b.refs
-        nameBytes = b.bytes
+        nameBytes = .array(b.bytes)
         moduleNames = b.modules
         self.skippedLines = skippedLines
         for (id, address) in b.markers {
@@ -150,9 +172,26 @@ public struct SystemMap: Sendable {
     public init(bytes: some Collection<UInt8>, path: String = "System.map") throws(LoadError) {
         let data = bytes as? [UInt8] ?? Array(bytes)
         var b = Builder(bytes: data, capacity: data.count / 40)
+        let skipped = data.withUnsafeBufferPointer { SystemMap.parse($0, into: &b) }
+        guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
+        self.init(b, skippedLines: skipped)
+    }
+
+    /// Parses a mapped System.map in place: its names stay in the mapping.
+    init(mapping: ReadOnlyMapping, path: String) throws(LoadError) {
+        var b = Builder(capacity: mapping.bytes.count / 40)
+        let skipped = SystemMap.parse(mapping.bytes, into: &b)
+        guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
+        self.init(b, skippedLines: skipped)
+        nameBytes = .mapped(mapping)
+    }
+
+    /// One pass over a System.map's lines; the names are recorded as ranges of `buf`.
+    /// Returns the lines that were not symbol lines.
+    static func parse(_ buf: UnsafeBufferPointer<UInt8>, into b: inout Builder) -> Int {
         var skipped = 0
         let hexTable = SystemMap.hexDigits
-        data.withUnsafeBufferPointer { buf in hexTable.withUnsafeBufferPointer { hex in
+        hexTable.withUnsafeBufferPointer { hex in
             let n = buf.count
             var lineStart = 0
             while lineStart < n {
@@ -175,9 +214,8 @@ public struct SystemMap: Sendable {
                 }
                 lineStart = lineEnd + 1
             }
-        } }
-        guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
-        self.init(b, skippedLines: skipped)
+        }
+        return skipped
     }
 
     /// A table from an ELF symbol table (`--vmlinux`) read in place: `symbol(i)` gives the
@@ -357,7 +395,7 @@ extension SystemMap {
         guard !extra.isEmpty else { return self }
         // One merge pass: the table is sorted, the extra few are sorted first (stably).
         let added = extra.enumerated().sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }.map(\.element)
-        var b = Builder(bytes: nameBytes, capacity: addressList.count + added.count)
+        var b = Builder(bytes: nameBytes.array, capacity: addressList.count + added.count)
         b.modules = moduleNames
         for (i, m) in moduleNames.enumerated() { b.moduleIndex[m] = i }
         var i = 0, j = 0
@@ -371,7 +409,7 @@ extension SystemMap {
         var copy = self
         copy.addressList = b.addresses
         copy.refs = b.refs
-        copy.nameBytes = b.bytes
+        copy.nameBytes = .array(b.bytes)
         copy.moduleNames = b.modules
         return copy
     }

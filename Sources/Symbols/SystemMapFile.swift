@@ -11,21 +11,23 @@ extension SystemMap {
     /// is read (a FIFO, a device or a 1 TiB sparse file is refused at once), then it is
     /// read whole (bounded) and must look like a symbol table.
     public static func load(path: String) throws(LoadError) -> SystemMap {
-        let bytes: [UInt8]
+        // Mapped, not read: the names are referenced where they are in the file.
+        let mapping: ReadOnlyMapping
         do {
             let (fd, size) = try SafeFile.open(path, what: "a symbol table", maxSize: maxFileSize)
             defer { close(fd) }
-            bytes = try SafeFile.readAll(fd: fd, size: size, path: path)
+            mapping = try ReadOnlyMapping(fd: fd, size: size, path: path)
         } catch {
             throw .cannotRead(path: path, reason: error.reason)
         }
+        let bytes = mapping.bytes
         if bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
             throw .notASymbolTable(path: path, reason: "it is an ELF file (a vmlinux goes with --vmlinux, a core with --core)")
         }
         if bytes.prefix(4096).contains(0) {
             throw .notASymbolTable(path: path, reason: "it holds binary data (NUL bytes), not lines of text")
         }
-        let map = try SystemMap(bytes: bytes, path: path)
+        let map = try SystemMap(mapping: mapping, path: path)
         // A text file with a few lines that happen to parse is not a symbol table.
         if map.skippedLines > map.symbols.count {
             throw .notASymbolTable(path: path, reason: "only \(map.symbols.count) of its \(map.symbols.count + map.skippedLines) lines are `ADDRESS TYPE NAME`")
