@@ -14,6 +14,8 @@ public struct BTF: Sendable {
     let typesStart: Int, typesEnd: Int, stringsStart: Int, stringsEnd: Int
     /// Where each type's record starts (type id i at index i - 1).
     let recordOffsets: [Int]
+    /// The structs' ids, for lookups by name (a fifth of a kernel's types).
+    let structIDs: [Int32]
 
     public var typeCount: Int { recordOffsets.count }
 
@@ -40,6 +42,7 @@ public struct BTF: Sendable {
         self.bytes = bytes
         // One pass over the records: each kind says how much trails its 12-byte header.
         var offsets: [Int] = []
+        var structs: [Int32] = []
         var p = typesStart
         while p < typesEnd {
             guard p + 12 <= typesEnd, offsets.count < Self.maxTypes else { throw no("type record \(offsets.count + 1) runs past the type section") }
@@ -55,19 +58,24 @@ public struct BTF: Sendable {
             case nil: throw no("type \(offsets.count + 1) has unknown kind \(kind)")
             }
             offsets.append(p)
+            if kind == Int(Kind.structure.rawValue) { structs.append(Int32(offsets.count)) }
             p += 12 + trailing
         }
         guard p == typesEnd else { throw no("the last type record runs past the type section") }
         recordOffsets = offsets
+        structIDs = structs
     }
 
     func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
 
-    func name(_ offset: Int) -> [UInt8] {
+    /// Whether the name at `offset` is `wanted`, compared in place (most differ at once).
+    func nameIs(_ offset: Int, _ wanted: [UInt8]) -> Bool {
         let start = stringsStart + offset
-        guard offset >= 0, start < stringsEnd else { return [] }
-        let end = bytes[start..<stringsEnd].firstIndex(of: 0) ?? stringsEnd
-        return Array(bytes[start..<end])
+        guard offset >= 0, start < stringsEnd, stringsEnd - start > wanted.count else { return false }
+        return bytes.withUnsafeBufferPointer { b in
+            for (i, c) in wanted.enumerated() where b[start + i] != c { return false }
+            return b[start + wanted.count] == 0
+        }
     }
 
     func record(_ id: Int) -> (at: Int, kind: Kind?, vlen: Int, kindFlag: Bool, sizeOrType: Int)? {
@@ -79,10 +87,7 @@ public struct BTF: Sendable {
     /// The first struct of that name.
     public func structID(named name: String) -> Int? {
         let wanted = Array(name.utf8)
-        for id in 1...max(1, recordOffsets.count) where id <= recordOffsets.count {
-            guard let r = record(id), r.kind == .structure, self.name(u32(r.at)) == wanted else { continue }
-            return id
-        }
+        for id in structIDs where nameIs(u32(recordOffsets[Int(id) - 1]), wanted) { return Int(id) }
         return nil
     }
 
@@ -105,7 +110,7 @@ public struct BTF: Sendable {
             let bitOffset = r.kindFlag ? raw & 0xff_ffff : raw
             if nameOff == 0 {
                 if let inner = member(type, name, depth: depth + 1) { return (bitOffset / 8 + inner.offset, inner.type) }
-            } else if self.name(nameOff) == name {
+            } else if nameIs(nameOff, name) {
                 return bitOffset % 8 == 0 ? (bitOffset / 8, type) : nil
             }
         }
