@@ -33,6 +33,9 @@ public struct SystemMap: Sendable {
     /// (48–63: 0 for the kernel image, else an index + 1 into `moduleNames`).
     private(set) var refs: [UInt64] = []
     private(set) var nameBytes = NameStorage.array([])
+    /// Each name's length (low 8 bits) and last byte (high 8 bits), beside `refs`: a name
+    /// lookup scans this small array, not the names scattered through the file.
+    private(set) var nameKeys: [UInt16] = []
     private(set) var moduleNames: [String] = []
 
     /// The symbols in address order, made on access.
@@ -100,6 +103,7 @@ public struct SystemMap: Sendable {
     struct Builder {
         var addresses: [UInt64] = []
         var refs: [UInt64] = []
+        var keys: [UInt16] = []
         var bytes: [UInt8]
         var modules: [String] = []
         var moduleIndex: [String: Int] = [:]
@@ -112,19 +116,21 @@ public struct SystemMap: Sendable {
             self.bytes = bytes
             addresses.reserveCapacity(capacity)
             refs.reserveCapacity(capacity)
+            keys.reserveCapacity(capacity)
         }
 
-        mutating func add(address: UInt64, nameStart: Int, nameLength: Int, module: Int) {
+        mutating func add(address: UInt64, nameStart: Int, nameLength: Int, lastByte: UInt8, module: Int) {
             if let last = addresses.last, address < last { inOrder = false }
             addresses.append(address)
             refs.append(UInt64(UInt32(truncatingIfNeeded: nameStart)) | UInt64(min(nameLength, 0xffff)) << 32 | UInt64(module) << 48)
+            keys.append(SystemMap.nameKey(count: nameLength, last: lastByte))
         }
 
         /// A name that is not in `bytes` yet: appended.
         mutating func add(address: UInt64, name: some Collection<UInt8>, module: String? = nil) {
             let start = bytes.count
             bytes.append(contentsOf: name)
-            add(address: address, nameStart: start, nameLength: bytes.count - start, module: moduleID(module))
+            add(address: address, nameStart: start, nameLength: bytes.count - start, lastByte: bytes.last ?? 0, module: moduleID(module))
         }
 
         mutating func moduleID(_ module: String?) -> Int {
@@ -148,9 +154,11 @@ public struct SystemMap: Sendable {
             let order = b.addresses.indices.sorted { (b.addresses[$0], $0) < (b.addresses[$1], $1) }
             b.addresses = order.map { b.addresses[$0] }
             b.refs = order.map { b.refs[$0] }
+            b.keys = order.map { b.keys[$0] }
         }
         addressList = b.addresses
         refs = b.refs
+        nameKeys = b.keys
         nameBytes = .array(b.bytes)
         moduleNames = b.modules
         self.skippedLines = skippedLines
@@ -205,7 +213,7 @@ public struct SystemMap: Sendable {
                     default:
                         if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
                             let (end, module) = SystemMap.moduleSuffix(buf, nameStart, nameEnd)
-                            b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, module: b.moduleID(module))
+                            b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, lastByte: end > nameStart ? buf[end - 1] : 0, module: b.moduleID(module))
                         }
                         b.marker(UnsafeBufferPointer(rebasing: buf[nameStart..<nameEnd]), address)
                     }
@@ -243,7 +251,10 @@ public struct SystemMap: Sendable {
         // strong before weak, fewer leading underscores first), and named by the first, as
         // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
         kept.sort { ($0.address, $0.key, $0.ref) < ($1.address, $1.key, $1.ref) }
-        for k in kept { b.add(address: k.address, nameStart: starts[k.ref].0, nameLength: starts[k.ref].1, module: 0) }
+        for k in kept {
+            let (start, count) = starts[k.ref]
+            b.add(address: k.address, nameStart: start, nameLength: count, lastByte: count > 0 ? b.bytes[start + count - 1] : 0, module: 0)
+        }
         self.init(b, skippedLines: 0)
         aliasRule = .first
     }
@@ -401,7 +412,7 @@ extension SystemMap {
         var i = 0, j = 0
         while i < addressList.count || j < added.count {
             if j == added.count || (i < addressList.count && addressList[i] <= added[j].address) {
-                b.addresses.append(addressList[i]); b.refs.append(refs[i]); i += 1
+                b.addresses.append(addressList[i]); b.refs.append(refs[i]); b.keys.append(nameKeys[i]); i += 1
             } else {
                 b.add(address: added[j].address, name: added[j].name.utf8, module: added[j].module); j += 1
             }
@@ -409,6 +420,7 @@ extension SystemMap {
         var copy = self
         copy.addressList = b.addresses
         copy.refs = b.refs
+        copy.nameKeys = b.keys
         copy.nameBytes = .array(b.bytes)
         copy.moduleNames = b.modules
         return copy
@@ -426,30 +438,30 @@ extension SystemMap {
         return addressList.indices.first { nameEquals($0, wanted) }.map { addressList[$0] }
     }
 
+    /// A name's lookup key: its length (low 8 bits) and last byte.
+    static func nameKey(count: Int, last: UInt8) -> UInt16 { UInt16(truncatingIfNeeded: count) | UInt16(last) << 8 }
+
     /// The first address of each of `names`, in one pass over the table.
     public func addresses(of names: Set<String>) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
         // Compare lengths and last bytes before whole names: almost every name fails there
         // (first bytes would not: "_" starts a third of a kernel's names).
         let wanted = names.map { Array($0.utf8) }.filter { !$0.isEmpty && $0.count < 256 }
-        // Key = length and last byte: one bit each in a 64 Kib table read in place, so almost
-        // every name is passed over after one load; the few that pass are compared whole.
-        func key(_ count: Int, _ last: UInt8) -> Int { count << 8 | Int(last) }
+        // Keys (length and last byte) first, one bit each in a table: almost every symbol is
+        // passed over on its 2-byte key; the few that match are compared whole.
         var bits = [UInt64](repeating: 0, count: 1024)
         var byKey: [Int: [Int]] = [:]
         for (k, n) in wanted.enumerated() {
-            let h = key(n.count, n.last!)
+            let h = Int(SystemMap.nameKey(count: n.count, last: n.last!))
             bits[h >> 6] |= 1 << UInt64(h & 63)
             byKey[h, default: []].append(k)
         }
         var remaining = wanted.count
-        nameBytes.withUnsafeBufferPointer { bytes in refs.withUnsafeBufferPointer { refs in bits.withUnsafeBufferPointer { bits in
-            for i in 0..<refs.count where remaining > 0 {
-                let ref = refs[i], start = Int(ref & 0xffff_ffff), count = Int((ref >> 32) & 0xffff)
-                guard count > 0, count < 256 else { continue }
-                let h = key(count, bytes[start + count - 1])
+        nameBytes.withUnsafeBufferPointer { bytes in nameKeys.withUnsafeBufferPointer { keys in bits.withUnsafeBufferPointer { bits in
+            for i in 0..<keys.count where remaining > 0 {
+                let h = Int(keys[i])
                 guard bits[h >> 6] & (1 << UInt64(h & 63)) != 0 else { continue }
-                let name = UnsafeBufferPointer(rebasing: bytes[start..<(start + count)])
+                let name = UnsafeBufferPointer(rebasing: bytes[nameRange(i)])
                 for k in byKey[h] ?? [] where name.elementsEqual(wanted[k]) {
                     let name = String(decoding: wanted[k], as: UTF8.self)
                     if found[name] == nil { found[name] = addressList[i]; remaining -= 1 }
