@@ -18,7 +18,8 @@
     X(dwfl_attach_state) X(dwfl_module_getelf) X(dwfl_thread_state_registers) \
     X(dwfl_thread_state_register_pc) X(dwfl_getthread_frames) X(dwfl_frame_pc) \
     X(dwarf_nextcu) X(dwarf_offdie) X(dwarf_child) X(dwarf_siblingof) X(dwarf_diename) X(dwarf_hasattr) \
-    X(dwarf_bytesize) X(dwarf_formref_die) X(dwarf_dieoffset)
+    X(dwarf_bytesize) X(dwarf_formref_die) X(dwarf_dieoffset) \
+    X(gelf_getehdr) X(elf_nextscn) X(gelf_getshdr) X(elf_getdata) X(elf_getscn) X(gelf_getclass)
 #define DECLARE(name) static __typeof__(name) *p_##name;
 DWB_FUNCTIONS(DECLARE)
 
@@ -41,9 +42,15 @@ typedef struct {
 /* Structs found by name (a query names the same few structs many times). */
 #define DWB_STRUCT_CACHE 64
 typedef struct { char name[64]; Dwarf_Off offset; int found; } struct_cache_t;
+/* An executable's .symtab read in place (see dwb_symbol_count). */
+typedef struct {
+    Elf *elf; const void *syms; const uint32_t *xndx; size_t count, nxndx; int is64;
+    const char *strings; size_t strsize; GElf_Addr bias; int ready;
+} symtab_t;
 typedef struct {
     Dwfl *dwfl; Dwfl_Module *mod; int attached; unwind_t *current;
     struct_cache_t structs[DWB_STRUCT_CACHE]; int nstructs;
+    symtab_t symtab;
 } handle_t;
 static char *debuginfo_path;
 static Dwfl_Callbacks callbacks;
@@ -87,7 +94,6 @@ int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max) {
     handle_t *h = handle;
     if (max <= 0) return 0;
     GElf_Sym sym; GElf_Off off;
-    const char *symname = p_dwfl_module_addrinfo(h->mod, address, &off, &sym, NULL, NULL, NULL);
     const char *file = NULL; int line = 0, col = 0;
     Dwfl_Line *l = p_dwfl_module_getsrc(h->mod, address);
     if (l) { Dwarf_Addr a; file = p_dwfl_lineinfo(l, &a, &line, &col, NULL, NULL); }
@@ -126,6 +132,9 @@ int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max) {
         }
         free(scopes);
     }
+    /* libdwfl's own symbol lookup only where the DWARF names no function: its first call
+     * sorts the whole symbol table again (the report already has one). */
+    const char *symname = count == 0 ? p_dwfl_module_addrinfo(h->mod, address, &off, &sym, NULL, NULL, NULL) : NULL;
     if (count == 0 && (symname || file)) {
         copy(frames[0].function, sizeof frames[0].function, symname);
         copy(frames[0].file, sizeof frames[0].file, file);
@@ -135,15 +144,71 @@ int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max) {
     return count;
 }
 
+/* A vmlinux is an executable: its .symtab is read directly, entry by entry.
+ * dwfl_module_getsym_info also looks up every symbol's section header (to relocate
+ * ET_REL files), which is a third of building the table; other files keep that path. */
+static void symtab_prepare(handle_t *h) {
+    symtab_t *t = &h->symtab;
+    if (t->ready) return;
+    t->ready = 1;
+    GElf_Ehdr eh;
+    Elf *elf = p_dwfl_module_getelf(h->mod, &t->bias);
+    if (!elf || !p_gelf_getehdr(elf, &eh) || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) return;
+    int is64 = p_gelf_getclass(elf) == ELFCLASS64;
+    size_t entsize = is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym);
+    Elf_Scn *scn = NULL;
+    Elf_Data *syms = NULL, *xndx = NULL, *strs = NULL;
+    GElf_Shdr sh;
+    while ((scn = p_elf_nextscn(elf, scn))) {
+        if (!p_gelf_getshdr(scn, &sh)) continue;
+        if (sh.sh_type == SHT_SYMTAB && !syms) {
+            syms = p_elf_getdata(scn, NULL);
+            Elf_Scn *strscn = p_elf_getscn(elf, sh.sh_link);
+            strs = strscn ? p_elf_getdata(strscn, NULL) : NULL;
+        } else if (sh.sh_type == SHT_SYMTAB_SHNDX && !xndx) {
+            xndx = p_elf_getdata(scn, NULL);
+        }
+    }
+    /* libelf hands the entries over in memory representation: read them as an array. */
+    if (!syms || !strs || syms->d_type != ELF_T_SYM || !syms->d_buf || !strs->d_buf) return;
+    t->syms = syms->d_buf; t->count = syms->d_size / entsize; t->is64 = is64;
+    t->strings = strs->d_buf; t->strsize = strs->d_size;
+    if (xndx && xndx->d_buf) { t->xndx = xndx->d_buf; t->nxndx = xndx->d_size / sizeof(uint32_t); }
+    t->elf = elf;
+}
+
 int dwb_symbol_count(void *handle) {
     handle_t *h = handle;
+    symtab_prepare(h);
+    if (h->symtab.elf) return h->symtab.count > 0x7fffffff ? 0x7fffffff : (int)h->symtab.count;
     return p_dwfl_module_getsymtab(h->mod);
 }
 
 int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     handle_t *h = handle;
     GElf_Sym sym; GElf_Addr addr; GElf_Word shndx; Elf *elf; Dwarf_Addr bias;
-    const char *name = p_dwfl_module_getsym_info(h->mod, index, &sym, &addr, &shndx, &elf, &bias);
+    const char *name;
+    if (h->symtab.elf) {
+        symtab_t *t = &h->symtab;
+        if (index < 0 || (size_t)index >= t->count) return 0;
+        if (t->is64) {
+            const Elf64_Sym *e = (const Elf64_Sym *)t->syms + index;
+            sym.st_name = e->st_name; sym.st_info = e->st_info; sym.st_shndx = e->st_shndx;
+            sym.st_value = e->st_value; sym.st_size = e->st_size;
+        } else {
+            const Elf32_Sym *e = (const Elf32_Sym *)t->syms + index;
+            sym.st_name = e->st_name; sym.st_info = e->st_info; sym.st_shndx = e->st_shndx;
+            sym.st_value = e->st_value; sym.st_size = e->st_size;
+        }
+        shndx = sym.st_shndx;
+        if (shndx == SHN_XINDEX) shndx = t->xndx && (size_t)index < t->nxndx ? t->xndx[index] : SHN_UNDEF;
+        /* A name must start inside the string table and end there (the file is hostile). */
+        if (sym.st_name >= t->strsize || !memchr(t->strings + sym.st_name, 0, t->strsize - sym.st_name)) return 0;
+        name = t->strings + sym.st_name;
+        addr = sym.st_value + (shndx == SHN_ABS ? 0 : t->bias);
+    } else {
+        name = p_dwfl_module_getsym_info(h->mod, index, &sym, &addr, &shndx, &elf, &bias);
+    }
     /* ARM mapping symbols ($a, $t, $d) mark code and data, they name nothing. */
     if (!name || !*name || name[0] == '$') return 0;
     int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);

@@ -31,7 +31,7 @@ enum Corpus {
         let hasRAM: Bool
         let upstream: [UpstreamRun]
         var dir: URL { corpus.appendingPathComponent("cases/\(name)") }
-        var isARM: Bool { arch != "x64" }
+        var isARM: Bool { arch == "a64" || arch == "a32" }
     }
 
     static let cases: [Case] = {
