@@ -6,7 +6,9 @@ import VCPUContext
 /// Each frame is {caller's bp, return address} at bp. Exception and interrupt entry code
 /// stores an *encoded* pointer to its pt_regs in bp instead (`ENCODE_FRAME_POINTER`):
 /// on x86_64 the address with bit 0 set, on 32-bit the address with bit 31 cleared, which
-/// no kernel frame (at 0xc0000000 and up) has. The walk then reads the interrupted ip and
+/// no kernel frame (at 0xc0000000 and up) has — except while the kernel still runs at
+/// physical addresses (early boot), so an encoded pointer whose pt_regs cannot be read but
+/// whose plain frame can is taken as plain. The walk then reads the interrupted ip and
 /// bp from the pt_regs, and ends at pt_regs of user mode. A syscall's pt_regs is not
 /// encoded: it sits at the top of the task's stack, just above the last frame.
 ///
@@ -93,7 +95,13 @@ public struct X86FrameUnwinder {
                     next = try memory.word(frame, width: width)
                 }
                 if next == 0 { return done(frames, "end of the frame chain") }
-                let regsBase = decodedRegs(next)
+                // An encoded pointer names pt_regs the walk can read; early boot code runs on
+                // physical addresses below 0x80000000, whose plain frames merely look encoded.
+                var regsBase = decodedRegs(next)
+                if let base = regsBase, (try? memory.word(base &+ regs.ip, width: width)) == nil,
+                   (try? memory.word(next &+ w, width: width)) != nil {
+                    regsBase = nil
+                }
                 let target = regsBase ?? next
                 let length = regsBase == nil ? 2 * w : regs.size
                 if target % w != 0 { return stop(frames, "frame pointer \(hex(next)) is misaligned") }

@@ -76,6 +76,22 @@ struct ExactUnwindTests {
         #expect(!scan.stdout.contains("(orc)"))
     }
 
+    /// The 32-bit x86 PVH guest (Debian 686-pae, frame pointers, no ORC) stopped in its PVH
+    /// entry: the exact trace is the kernel's frame-pointer walk, from the physical early-boot
+    /// ebp to pvh_start_xen, with the System.map and from the guest's own kallsyms alike;
+    /// the stack is in 4-byte words with the default kernel_start c0000000.
+    @Test(arguments: [true, false])
+    func thirtyTwoBitX86FramePointerTrace(withMap: Bool) throws {
+        let c = Corpus.named("x86-run6-pvh32-boot")
+        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
+        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["-C"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("            [<c1dab93b>] xen_prepare_pvh+0x31 <--\n01dfe44c:   [<c1000337>] pvh_start_xen+0x57 (fp)\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("Stack:\n 00000000 00000000 00000000 00000000 02135000 02135038 01dfc3f8 00000000\n"))
+        let describe = try Tool.run(["--core", try Corpus.corePath(c), "--describe", "-C"])
+        #expect(describe.stdout.contains("# kernel_start: c0000000 (default for x86_32)"))
+    }
+
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp"])

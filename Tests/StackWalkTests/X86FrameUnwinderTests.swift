@@ -77,6 +77,16 @@ struct X86FrameUnwinderTests {
         #expect(!wild.complete && wild.frames.count == 1)
     }
 
+    /// Early boot (32-bit PVH entry, before the kernel runs at PAGE_OFFSET): ebp is a
+    /// physical address, which looks encoded but names no readable pt_regs.
+    @Test func physicalFramePointerOfEarlyBootIsAPlainFrame() {
+        var m = ByteMemory()
+        frame(&m, at: 0x01df_e448, next: 0, ret: 0xc100_0337)
+        let r = unwinder.unwind(ip: 0xc1da_b93b, sp: 0x01df_e42c, bp: 0x01df_e448, memory: m)
+        #expect(r.frames.map(\.ip) == [0xc1da_b93b, 0xc100_0337])
+        #expect(r.frames[1].trust == .framePointer && r.complete, "\(r.stop)")
+    }
+
     /// A long, valid-looking chain still ends at the frame cap.
     @Test func framesAreCapped() {
         var m = ByteMemory()
