@@ -188,6 +188,7 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     handle_t *h = handle;
     GElf_Sym sym; GElf_Addr addr; GElf_Word shndx; Elf *elf; Dwarf_Addr bias;
     const char *name;
+    symtab_prepare(h);
     if (h->symtab.elf) {
         symtab_t *t = &h->symtab;
         if (index < 0 || (size_t)index >= t->count) return 0;

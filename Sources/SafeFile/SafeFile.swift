@@ -74,18 +74,20 @@ public enum SafeFile {
     }
 }
 
-/// A whole file mapped read-only (for what is read in place, not copied: a System.map's
-/// names). Unmapped when the last reference goes.
+/// A whole file mapped read-only (`MAP_PRIVATE` + `PROT_READ`: nothing can write the file),
+/// for what is read in place rather than copied: cores, a System.map's names. Unmapped when
+/// the last reference goes.
 public final class ReadOnlyMapping: @unchecked Sendable {
     public let bytes: UnsafeBufferPointer<UInt8>
 
-    /// Maps `size` bytes of `fd` (opened by `SafeFile.open`, so a regular file of a checked size).
-    public init(fd: Int32, size: Int, path: String) throws(SafeFile.OpenError) {
+    /// Maps `size` bytes of `fd` (opened by `SafeFile.open`, so a regular file of a checked
+    /// size); `sequential` for a file that is read once from start to end.
+    public init(fd: Int32, size: Int, path: String, sequential: Bool = false) throws(SafeFile.OpenError) {
         guard size > 0 else { bytes = UnsafeBufferPointer(start: nil, count: 0); return }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw SafeFile.OpenError(path: path, reason: "cannot be mapped: \(String(cString: strerror(errno)))")
+            throw SafeFile.OpenError(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
-        madvise(p, size, MADV_SEQUENTIAL)
+        if sequential { madvise(p, size, MADV_SEQUENTIAL) }
         bytes = UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: size)
     }
 

@@ -444,11 +444,10 @@ extension SystemMap {
     /// The first address of each of `names`, in one pass over the table.
     public func addresses(of names: Set<String>) -> [String: UInt64] {
         var found: [String: UInt64] = [:]
-        // Compare lengths and last bytes before whole names: almost every name fails there
-        // (first bytes would not: "_" starts a third of a kernel's names).
-        let wanted = names.map { Array($0.utf8) }.filter { !$0.isEmpty && $0.count < 256 }
         // Keys (length and last byte) first, one bit each in a table: almost every symbol is
-        // passed over on its 2-byte key; the few that match are compared whole.
+        // passed over on its 2-byte key, the few that match are compared whole (first bytes
+        // would not sort them out: "_" starts a third of a kernel's names).
+        let wanted = names.map { Array($0.utf8) }.filter { !$0.isEmpty && $0.count < 256 }
         var bits = [UInt64](repeating: 0, count: 1024)
         var byKey: [Int: [Int]] = [:]
         for (k, n) in wanted.enumerated() {

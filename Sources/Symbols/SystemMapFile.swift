@@ -9,14 +9,14 @@ extension SystemMap {
 
     /// Reads and parses a System.map file: its kind and size are checked before anything
     /// is read (a FIFO, a device or a 1 TiB sparse file is refused at once), then it is
-    /// read whole (bounded) and must look like a symbol table.
+    /// mapped whole (bounded) and must look like a symbol table.
     public static func load(path: String) throws(LoadError) -> SystemMap {
         // Mapped, not read: the names are referenced where they are in the file.
         let mapping: ReadOnlyMapping
         do {
             let (fd, size) = try SafeFile.open(path, what: "a symbol table", maxSize: maxFileSize)
             defer { close(fd) }
-            mapping = try ReadOnlyMapping(fd: fd, size: size, path: path)
+            mapping = try ReadOnlyMapping(fd: fd, size: size, path: path, sequential: true)
         } catch {
             throw .cannotRead(path: path, reason: error.reason)
         }

@@ -16,12 +16,15 @@ public final class MappedFile: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     /// Whether `base` is an allocation of ours (`init(copying:)`) rather than a mapping.
     private let owned: Bool
+    /// The mapping `base` points into (nil for a copy or an empty file).
+    private let mapping: ReadOnlyMapping?
 
     /// A copy of `bytes` standing in for a file (fuzzing and tests: no file, same reader).
     public init(copying bytes: UnsafeRawBufferPointer, path: String) {
         self.path = path
         size = bytes.count
         owned = true
+        mapping = nil
         guard size > 0, let source = bytes.baseAddress else { base = nil; return }
         let copy = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         copy.copyMemory(from: source, byteCount: size)
@@ -37,19 +40,15 @@ public final class MappedFile: @unchecked Sendable {
         defer { close(fd) }
         size = fileSize
         owned = false
-        if size == 0 {
-            base = nil
-            return
+        do { mapping = try ReadOnlyMapping(fd: fd, size: size, path: path) } catch {
+            throw CoreError(.cannotOpen, path: path, detail: error.reason)
         }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw CoreError(.cannotOpen, path: path, detail: "mmap failed: \(String(cString: strerror(errno)))")
-        }
-        base = UnsafeRawPointer(p)
+        base = mapping?.bytes.baseAddress.map(UnsafeRawPointer.init)
     }
 
     deinit {
-        guard let base else { return }
-        if owned { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        // A mapping is given back by its own deinit.
+        if owned, let base { UnsafeMutableRawPointer(mutating: base).deallocate() }
     }
 
     /// Gives back the resident pages of `[offset, offset+count)` (after a one-time pass

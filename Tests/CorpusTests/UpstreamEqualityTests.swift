@@ -99,32 +99,34 @@ struct UpstreamEqualityTests {
     /// Ours with each vCPU's `Stack:` section (through its trace) where upstream's block,
     /// otherwise equal, has none.
     static func spliceStacksUpstreamOmits(upstream: String, ours: String) -> String {
-        let theirs = blocks(upstream), mine = blocks(ours)
-        guard theirs.count == mine.count else { return upstream }
-        var spliced = false
-        let text = zip(theirs, mine).map { u, o -> String in
-            guard !u.contains("Stack:\n"), let start = o.range(of: "\nStack:\n") else { return u }
-            // The section ends at the first empty line after its trace.
-            guard let trace = o.range(of: "Trace:\n", range: start.upperBound..<o.endIndex),
-                  let end = o.range(of: "\n\n", range: trace.upperBound..<o.endIndex) else { return u }
-            let without = String(o[..<start.lowerBound]) + String(o[end.lowerBound...])
-            guard without == u else { return u }
-            spliced = true
-            return o
-        }.joined()
-        return spliced ? String(text.dropLast()) : upstream
+        spliceBlocks(upstream: upstream, ours: ours) { u, o in
+            guard !u.contains("Stack:\n"), let start = o.range(of: "\nStack:\n"),
+                  // The section ends at the first empty line after its trace.
+                  let trace = o.range(of: "Trace:\n", range: start.upperBound..<o.endIndex),
+                  let end = o.range(of: "\n\n", range: trace.upperBound..<o.endIndex) else { return false }
+            return String(o[..<start.lowerBound]) + String(o[end.lowerBound...]) == u
+        }
     }
 
     static func spliceTracesAfterStoppedDumps(upstream: String, ours: String) -> String {
+        spliceBlocks(upstream: upstream, ours: ours) { u, o in
+            guard u.hasPrefix("vcpu"), !u.contains("Trace:\n"), u.contains("Stack:\n"),
+                  let r = o.range(of: "\nCall Trace:\n") ?? o.range(of: "\nStack Trace:\n") else { return false }
+            let head = String(o[..<r.lowerBound])
+            guard u == head || u == head + "\n" else { return false }
+            #expect(o[r.upperBound...].contains("<--"), "the trace after a stopped dump is empty")
+            return true
+        }
+    }
+
+    /// Upstream's text with our vCPU block in place of each of its blocks that `accept`
+    /// takes as a documented divergence of ours; upstream's as it is when none is.
+    static func spliceBlocks(upstream: String, ours: String, accept: (_ upstream: String, _ ours: String) -> Bool) -> String {
         let theirs = blocks(upstream), mine = blocks(ours)
         guard theirs.count == mine.count else { return upstream }
         var spliced = false
         let text = zip(theirs, mine).map { u, o -> String in
-            guard u.hasPrefix("vcpu"), !u.contains("Trace:\n"), u.contains("Stack:\n"),
-                  let r = o.range(of: "\nCall Trace:\n") ?? o.range(of: "\nStack Trace:\n") else { return u }
-            let head = String(o[..<r.lowerBound])
-            guard u == head || u == head + "\n" else { return u }
-            #expect(o[r.upperBound...].contains("<--"), "the trace after a stopped dump is empty")
+            guard accept(u, o) else { return u }
             spliced = true
             return o
         }.joined()
