@@ -1,5 +1,6 @@
 // Prints timings of the operations an outage depends on. Run through Benchmarks/run.sh,
 // which builds in release mode and prepares the inputs. Figures are medians.
+import Foundation   // String(format:) for the figures
 import GuestKernel
 import Symbols
 import VCPUContext

@@ -1,4 +1,9 @@
+// FoundationEssentials has the same JSONEncoder without ICU: no 30 MB library to load at start.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `--json`: the report model, pretty-printed with sorted keys (stable for diffs).
 public enum JSONText {
