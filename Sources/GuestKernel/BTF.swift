@@ -4,16 +4,19 @@ import VCPUContext
 /// a section of type records and one of NUL-terminated names. Debian's x86_64 and arm64
 /// kernels carry it (CONFIG_DEBUG_INFO_BTF) between `__start_BTF` and `__stop_BTF`; it
 /// gives struct layouts with no vmlinux. Parsed with every offset, count and size checked.
-public struct BTF: Sendable {
+public struct BTF: @unchecked Sendable {   // immutable; `owner` keeps `bytes` alive
     static let magic: UInt16 = 0xeb9f
     /// Debian's are ~5 MB; far more is not a kernel's BTF.
     public static let maxBytes = 64 << 20
     static let maxTypes = 1 << 21
 
-    let bytes: [UInt8]
+    /// The BTF's bytes: in the core's own mapping when the guest's pages lie there in
+    /// order (no 5 MB copy), else a copy; `owner` keeps whichever alive.
+    let bytes: UnsafeRawBufferPointer
+    let owner: any Sendable
     let typesStart: Int, typesEnd: Int, stringsStart: Int, stringsEnd: Int
     /// Where each type's record starts (type id i at index i - 1).
-    let recordOffsets: [Int]
+    let recordOffsets: [Int32]
     /// The structs' ids, for lookups by name (a fifth of a kernel's types).
     let structIDs: [Int32]
 
@@ -24,10 +27,28 @@ public struct BTF: Sendable {
              function, functionProto, variable, dataSection, float, declTag, typeTag, enum64
     }
 
+    /// A copy of `bytes`, owned by the BTF.
+    final class Copy: @unchecked Sendable {   // immutable after init
+        let buffer: UnsafeMutableRawBufferPointer
+        init(_ bytes: [UInt8]) {
+            buffer = .allocate(byteCount: max(1, bytes.count), alignment: 8)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        }
+        deinit { buffer.deallocate() }
+    }
+
     public init(bytes: [UInt8]) throws(KernelDataError) {
+        let copy = Copy(bytes)
+        try self.init(borrowing: UnsafeRawBufferPointer(rebasing: copy.buffer[0..<bytes.count]), owner: copy)
+    }
+
+    /// BTF read in place from `bytes`, which stay valid while `owner` lives.
+    public init(borrowing bytes: UnsafeRawBufferPointer, owner: any Sendable) throws(KernelDataError) {
         func no(_ why: String) -> KernelDataError { KernelDataError("BTF", why) }
         guard bytes.count >= 24, bytes.count <= Self.maxBytes else { throw no("\(bytes.count) bytes is not a kernel's BTF") }
-        func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+        self.bytes = bytes
+        self.owner = owner
+        func u32(_ o: Int) -> Int { BTF.u32(bytes, o) }
         guard UInt16(bytes[0]) | UInt16(bytes[1]) << 8 == Self.magic else { throw no("no 0xeb9f magic: not BTF (or big-endian)") }
         guard bytes[2] == 1 else { throw no("version \(bytes[2]); only version 1 exists") }
         let hdrLen = u32(4)
@@ -39,9 +60,9 @@ public struct BTF: Sendable {
         }
         typesStart = hdrLen + typeOff; typesEnd = typesStart + typeLen
         stringsStart = hdrLen + strOff; stringsEnd = stringsStart + strLen
-        self.bytes = bytes
         // One pass over the records: each kind says how much trails its 12-byte header.
-        var offsets: [Int] = []
+        var offsets: [Int32] = []
+        offsets.reserveCapacity(typeLen / 24)
         var structs: [Int32] = []
         var p = typesStart
         while p < typesEnd {
@@ -57,7 +78,7 @@ public struct BTF: Sendable {
             case .ptr, .forward, .typedef, .volatile, .const, .restrict, .function, .float, .typeTag: trailing = 0
             case nil: throw no("type \(offsets.count + 1) has unknown kind \(kind)")
             }
-            offsets.append(p)
+            offsets.append(Int32(p))   // p < maxBytes (64 MiB)
             if kind == Int(Kind.structure.rawValue) { structs.append(Int32(offsets.count)) }
             p += 12 + trailing
         }
@@ -66,28 +87,34 @@ public struct BTF: Sendable {
         structIDs = structs
     }
 
-    func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+    /// The little-endian u32 at `o`; 0 outside the bytes (every caller's offsets were
+    /// checked against the sections already: this keeps a slip from reading past them).
+    @inline(__always)
+    static func u32(_ bytes: UnsafeRawBufferPointer, _ o: Int) -> Int {
+        guard o >= 0, o <= bytes.count - 4 else { return 0 }
+        return Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self)))
+    }
+
+    func u32(_ o: Int) -> Int { BTF.u32(bytes, o) }
 
     /// Whether the name at `offset` is `wanted`, compared in place (most differ at once).
     func nameIs(_ offset: Int, _ wanted: [UInt8]) -> Bool {
         let start = stringsStart + offset
         guard offset >= 0, start < stringsEnd, stringsEnd - start > wanted.count else { return false }
-        return bytes.withUnsafeBufferPointer { b in
-            for (i, c) in wanted.enumerated() where b[start + i] != c { return false }
-            return b[start + wanted.count] == 0
-        }
+        for (i, c) in wanted.enumerated() where bytes[start + i] != c { return false }
+        return bytes[start + wanted.count] == 0
     }
 
     func record(_ id: Int) -> (at: Int, kind: Kind?, vlen: Int, kindFlag: Bool, sizeOrType: Int)? {
         guard id >= 1, id <= recordOffsets.count else { return nil }
-        let at = recordOffsets[id - 1], info = u32(at + 4)
+        let at = Int(recordOffsets[id - 1]), info = u32(at + 4)
         return (at, Kind(rawValue: UInt32((info >> 24) & 0x1f)), info & 0xffff, info >> 31 != 0, u32(at + 8))
     }
 
     /// The first struct of that name.
     public func structID(named name: String) -> Int? {
         let wanted = Array(name.utf8)
-        for id in structIDs where nameIs(u32(recordOffsets[Int(id) - 1]), wanted) { return Int(id) }
+        for id in structIDs where nameIs(u32(Int(recordOffsets[Int(id) - 1])), wanted) { return Int(id) }
         return nil
     }
 
@@ -160,9 +187,7 @@ extension BTF {
     public static func locate(guest: Guest, reader: KernelReader, symbols: [String: UInt64]) throws(KernelDataError) -> (btf: BTF, address: UInt64, how: String) {
         if let start = symbols["__start_BTF"], let stop = symbols["__stop_BTF"], stop > start {
             guard stop - start <= UInt64(maxBytes) else { throw KernelDataError("BTF", "__start_BTF…__stop_BTF spans \(stop - start) bytes") }
-            let bytes: [UInt8]
-            do { bytes = try reader.bytes(start, count: Int(stop - start), limit: maxBytes) } catch { throw KernelDataError("BTF", "unreadable: \(error)") }
-            return (try BTF(bytes: bytes), start, "between __start_BTF and __stop_BTF")
+            return (try read(reader, start, count: Int(stop - start)), start, "between __start_BTF and __stop_BTF")
         }
         let header: [UInt8] = [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
         var lastError: KernelDataError? = nil
@@ -174,9 +199,9 @@ extension BTF {
                 guard let h = try? reader.bytes(at, count: 24, limit: 24) else { continue }
                 func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
                 let size = 24 + max(field(8) + field(12), field(16) + field(20))
-                guard size > 1024, size <= maxBytes, let bytes = try? reader.bytes(at, count: size, limit: maxBytes) else { continue }
+                guard size > 1024, size <= maxBytes else { continue }
                 do throws(KernelDataError) {
-                    return (try BTF(bytes: bytes), at)
+                    return (try read(reader, at, count: size), at)
                 } catch {
                     lastError = error
                 }
@@ -185,5 +210,15 @@ extension BTF {
         }
         if let ((btf, at), window) = found { return (btf, at, "by its header in \(window)") }
         throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp, have none)")
+    }
+
+    /// The BTF at `va`: in place where the frame source holds it as one run (a core), else copied.
+    static func read(_ reader: KernelReader, _ va: UInt64, count: Int) throws(KernelDataError) -> BTF {
+        if let frames = reader.memory.frames, let run = reader.inPlace(va, count: count, limit: maxBytes) {
+            return try BTF(borrowing: run, owner: frames)
+        }
+        let bytes: [UInt8]
+        do { bytes = try reader.bytes(va, count: count, limit: maxBytes) } catch { throw KernelDataError("BTF", "unreadable: \(error)") }
+        return try BTF(bytes: bytes)
     }
 }

@@ -59,6 +59,23 @@ public struct KernelReader {
         return out
     }
 
+    /// `count` bytes at `va` where the frame source holds them: when the pages are one run
+    /// of memory (a core's pages of a contiguous range, stored in frame order), no copy is
+    /// made. Valid while `memory.frames` lives. Nil when a page is unreadable or out of
+    /// line, or above `limit` (the caller copies, or reports).
+    public func inPlace(_ va: UInt64, count: Int, limit: Int) -> UnsafeRawBufferPointer? {
+        guard count > 0, count <= limit, let first = try? memory.page(containing: va), let base = first.baseAddress else { return nil }
+        let start = base + Int(va & 0xfff)
+        var covered = 4096 - Int(va & 0xfff)
+        var a = (va & ~0xfff) &+ 4096
+        while covered < count {   // count <= limit: bounded
+            guard let page = try? memory.page(containing: a), page.baseAddress == base + Int(a &- (va & ~0xfff)) else { return nil }
+            covered += 4096
+            a &+= 4096
+        }
+        return UnsafeRawBufferPointer(start: start, count: count)
+    }
+
     /// A NUL-terminated string of at most `max` bytes (longer: cut there).
     public func cString(_ va: UInt64, max: Int) throws(MemoryFault) -> [UInt8] {
         var out = [UInt8]()

@@ -4,7 +4,8 @@
 /// hold guest frames (GFNs/IPAs). A source answers in the numbering its guest uses, so the
 /// walkers never need to know which.
 public protocol FrameSource: Sendable {
-    /// The 4 KiB page of `frame`, or nil if the source does not hold it.
+    /// The 4 KiB page of `frame`, or nil if the source does not hold it. The bytes stay
+    /// valid, unchanged, for as long as the source lives (readers may keep them).
     func page(_ frame: UInt64) -> UnsafeRawBufferPointer?
     /// Why `frame` is missing, in words for the user.
     func whyMissing(_ frame: UInt64) -> String
