@@ -197,33 +197,95 @@ public struct SystemMap: Sendable {
     /// One pass over a System.map's lines; the names are recorded as ranges of `buf`.
     /// Returns the lines that were not symbol lines.
     static func parse(_ buf: UnsafeBufferPointer<UInt8>, into b: inout Builder) -> Int {
+        guard let base = buf.baseAddress else { return 0 }
         var skipped = 0
-        let hexTable = SystemMap.hexDigits
-        hexTable.withUnsafeBufferPointer { hex in
-            let n = buf.count
+        let n = buf.count
+        SystemMap.hexDigits.withUnsafeBufferPointer { hexTable in
+            let hex = hexTable.baseAddress!   // 256 entries: any byte indexes it
             var lineStart = 0
             while lineStart < n {
-                // memchr: the newline search is most of a pass over the file.
-                let lineEnd = memchr(buf.baseAddress! + lineStart, 0x0a, n - lineStart)
-                    .map { UnsafeRawPointer($0) - UnsafeRawPointer(buf.baseAddress!) } ?? n
-                if let (address, type, nameStart, nameEnd) = SystemMap.parseLine(buf, lineStart, lineEnd, hex: hex) {
-                    switch type {
-                    case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
-                        break
-                    default:
-                        if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
-                            let (end, module) = SystemMap.moduleSuffix(buf, nameStart, nameEnd)
-                            b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, lastByte: end > nameStart ? buf[end - 1] : 0, module: b.moduleID(module))
-                        }
-                        b.marker(UnsafeBufferPointer(rebasing: buf[nameStart..<nameEnd]), address)
+                let address: UInt64, type: UInt8, nameStart: Int, lineEnd: Int
+                let p = base + lineStart
+                // The shape of almost every line, `<16 hex digits> T name\n`, read without
+                // bounds checks per byte: the digits in one unrolled pass, then the newline.
+                if n - lineStart > 19, p[16] == 0x20, p[18] == 0x20, case let t = p[17], (t | 0x20) &- 0x61 < 26,
+                   let a = SystemMap.hex16(p, hex) {
+                    address = a; type = t; nameStart = lineStart + 19
+                    lineEnd = SystemMap.newline(base, from: nameStart, to: n)
+                } else {
+                    lineEnd = SystemMap.newline(base, from: lineStart, to: n)
+                    guard let (a, t, s, _) = SystemMap.parseLine(buf, lineStart, lineEnd, hex: hexTable) else {
+                        if lineEnd > lineStart { skipped += 1 }
+                        lineStart = lineEnd + 1
+                        continue
                     }
-                } else if lineEnd > lineStart {
+                    address = a; type = t; nameStart = s
+                }
+                var nameEnd = lineEnd
+                if nameEnd > nameStart && base[nameEnd - 1] == 0x0d { nameEnd -= 1 }
+                if nameEnd <= nameStart {   // as parseLine: a line with no name is not a symbol line
                     skipped += 1
+                    lineStart = lineEnd + 1
+                    continue
+                }
+                switch type {
+                case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"):
+                    break
+                default:
+                    if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
+                        var end = nameEnd, module = 0
+                        if base[nameEnd - 1] == UInt8(ascii: "]") {
+                            let (e, m) = SystemMap.moduleSuffix(buf, nameStart, nameEnd)
+                            end = e; module = b.moduleID(m)
+                        }
+                        b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, lastByte: end > nameStart ? base[end - 1] : 0, module: module)
+                    }
+                    b.marker(UnsafeBufferPointer(start: base + nameStart, count: nameEnd - nameStart), address)
                 }
                 lineStart = lineEnd + 1
             }
         }
         return skipped
+    }
+
+    /// Sixteen hex digits at `p` (which has at least 16 readable bytes), nil if any is not one.
+    @inline(__always)
+    static func hex16(_ p: UnsafePointer<UInt8>, _ hex: UnsafePointer<UInt8>) -> UInt64? {
+        // Validity by table (sixteen independent loads); the value eight digits at a time.
+        var bad: UInt8 = 0
+        for k in 0..<16 { bad |= hex[Int(p[k])] }
+        guard bad & 0xf0 == 0 else { return nil }
+        let raw = UnsafeRawPointer(p)
+        return hex8(UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))) << 32
+            | hex8(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
+    /// Eight valid hex digits, the first in the low byte, as their 32-bit value.
+    @inline(__always)
+    static func hex8(_ x: UInt64) -> UInt64 {
+        // '0'–'9' are 0x30–0x39, 'a'–'f' and 'A'–'F' 0x61–0x66 and 0x41–0x46: the low
+        // nibble, plus 9 where bit 6 marks a letter.
+        let v = (x & 0x0f0f_0f0f_0f0f_0f0f) &+ ((x >> 6) & 0x0101_0101_0101_0101) &* 9
+        // Pack the nibbles, first digit most significant: pairs, then quads, then the eight.
+        let pairs = ((v << 4) | (v >> 8)) & 0x00ff_00ff_00ff_00ff
+        let quads = ((pairs << 8) | (pairs >> 16)) & 0x0000_ffff_0000_ffff
+        return ((quads << 16) | (quads >> 32)) & 0xffff_ffff
+    }
+
+    /// The index of the next newline in [from, to), else `to`. Names are short: a
+    /// byte loop beats a memchr call per line.
+    @inline(__always)
+    static func newline(_ base: UnsafePointer<UInt8>, from: Int, to: Int) -> Int {
+        var i = from
+        // Eight bytes at a time while they fit: a word with no 0x0a byte is passed over whole.
+        while i + 8 <= to {
+            let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) ^ 0x0a0a_0a0a_0a0a_0a0a
+            let zero = (w &- 0x0101_0101_0101_0101) & ~w & 0x8080_8080_8080_8080
+            if zero != 0 { return i + zero.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        while i < to && base[i] != 0x0a { i += 1 }
+        return i
     }
 
     /// A table from an ELF symbol table (`--vmlinux`) read in place: `symbol(i)` gives the
@@ -283,8 +345,10 @@ public struct SystemMap: Sendable {
     static let markers: [[UInt8]] = ["_stext", "_etext", "_text", "_end", "__bss_stop", "_sinittext", "_einittext", "hypercall_page"].map { Array($0.utf8) }
 
     static func markerID(_ name: UnsafeBufferPointer<UInt8>, markers: [[UInt8]]) -> UInt8? {
-        // Every marker starts with "_" or "h": most names fail at the first byte.
-        guard let first = name.first, first == UInt8(ascii: "_") || first == UInt8(ascii: "h"), name.count <= 14 else { return nil }
+        // Every marker starts with "_" or "h", most names fail at the first byte,
+        // and is 4, 5, 6, 10 or 14 bytes long.
+        guard name.count <= 14, (1 << name.count) & 0b100_0100_0111_0000 != 0,
+              let first = name.first, first == UInt8(ascii: "_") || first == UInt8(ascii: "h") else { return nil }
         for (i, m) in markers.enumerated() where m.count == name.count && m.elementsEqual(name) { return UInt8(i) }
         return nil
     }
@@ -448,20 +512,17 @@ extension SystemMap {
         // passed over on its 2-byte key, the few that match are compared whole (first bytes
         // would not sort them out: "_" starts a third of a kernel's names).
         let wanted = names.map { Array($0.utf8) }.filter { !$0.isEmpty && $0.count < 256 }
+        let wantedKeys = wanted.map { SystemMap.nameKey(count: $0.count, last: $0.last!) }
         var bits = [UInt64](repeating: 0, count: 1024)
-        var byKey: [Int: [Int]] = [:]
-        for (k, n) in wanted.enumerated() {
-            let h = Int(SystemMap.nameKey(count: n.count, last: n.last!))
-            bits[h >> 6] |= 1 << UInt64(h & 63)
-            byKey[h, default: []].append(k)
-        }
+        for h in wantedKeys { bits[Int(h) >> 6] |= 1 << UInt64(h & 63) }
         var remaining = wanted.count
         nameBytes.withUnsafeBufferPointer { bytes in nameKeys.withUnsafeBufferPointer { keys in bits.withUnsafeBufferPointer { bits in
             for i in 0..<keys.count where remaining > 0 {
-                let h = Int(keys[i])
-                guard bits[h >> 6] & (1 << UInt64(h & 63)) != 0 else { continue }
+                let h = keys[i]
+                guard bits[Int(h) >> 6] & (1 << UInt64(h & 63)) != 0 else { continue }
+                // A few dozen names at most are asked for: a scan of their keys, no hashing.
                 let name = UnsafeBufferPointer(rebasing: bytes[nameRange(i)])
-                for k in byKey[h] ?? [] where name.elementsEqual(wanted[k]) {
+                for k in wantedKeys.indices where wantedKeys[k] == h && name.elementsEqual(wanted[k]) {
                     let name = String(decoding: wanted[k], as: UTF8.self)
                     if found[name] == nil { found[name] = addressList[i]; remaining -= 1 }
                 }

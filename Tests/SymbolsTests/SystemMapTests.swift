@@ -74,6 +74,30 @@ struct SystemMapTests {
         #expect(c.symbolSuffix(0xffff_ffff_8100_1000, kind: .text) == " evil\\x07name")
     }
 
+    /// The common `<16 digits> T name` shape is read by a fast path (eight digits at a time);
+    /// every other shape upstream accepts goes the general way. Both must agree.
+    @Test func everyLineShapeParsesAlike() throws {
+        let lines = [
+            ("0123456789abcdef T lower", 0x0123_4567_89ab_cdef as UInt64),
+            ("FEDCBA9876543210 T upper", 0xfedc_ba98_7654_3210),
+            ("fEdCbA9876543210 t mixed\r", 0xfedc_ba98_7654_3210),   // CRLF line
+            ("0x00000000c1000000 T prefixed", 0xc100_0000),
+            ("  ffffffff81000010 T indented", 0xffff_ffff_8100_0010),
+            ("ffffffff81000020\tT\ttabs", 0xffff_ffff_8100_0020),
+            ("c1000030 T thirty_two_bit", 0xc100_0030),
+            ("ffffffff81000040 ? question", 0xffff_ffff_8100_0040),
+        ]
+        let m = try SystemMap(bytes: Array(lines.map(\.0).joined(separator: "\n").utf8))
+        #expect(m.skippedLines == 0)
+        for (line, address) in lines {
+            let name = String(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last!).filter { $0 != "\r" }
+            #expect(m.address(of: name) == address, "\(line)")
+        }
+        // Not hex, or no name: skipped on either path.
+        let bad = try SystemMap(bytes: Array("ffffffff8100000g T notHex\nffffffff81000000 T \nffffffff81000000 T ok\n".utf8))
+        #expect(bad.skippedLines == 2 && bad.symbols.map(\.name) == ["ok"])
+    }
+
     @Test func malformedInputIsHandled() {
         #expect(throws: SystemMap.LoadError.self) { try SystemMap(bytes: Array("not a map\n\n".utf8)) }
         #expect(throws: SystemMap.LoadError.self) { try SystemMap(bytes: [UInt8]()) }
