@@ -184,6 +184,14 @@ int dwb_symbol_count(void *handle) {
     return p_dwfl_module_getsymtab(h->mod);
 }
 
+int dwb_symbol_strings(void *handle, const char **base, size_t *size) {
+    handle_t *h = handle;
+    symtab_prepare(h);
+    if (!h->symtab.elf) return 0;
+    *base = h->symtab.strings; *size = h->symtab.strsize;
+    return 1;
+}
+
 int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
     handle_t *h = handle;
     GElf_Sym sym; GElf_Addr addr; GElf_Word shndx; Elf *elf; Dwarf_Addr bias;
@@ -204,11 +212,14 @@ int dwb_get_symbol(void *handle, int index, dwb_symbol *out) {
         shndx = sym.st_shndx;
         if (shndx == SHN_XINDEX) shndx = t->xndx && (size_t)index < t->nxndx ? t->xndx[index] : SHN_UNDEF;
         /* A name must start inside the string table and end there (the file is hostile). */
-        if (sym.st_name >= t->strsize || !memchr(t->strings + sym.st_name, 0, t->strsize - sym.st_name)) return 0;
+        const char *nul;
+        if (sym.st_name >= t->strsize || !(nul = memchr(t->strings + sym.st_name, 0, t->strsize - sym.st_name))) return 0;
         name = t->strings + sym.st_name;
+        out->name_length = (size_t)(nul - name);
         addr = sym.st_value + (shndx == SHN_ABS ? 0 : t->bias);
     } else {
         name = p_dwfl_module_getsym_info(h->mod, index, &sym, &addr, &shndx, &elf, &bias);
+        if (name) out->name_length = strlen(name);
     }
     /* ARM mapping symbols ($a, $t, $d) mark code and data, they name nothing. */
     if (!name || !*name || name[0] == '$') return 0;

@@ -42,10 +42,15 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
     public func symbolTable() throws(SystemMap.LoadError) -> SystemMap {
         try lock.withLock { _ throws(SystemMap.LoadError) in
             var s = dwb_symbol()
-            // Names are read in place (libdwfl owns them while the file is open).
-            return try SystemMap(count: Int(dwb_symbol_count(h)), path: path) { i in
+            // Names are read in place (libdwfl owns them while the file is open); an
+            // executable's stay there: the table refers to its string table, kept alive by self.
+            var base: UnsafePointer<CChar>? = nil, size = 0
+            let strings = dwb_symbol_strings(h, &base, &size) != 0 && base != nil
+                ? (bytes: UnsafeBufferPointer(start: UnsafeRawPointer(base!).assumingMemoryBound(to: UInt8.self), count: size), owner: self as any Sendable)
+                : nil
+            return try SystemMap(count: Int(dwb_symbol_count(h)), path: path, strings: strings) { i in
                 guard dwb_get_symbol(h, Int32(i), &s) != 0, let name = s.name else { return nil }
-                return (s.address, UInt8(bitPattern: s.type), UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name)))
+                return (s.address, UInt8(bitPattern: s.type), UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: s.name_length))
             }
         }
     }

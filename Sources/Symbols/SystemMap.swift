@@ -78,14 +78,17 @@ public struct SystemMap: Sendable {
 
     /// Where the names' bytes are: built up (kallsyms, an ELF symbol table), or a
     /// System.map's own bytes, mapped and never copied.
-    enum NameStorage: Sendable {
+    enum NameStorage: @unchecked Sendable {   // immutable; a borrowed buffer's owner keeps it
         case array([UInt8])
         case mapped(ReadOnlyMapping)
+        /// Bytes owned elsewhere (an ELF's string table), valid while `owner` lives.
+        case borrowed(UnsafeBufferPointer<UInt8>, owner: any Sendable)
 
         func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
             switch self {
             case .array(let a): return try a.withUnsafeBufferPointer(body)
             case .mapped(let m): return try body(m.bytes)
+            case .borrowed(let b, _): return try body(b)
             }
         }
 
@@ -93,6 +96,7 @@ public struct SystemMap: Sendable {
             switch self {
             case .array(let a): return a
             case .mapped(let m): return Array(m.bytes)
+            case .borrowed(let b, _): return Array(b)
             }
         }
     }
@@ -151,10 +155,10 @@ public struct SystemMap: Sendable {
         var b = b
         if !b.inOrder {
             // Stable by address: equal addresses keep their order.
-            let order = b.addresses.indices.sorted { (b.addresses[$0], $0) < (b.addresses[$1], $1) }
-            b.addresses = order.map { b.addresses[$0] }
-            b.refs = order.map { b.refs[$0] }
-            b.keys = order.map { b.keys[$0] }
+            let order = RadixOrder.stable(b.addresses)
+            b.addresses = order.map { b.addresses[Int($0)] }
+            b.refs = order.map { b.refs[Int($0)] }
+            b.keys = order.map { b.keys[Int($0)] }
         }
         addressList = b.addresses
         refs = b.refs
@@ -291,33 +295,51 @@ public struct SystemMap: Sendable {
     /// A table from an ELF symbol table (`--vmlinux`) read in place: `symbol(i)` gives the
     /// address, the System.map type letter and the name's bytes (valid for the call) of
     /// entry i, or nil. Types U/v/w are skipped and A/a only set markers, as in a System.map.
-    public init(count: Int, path: String, symbol: (Int) -> (address: UInt64, type: UInt8, name: UnsafeBufferPointer<UInt8>)?) throws(LoadError) {
-        var kept: [(address: UInt64, key: UInt64, ref: Int)] = []   // key: weak (bit 32) | underscores
-        var b = Builder(capacity: count)
-        b.bytes.reserveCapacity(count * 24)
-        var starts: [(Int, Int)] = []
+    /// With `strings` (where every name lies, kept alive by its owner) names are referred
+    /// to where they are, else copied.
+    public init(count: Int, path: String, strings: (bytes: UnsafeBufferPointer<UInt8>, owner: any Sendable)? = nil,
+                symbol: (Int) -> (address: UInt64, type: UInt8, name: UnsafeBufferPointer<UInt8>)?) throws(LoadError) {
+        var b = Builder(capacity: 0)
+        var addresses: [UInt64] = [], refs: [UInt64] = [], keys: [UInt16] = []
+        var minor: [UInt16] = []   // weak (bit 8) | leading underscores
+        addresses.reserveCapacity(count); refs.reserveCapacity(count); keys.reserveCapacity(count); minor.reserveCapacity(count)
+        // The strings' bounds out of the loop: the optional tuple (with an existential) would be
+        // copied, retained and released per symbol.
+        let borrowing = strings != nil
+        let stringsBase = strings?.bytes.baseAddress, stringsCount = strings?.bytes.count ?? 0
+        if !borrowing { b.bytes.reserveCapacity(count * 24) }
         for i in 0..<max(0, count) {
             guard let e = symbol(i) else { continue }
             if e.type == UInt8(ascii: "U") || e.type == UInt8(ascii: "v") || e.type == UInt8(ascii: "w") { continue }
             b.marker(e.name, e.address)
             guard e.type != UInt8(ascii: "A") && e.type != UInt8(ascii: "a") else { continue }
-            let start = b.bytes.count
-            b.bytes.append(contentsOf: e.name)
-            starts.append((start, e.name.count))
-            let underscores = e.name.prefix { $0 == UInt8(ascii: "_") }.count
-            let weak: UInt64 = e.type == UInt8(ascii: "W") || e.type == UInt8(ascii: "V") ? 1 << 32 : 0
-            kept.append((e.address, weak | UInt64(underscores), starts.count - 1))
+            let start: Int
+            if borrowing {
+                guard let p = e.name.baseAddress, let base = stringsBase, p >= base,
+                      e.name.count <= stringsCount - (p - base) else { continue }   // not where promised: dropped
+                start = p - base
+            } else {
+                start = b.bytes.count
+                b.bytes.append(contentsOf: e.name)
+            }
+            guard start <= Int(UInt32.max) else { continue }
+            let underscores = min(255, e.name.prefix { $0 == UInt8(ascii: "_") }.count)
+            let weak: UInt16 = e.type == UInt8(ascii: "W") || e.type == UInt8(ascii: "V") ? 256 : 0
+            addresses.append(e.address)
+            minor.append(weak | UInt16(underscores))
+            refs.append(UInt64(start) | UInt64(min(e.name.count, 0xffff)) << 32)
+            keys.append(SystemMap.nameKey(count: e.name.count, last: e.name.last ?? 0))
         }
-        guard !kept.isEmpty else { throw .noSymbols(path: path) }
+        guard !addresses.isEmpty else { throw .noSymbols(path: path) }
         // Aliases in the order the kernel's kallsyms gives them (scripts/kallsyms.c:
         // strong before weak, fewer leading underscores first), and named by the first, as
         // the kernel names an address: `sys_openat`, not its alias `__se_sys_openat`.
-        kept.sort { ($0.address, $0.key, $0.ref) < ($1.address, $1.key, $1.ref) }
-        for k in kept {
-            let (start, count) = starts[k.ref]
-            b.add(address: k.address, nameStart: start, nameLength: count, lastByte: count > 0 ? b.bytes[start + count - 1] : 0, module: 0)
-        }
+        let order = RadixOrder.stable(addresses, from: RadixOrder.stable(small: minor))
+        b.addresses = order.map { addresses[Int($0)] }
+        b.refs = order.map { refs[Int($0)] }
+        b.keys = order.map { keys[Int($0)] }
         self.init(b, skippedLines: 0)
+        if let strings { nameBytes = .borrowed(strings.bytes, owner: strings.owner) }
         aliasRule = .first
     }
 

@@ -18,6 +18,7 @@ typedef struct {
     uint64_t size;
     char type;            /* System.map-style: T/t text, D/d data, A absolute, U undefined, ? other */
     const char *name;     /* owned by libdwfl, valid while the file is open */
+    size_t name_length;   /* strlen(name) */
 } dwb_symbol;
 
 int dwb_load(char *err, size_t errlen);
@@ -29,6 +30,9 @@ int dwb_lookup(void *handle, uint64_t address, dwb_frame *frames, int max);
 /* The ELF symbol table: the number of symbols, and symbol i (0 when i is not a named symbol). */
 int dwb_symbol_count(void *handle);
 int dwb_get_symbol(void *handle, int index, dwb_symbol *out);
+/* Where every name dwb_get_symbol gives lies (an executable's .strtab, valid while the file
+ * is open): 1 with base and size set, 0 when names come from elsewhere (libdwfl's path). */
+int dwb_symbol_strings(void *handle, const char **base, size_t *size);
 /* DWARF CFI unwinding by libdwfl's own unwinder: registers in DWARF numbering (x86_64:
  * rax rdx rcx rbx rsi rdi rbp rsp r8-r15; aarch64: x0-x30 sp; arm: r0-r15), guest memory
  * through `read` (0 on success). Fills pcs (innermost first, the first is `pc`) and returns
