@@ -401,7 +401,6 @@ struct XenctxCommand: ParsableCommand {
         }
         // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
         let guestSymbols = unwind != "scan"
-        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest, vmcoreinfoPointer: files.map?.address(of: "vmcoreinfo_data")) : nil
         var inputs = SymbolResolution.Inputs()
         inputs.map = files.map
         inputs.mapPath = symbolTable
@@ -412,6 +411,8 @@ struct XenctxCommand: ParsableCommand {
         if inputs.map == nil, let elf = files.elf {
             do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { fail("\(error)") }
         }
+        // The symbol file's vmcoreinfo_data (a System.map's or the vmlinux's) is tried before any search.
+        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest, vmcoreinfoPointer: inputs.map?.address(of: "vmcoreinfo_data")) : nil
         let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: inputs)
         warnings += resolution.warnings
         options.symbols = resolution.symbols
