@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
         .executableTarget(name: "xenctx-fuzz", dependencies: ["FuzzTargets", "CFuzzDriver"], path: "Fuzz/xenctx-fuzz"),
         // Prints timings; see Benchmarks/README.md. Never run by the tests.
-        .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport", "GuestKernel"], path: "Benchmarks/xenctx-bench"),
+        .executableTarget(name: "xenctx-bench", dependencies: ["XenctxReport", "GuestKernel", "ELFSymbols"], path: "Benchmarks/xenctx-bench"),
         .testTarget(name: "VCPUContextTests", dependencies: ["VCPUContext"]),
         .testTarget(name: "SymbolsTests", dependencies: ["Symbols"]),
         .testTarget(name: "StackWalkTests", dependencies: ["StackWalk"]),

@@ -1,6 +1,7 @@
 // Prints timings of the operations an outage depends on. Run through Benchmarks/run.sh,
 // which builds in release mode and prepares the inputs. Figures are medians.
 import Foundation   // String(format:) for the figures
+import ELFSymbols
 import GuestKernel
 import Symbols
 import VCPUContext
@@ -110,6 +111,13 @@ case "map":
     var count = 0
     let t = try median(21) { count = try SystemMap.load(path: path).symbols.count }
     print("load System.map (\(count) symbols): \(ms(t)) median of 21")
+case "vmlinux":
+    // --vmlinux's symbol table: the ELF's .symtab as a System.map-style table, in-process.
+    guard let path = args.dropFirst().first else { print("usage: xenctx-bench vmlinux VMLINUX"); exit(64) }
+    var count = 0
+    let tOpen = try median(11) { _ = try ELFFile(path: path) }
+    let tTable = try median(11) { let elf = try ELFFile(path: path); count = try elf.symbolTable().symbols.count }
+    print("open vmlinux: \(ms(tOpen)); open and build its symbol table (\(count) symbols): \(ms(tTable)) (medians of 11)")
 case "report":
     let rest = Array(args.dropFirst())
     guard rest.count == 2 else { print("usage: xenctx-bench report CORE SYSTEM.MAP"); exit(64) }
