@@ -4,10 +4,12 @@ import Synchronization
 ///
 /// Nothing is indexed when the core is opened: counting the usable pages is a binary
 /// search (both indexes are sorted by pfn with `~0` slots last). A `.xen_pfn` core is
-/// searched in place (Xen's writer sorts it; an unsorted one is found out on the first
-/// miss and indexed then). A PV core's machine frames are indexed on the first memory
-/// access as runs of consecutive frames in consecutive slots (Xen hands out machine
-/// memory in long runs), in one sequential pass that gives the pages it read back.
+/// searched in place: Xen's writer sorts it, and each 4 KiB block of the index a search
+/// reads is checked to be in order (with its neighbours' edges) the first time, so an
+/// unsorted index is found out where it is read and then indexed by runs; the cost
+/// follows the lookups, not the core's size. A PV core's machine frames are indexed on
+/// the first memory access as runs of consecutive frames in consecutive slots (Xen hands
+/// out machine memory in long runs), in one sequential pass that gives the pages it read back.
 public final class CoreFrames: FrameSource {
     let core: XenCore
     let isP2M: Bool
@@ -17,12 +19,20 @@ public final class CoreFrames: FrameSource {
     /// Slots whose index entry, and whose page, are within the file (a cut core loses its
     /// index first: xl writes it after the pages).
     let indexInFile: Int, pagesInFile: Int
-    private let lookup = Mutex<Lookup?>(nil)
+    private let state = Mutex(State())
 
-    enum Lookup: Sendable {
-        case sortedPFN(verified: Bool) // binary search in the mapped .xen_pfn (its order checked once, on a miss)
-        case runs([FrameRun])          // frame → slot by runs (PV machine frames, or an unsorted index)
+    enum Lookup: Sendable, Equatable {
+        case sortedPFN              // binary search in the mapped .xen_pfn, block by block checked
+        case runs([FrameRun])       // frame → slot by runs (PV machine frames, or an unsorted index)
     }
+
+    struct State {
+        var lookup: Lookup? = nil
+        /// Bit b: the `.xen_pfn` entries of block b were found in order.
+        var checkedBlocks: [UInt64] = []
+    }
+    /// Index entries per checked block: one 4 KiB page of `.xen_pfn`.
+    static let blockEntries = 512
 
     /// Frames `frame ..< frame + count` are in slots `slot ..< slot + count`.
     struct FrameRun: Sendable, Comparable {
@@ -65,20 +75,12 @@ public final class CoreFrames: FrameSource {
         core.file.bytes(at: core.frameIndex.offset + UInt64(slot * entryWidth) + (isP2M ? 8 : 0), count: 8)!.le64(0)
     }
 
-    /// How frames are looked up now (for tests).
-    var lookupState: Lookup? { lookup.withLock { $0 } }
+    /// How frames are looked up now, and how many index blocks were checked (for tests).
+    var lookupState: Lookup? { state.withLock { $0.lookup } }
+    var checkedBlockCount: Int { state.withLock { $0.checkedBlocks.reduce(0) { $0 + $1.nonzeroBitCount } } }
 
     /// The index entries of the usable slots, in place.
     var indexBytes: UnsafeRawBufferPointer? { core.file.bytes(at: core.frameIndex.offset, count: availableCount * entryWidth) }
-
-    private func prepared() -> Lookup {
-        lookup.withLock { state in
-            if let state { return state }
-            let built: Lookup = isP2M ? .runs(buildRuns(frameOffset: 8)) : .sortedPFN(verified: false)
-            state = built
-            return built
-        }
-    }
 
     /// One pass over the index: runs of consecutive frames in consecutive slots, sorted by
     /// frame (a sort only when the index was not in frame order already). The pass gives
@@ -108,55 +110,72 @@ public final class CoreFrames: FrameSource {
         return runs
     }
 
-    /// Whether the `.xen_pfn` index is sorted, checked in one pass (after a miss only),
-    /// chunk by chunk, giving back each chunk's pages (a 64 GiB core's index is 128 MiB).
-    func pfnIndexIsSorted() -> Bool {
-        guard let index = indexBytes else { return true }
-        var previous: UInt64? = nil
-        let chunk = 1 << 17      // entries (1 MiB of index)
-        var start = 0
-        while start < availableCount {
-            let end = min(availableCount, start + chunk)
-            for i in start..<end {
-                let p = index.le64(i * entryWidth)
-                if let previous, p <= previous { return false }
-                previous = p
-            }
-            core.file.release(offset: core.frameIndex.offset + UInt64(start * entryWidth), count: (end - start) * entryWidth)
-            start = end
-        }
-        return true
-    }
-
     func slot(of frame: UInt64) -> Int? {
         guard availableCount > 0 else { return nil }
-        switch prepared() {
-        case .runs(let runs):
-            return Self.find(frame, in: runs)
-        case .sortedPFN(let verified):
-            guard let index = indexBytes else { return nil }
-            var lo = 0, hi = availableCount
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                let p = index.le64(mid * entryWidth)
-                if p == frame { return mid }
-                if p < frame { lo = mid + 1 } else { hi = mid }
-            }
-            // A miss is where an unsorted index would mislead the search: check the order
-            // once, and index by runs if it does not hold.
-            if verified { return nil }
-            let unsorted: [FrameRun]? = lookup.withLock { state in
-                guard case .sortedPFN(verified: false)? = state else { return nil }
-                if pfnIndexIsSorted() {
-                    state = .sortedPFN(verified: true)
-                    return nil
+        let runs: [FrameRun]? = state.withLock { state in
+            if case .runs(let r)? = state.lookup { return r }
+            if state.lookup == nil {
+                if isP2M {
+                    let r = buildRuns(frameOffset: 8)
+                    state.lookup = .runs(r)
+                    return r
                 }
-                let runs = buildRuns(frameOffset: 0)
-                state = .runs(runs)
-                return runs
+                state.lookup = .sortedPFN
+                state.checkedBlocks = [UInt64](repeating: 0, count: (availableCount + Self.blockEntries * 64 - 1) / (Self.blockEntries * 64))
             }
-            return unsorted.flatMap { Self.find(frame, in: $0) }
+            return nil
         }
+        if let runs { return Self.find(frame, in: runs) }
+        return state.withLock { state -> Int? in
+            guard let index = indexBytes else { return nil }
+            switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
+            case .found(let slot): return slot
+            case .missing: return nil
+            case .unsorted: break
+            }
+            // A block out of order: this index is not Xen's sorted one; index it by runs.
+            let r = buildRuns(frameOffset: 0)
+            state.lookup = .runs(r)
+            return Self.find(frame, in: r)
+        }
+    }
+
+    enum SearchResult { case found(Int), missing, unsorted }
+
+    /// Binary search of the `.xen_pfn` index, checking each block it reads (once).
+    func searchSorted(_ frame: UInt64, index: UnsafeRawBufferPointer, checked: inout [UInt64]) -> SearchResult {
+        func ensure(_ entry: Int) -> Bool {
+            let block = entry / Self.blockEntries
+            if checked[block >> 6] & (1 << UInt64(block & 63)) != 0 { return true }
+            guard blockIsInOrder(block, index: index) else { return false }
+            checked[block >> 6] |= 1 << UInt64(block & 63)
+            return true
+        }
+        var lo = 0, hi = availableCount
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            guard ensure(mid) else { return .unsorted }
+            let p = index.le64(mid * entryWidth)
+            if p == frame { return .found(mid) }
+            if p < frame { lo = mid + 1 } else { hi = mid }
+        }
+        // A miss: the entries that bound the frame are in checked blocks too.
+        if lo > 0 && !ensure(lo - 1) { return .unsorted }
+        if lo < availableCount && !ensure(lo) { return .unsorted }
+        return .missing
+    }
+
+    /// Whether block `block`'s entries ascend, and continue from the block before and into the one after.
+    func blockIsInOrder(_ block: Int, index: UnsafeRawBufferPointer) -> Bool {
+        let start = max(0, block * Self.blockEntries - 1)
+        let end = min(availableCount, (block + 1) * Self.blockEntries + 1)
+        var previous = index.le64(start * entryWidth)
+        for i in (start + 1)..<max(start + 1, end) {
+            let p = index.le64(i * entryWidth)
+            guard p > previous else { return false }
+            previous = p
+        }
+        return true
     }
 
     /// The slot of `frame` in `runs` (sorted by frame): the last run starting at or below it.

@@ -48,7 +48,8 @@ struct FrameLookupTests {
     }
 
     /// A `.xen_pfn` index out of order (Xen's writer never makes one): a binary search would
-    /// miss pfn 5 below; the miss checks the order and indexes the core by runs instead.
+    /// miss pfn 0x40 below; the block the search reads is checked, found out of order, and
+    /// the core indexed by runs instead.
     @Test func unsortedPFNIndex() throws {
         let pfns: [UInt64] = [0x41, 0x45, 0x43, 0x47, 0x40, 0x44]
         let guest = try core(magic: XenCoreLayout.magicHVM, machine: XenCoreLayout.emARM, entrySize: 352,
@@ -59,15 +60,33 @@ struct FrameLookupTests {
         guard let cf = guest.frames as? CoreFrames, case .runs? = cf.lookupState else { Issue.record("the unsorted index was not found out"); return }
     }
 
-    /// The sorted `.xen_pfn` of Xen's writer is searched in place: no index is built.
+    /// Out of order only far from the start: found out as soon as a search reads that block,
+    /// whether it hits or misses there.
+    @Test func unsortedBlockFoundWhereRead() throws {
+        var pfns: [UInt64] = (0..<4000).map { 0x40000 + UInt64($0) * 2 }
+        pfns.swapAt(3000, 3001)
+        let guest = try core(magic: XenCoreLayout.magicHVM, machine: XenCoreLayout.emARM, entrySize: 352,
+                             frames: pfns.map { (pfn: $0, gmfn: 0) }, name: "unsorted-block.core")
+        let cf = try #require(guest.frames as? CoreFrames)
+        #expect(slotOf(guest, pfns[10]) == 10)
+        #expect(cf.lookupState == .sortedPFN)                   // blocks read so far are in order
+        #expect(slotOf(guest, pfns[3000] + 1) == nil)           // a miss in the swapped block
+        #expect(cf.lookupState.map { if case .runs = $0 { true } else { false } } == true)
+        for (slot, p) in pfns.enumerated() { #expect(slotOf(guest, p) == slot) }
+    }
+
+    /// The sorted `.xen_pfn` of Xen's writer is searched in place: no index is built, and
+    /// only the blocks the searches read are checked (a miss included).
     @Test func sortedPFNIndexInPlace() throws {
-        let pfns: [UInt64] = (0..<300).map { 0x40000 + UInt64($0) * 3 }
+        let pfns: [UInt64] = (0..<300_000).map { 0x40000 + UInt64($0) * 3 }
         let guest = try core(magic: XenCoreLayout.magicHVM, machine: XenCoreLayout.emARM, entrySize: 352,
                              frames: pfns.map { (pfn: $0, gmfn: 0) }, name: "sorted-pfn.core")
-        for (slot, p) in pfns.enumerated() { #expect(slotOf(guest, p) == slot) }
-        guard let cf = guest.frames as? CoreFrames, case .sortedPFN(verified: false)? = cf.lookupState else { Issue.record("not searched in place"); return }
-        // A miss checks the order once, and remembers it.
+        let cf = try #require(guest.frames as? CoreFrames)
+        for slot in [0, 1, 150_000, 299_999] { #expect(slotOf(guest, pfns[slot]) == slot) }
         #expect(slotOf(guest, 0x40001) == nil)
-        guard case .sortedPFN(verified: true)? = cf.lookupState else { Issue.record("the order was not remembered"); return }
+        #expect(slotOf(guest, 0x3_0000) == nil)                 // below every pfn
+        #expect(cf.lookupState == .sortedPFN)
+        let blocks = (300_000 + CoreFrames.blockEntries - 1) / CoreFrames.blockEntries
+        #expect(cf.checkedBlockCount > 0 && cf.checkedBlockCount < blocks / 4, "\(cf.checkedBlockCount) of \(blocks) blocks checked")
     }
 }
