@@ -207,6 +207,7 @@ public struct SystemMap: Sendable {
         SystemMap.hexDigits.withUnsafeBufferPointer { hexTable in
             let hex = hexTable.baseAddress!   // 256 entries: any byte indexes it
             var lineStart = 0
+            var lastModule: (range: Range<Int>, id: Int)? = nil
             while lineStart < n {
                 let address: UInt64, type: UInt8, nameStart: Int, lineEnd: Int
                 let p = base + lineStart
@@ -238,9 +239,17 @@ public struct SystemMap: Sendable {
                 default:
                     if type != UInt8(ascii: "A") && type != UInt8(ascii: "a") {
                         var end = nameEnd, module = 0
-                        if base[nameEnd - 1] == UInt8(ascii: "]") {
-                            let (e, m) = SystemMap.moduleSuffix(buf, nameStart, nameEnd)
-                            end = e; module = b.moduleID(m)
+                        if base[nameEnd - 1] == UInt8(ascii: "]"), let (e, m) = SystemMap.moduleSuffix(buf, nameStart, nameEnd) {
+                            end = e
+                            // kallsyms lists a module's symbols together: the last module's
+                            // id is reused while the name is the same (no String per line).
+                            if let last = lastModule, last.range.count == m.count,
+                               memcmp(base + last.range.lowerBound, base + m.lowerBound, m.count) == 0 {
+                                module = last.id
+                            } else {
+                                module = b.moduleID(String(decoding: UnsafeBufferPointer(rebasing: buf[m]), as: UTF8.self))
+                                lastModule = (m, module)
+                            }
                         }
                         b.add(address: address, nameStart: nameStart, nameLength: end - nameStart, lastByte: end > nameStart ? base[end - 1] : 0, module: module)
                     }
@@ -410,16 +419,17 @@ public struct SystemMap: Sendable {
         }
     }
 
-    /// kallsyms appends `\t[module]`: where the function name ends, and the module.
-    static func moduleSuffix(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Int, String?) {
-        guard end - start >= 3, buf[end - 1] == UInt8(ascii: "]") else { return (end, nil) }
+    /// kallsyms appends `\t[module]`: where the function name ends, and where the module's
+    /// name is in `buf`; nil when the line has no such suffix.
+    static func moduleSuffix(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Int, Range<Int>)? {
+        guard end - start >= 3, buf[end - 1] == UInt8(ascii: "]") else { return nil }
         var open = end - 2
         while open > start && buf[open] != UInt8(ascii: "[") { open -= 1 }
-        guard buf[open] == UInt8(ascii: "["), open + 1 < end - 1 else { return (end, nil) }
+        guard buf[open] == UInt8(ascii: "["), open + 1 < end - 1 else { return nil }
         var nameEnd = open
         while nameEnd > start && (buf[nameEnd - 1] == 0x20 || buf[nameEnd - 1] == 0x09) { nameEnd -= 1 }
-        guard nameEnd > start else { return (end, nil) }
-        return (nameEnd, String(decoding: UnsafeBufferPointer(rebasing: buf[(open + 1)..<(end - 1)]), as: UTF8.self))
+        guard nameEnd > start else { return nil }
+        return (nameEnd, (open + 1)..<(end - 1))
     }
 
     // MARK: - Reading
