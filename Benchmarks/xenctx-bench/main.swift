@@ -41,6 +41,13 @@ func timeCommand(_ command: [String], runs: Int) -> (Double, Int) {
         var usage = rusage()
         wait4(pid, &status, 0, &usage)
         let d = clock.now - start
+        // A failed command measures nothing (a path it cannot open ends at once).
+        guard status == 0 else {
+            print("\(command.joined(separator: " ")): exit status \(status >> 8): not timed")
+            for p in cargs { free(p) }
+            posix_spawn_file_actions_destroy(&actions)
+            return (-1, 0)
+        }
         times.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
         if let text = try? String(contentsOfFile: rssFile, encoding: .utf8), let kb = Int(text.split(separator: "\n").last ?? "") {
             rss = max(rss, kb)
@@ -102,6 +109,8 @@ case "map":
         _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &rss) { r in vfscanf_wrapper(f, s, r) } }
         return rss * 4096
     }
+    // One load first, dropped: the parser's code pages are not the map's memory.
+    _ = try SystemMap.load(path: path)
     let before = resident()
     let kept = try SystemMap.load(path: path)
     let after = resident()
@@ -111,6 +120,26 @@ case "map":
     var count = 0
     let t = try median(21) { count = try SystemMap.load(path: path).symbols.count }
     print("load System.map (\(count) symbols): \(ms(t)) median of 21")
+    // Unsorted input (kallsyms with modules): eight copies of the map, each moved by its own
+    // offset and named as a module, once in address order and once with the lines shuffled.
+    let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+    var eight: [String] = []
+    for copy in 0..<8 {
+        for line in lines {
+            let f = line.split(separator: " ", maxSplits: 2)
+            guard f.count == 3, let a = UInt64(f[0], radix: 16) else { continue }
+            eight.append(String(format: "%016llx", a &+ UInt64(copy) << 36) + " \(f[1]) \(f[2])\t[copy\(copy)]")
+        }
+    }
+    var rng = SystemRandomNumberGenerator()
+    let shuffled = eight.shuffled(using: &rng)
+    let sortedPath = "/tmp/xenctx-bench-map8-sorted", shuffledPath = "/tmp/xenctx-bench-map8-shuffled"
+    try (eight.joined(separator: "\n") + "\n").write(toFile: sortedPath, atomically: true, encoding: .utf8)
+    try (shuffled.joined(separator: "\n") + "\n").write(toFile: shuffledPath, atomically: true, encoding: .utf8)
+    let tSorted = try median(11) { _ = try SystemMap.load(path: sortedPath) }
+    let tShuffled = try median(11) { _ = try SystemMap.load(path: shuffledPath) }
+    print("load the same map 8 times over with [module] suffixes (\(eight.count) symbols): in order \(ms(tSorted)), shuffled \(ms(tShuffled)) (\(String(format: "%.2f", tShuffled / tSorted))x), medians of 11")
+    unlink(sortedPath); unlink(shuffledPath)
 case "vmlinux":
     // --vmlinux's symbol table: the ELF's .symtab as a System.map-style table, in-process.
     guard let path = args.dropFirst().first else { print("usage: xenctx-bench vmlinux VMLINUX"); exit(64) }
@@ -222,11 +251,12 @@ case "frames":
                                             frames: all)
                 try writer.write(to: out) { i in i < real.count ? Array(frames.page(slot: i)) : nil }
             } else {
-                symlink(path, out)
+                symlink(realpath(path, nil).map { String(cString: $0) } ?? path, out)   // absolute: out is in /tmp
             }
             // Drop the new file from the page cache's favour: read it once before timing.
             _ = try? Guest(core: XenCore(path: out)).frames?.page(0)
             let (t, rss) = timeCommand([tool, "-C", "--core", out], runs: 7)
+            guard t >= 0 else { continue }
             let ratio = baseline.map { String(format: " (%.2fx %@)", t / $0, "the core as is") } ?? ""
             if baseline == nil { baseline = t }
             print("\(name) \(label) (\(total) pages): whole -C \(String(format: "%.1f", t)) ms, max RSS \(rss / 1024) MiB\(ratio)")
