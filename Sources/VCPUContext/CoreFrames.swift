@@ -88,24 +88,35 @@ public final class CoreFrames: FrameSource {
     func buildRuns(frameOffset: Int) -> [FrameRun] {
         guard let index = indexBytes, availableCount > 0 else { return [] }
         var runs: [FrameRun] = []
+        // Room for runs of 4 frames on average, reserved, not touched: only what is filled
+        // becomes resident, and a fragmented p2m grows without copying (which would hold
+        // the old and the new array at once).
+        runs.reserveCapacity(max(16, availableCount / 4))
         var inOrder = true
         let chunk = 1 << 16      // entries between releases (1 MiB of p2m)
+        // The run being extended, in locals: the loop touches no array until it ends.
+        guard let entries = index.baseAddress else { return [] }
+        let width = entryWidth
+        var runFrame = index.le64(frameOffset), runSlot = 0, runCount: UInt64 = 1
         var slot = 0
         while slot < availableCount {
             let end = min(availableCount, slot + chunk)
-            for i in slot..<end {
-                let f = index.le64(i * entryWidth + frameOffset)
-                if var last = runs.last, last.count < UInt32.max, f == last.frame &+ UInt64(last.count), UInt64(i) == UInt64(last.slot) + UInt64(last.count) {
-                    last.count += 1
-                    runs[runs.count - 1] = last
+            core.file.prefault(offset: core.frameIndex.offset + UInt64(slot * entryWidth), count: (end - slot) * entryWidth)
+            for i in max(1, slot)..<end {
+                // i < availableCount, whose entries are all in the file: unchecked arithmetic.
+                let f = UInt64(littleEndian: entries.loadUnaligned(fromByteOffset: i &* width &+ frameOffset, as: UInt64.self))
+                if f == runFrame &+ runCount && runCount < UInt64(UInt32.max) {
+                    runCount += 1   // consecutive slots are implied: the run started at runSlot
                 } else {
-                    if let last = runs.last, f < last.frame { inOrder = false }
-                    runs.append(FrameRun(frame: f, slot: UInt32(truncatingIfNeeded: i), count: 1))
+                    if f < runFrame { inOrder = false }
+                    runs.append(FrameRun(frame: runFrame, slot: UInt32(truncatingIfNeeded: runSlot), count: UInt32(runCount)))
+                    runFrame = f; runSlot = i; runCount = 1
                 }
             }
             core.file.release(offset: core.frameIndex.offset + UInt64(slot * entryWidth), count: (end - slot) * entryWidth)
             slot = end
         }
+        runs.append(FrameRun(frame: runFrame, slot: UInt32(truncatingIfNeeded: runSlot), count: UInt32(runCount)))
         if !inOrder { runs.sort() }
         return runs
     }
