@@ -183,7 +183,7 @@ case "kernel":
     let tDecode = try median(11) { count = try Kallsyms.decode(tables: found, reader: reader, stext: located?.info.symbol("_stext")).count }
     print("\(name): decode kallsyms (\(count) symbols, names and addresses): \(ms(tDecode))")
     let decoded = try Kallsyms.decode(tables: found, reader: reader, stext: located?.info.symbol("_stext"))
-    let tMap = try median(11) { _ = try SystemMap(addresses: decoded.addresses, types: decoded.types, names: decoded.names, path: "kallsyms") }
+    let tMap = try median(11) { _ = try SystemMap(addresses: decoded.addresses, types: decoded.types, nameBytes: decoded.nameBytes, nameEnds: decoded.nameEnds, path: "kallsyms") }
     print("\(name): build the symbol table from them: \(ms(tMap))")
     let kernel = GuestKernel(guest: guest)!
     let map = try? kernel.symbols().get().map

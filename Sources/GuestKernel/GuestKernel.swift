@@ -62,11 +62,11 @@ public struct GuestKernel: Sendable {
             }
             let decoded = try Kallsyms.decode(tables: tables, reader: reader, stext: info?.symbol("_stext"))
             let map: SystemMap
-            do { map = try SystemMap(addresses: decoded.addresses, types: decoded.types, names: decoded.names, path: "the guest's kallsyms") } catch {
+            do { map = try SystemMap(addresses: decoded.addresses, types: decoded.types, nameBytes: decoded.nameBytes, nameEnds: decoded.nameEnds, path: "the guest's kallsyms") } catch {
                 throw KernelDataError("kallsyms", "\(error)")
             }
             var absolute: [String: UInt64] = [:]
-            for i in decoded.types.indices where decoded.types[i] | 0x20 == UInt8(ascii: "a") { absolute[decoded.names[i]] = decoded.addresses[i] }
+            for i in decoded.types.indices where decoded.types[i] | 0x20 == UInt8(ascii: "a") { absolute[decoded.name(i)] = decoded.addresses[i] }
             return Symbols(map: map, tables: tables, encoding: decoded.encoding, how: how, absolute: absolute, time: clock.now - start)
         }
     }

@@ -51,12 +51,19 @@ public enum Kallsyms {
     public enum AddressEncoding: String, Sendable { case absolute, relative, absolutePercpu = "relative, absolute per-CPU" }
 
     public struct Decoded: Sendable {
-        /// Parallel arrays, in the tables' order: address, System.map type letter, name.
+        /// Parallel arrays, in the tables' order: address, System.map type letter, and
+        /// where the name ends in `nameBytes` (it starts where the one before ends): the
+        /// names in one buffer, not a String each.
         public let addresses: [UInt64]
         public let types: [UInt8]
-        public let names: [String]
+        public let nameBytes: [UInt8]
+        public let nameEnds: [Int32]
         public let encoding: AddressEncoding
-        public var count: Int { names.count }
+        public var count: Int { types.count }
+
+        public func nameRange(_ i: Int) -> Range<Int> { (i == 0 ? 0 : Int(nameEnds[i - 1]))..<Int(nameEnds[i]) }
+        public func name(_ i: Int) -> String { String(decoding: nameBytes[nameRange(i)], as: UTF8.self) }
+        public var names: [String] { (0..<count).map(name) }
     }
 
     /// The 256 tokens, each a NUL-terminated string at its offset in `kallsyms_token_index`.
@@ -111,12 +118,10 @@ public enum Kallsyms {
 
         // Names: the table lies below the token table in every layout, so read it whole
         // when that bound is sane; otherwise in chunks as the decoder reaches them.
-        var types: [UInt8] = [], decodedNames: [String] = []
-        types.reserveCapacity(count)
-        decodedNames.reserveCapacity(count)
+        var sink = NameSink(capacity: count)
         let span = t.tokenTable &- t.names
         if t.tokenTable > t.names, span <= UInt64(maxNamesTable), let table = try? reader.bytes(t.names, count: Int(span), limit: maxNamesTable) {
-            try decodeNames(table, count: count, tokens: tokens) { types.append($0); decodedNames.append($1) }
+            try decodeNames(table, count: count, tokens: tokens, into: &sink)
         } else {
             var names = ChunkReader(reader: reader, base: t.names, limit: maxNamesTable)
             var table: [UInt8] = []
@@ -130,7 +135,7 @@ public enum Kallsyms {
                     throw KernelDataError("kallsyms", "kallsyms_names (symbol \(i)) unreadable: \(error)")
                 }
             }
-            try decodeNames(table, count: count, tokens: tokens) { types.append($0); decodedNames.append($1) }
+            try decodeNames(table, count: count, tokens: tokens, into: &sink)
         }
 
         // Addresses.
@@ -153,7 +158,11 @@ public enum Kallsyms {
             do { base = try reader.word(baseAddress) } catch { throw fault("kallsyms_relative_base", error) }
             do { raw = try reader.bytes(table, count: count * 4, limit: maxSymbols * 4) } catch { throw fault("kallsyms_offsets", error) }
             var usePercpu: Bool
-            if let stext, let i = decodedNames.firstIndex(of: "_stext") {
+            let stextName = Array("_stext".utf8)
+            if let stext, let i = (0..<count).first(where: { i in
+                let start = i == 0 ? 0 : Int(sink.nameEnds[i - 1])
+                return Int(sink.nameEnds[i]) - start == stextName.count && sink.nameBytes[start..<Int(sink.nameEnds[i])].elementsEqual(stextName)
+            }) {
                 let o = raw.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * 4, as: Int32.self) }
                 if relative(o, base) == stext { usePercpu = false } else if percpu(o, base) == stext { usePercpu = true } else {
                     throw KernelDataError("kallsyms", "neither address encoding puts _stext at \(hex(stext)) where VMCOREINFO has it (relative base \(hex(base))): the tables do not belong together")
@@ -174,19 +183,35 @@ public enum Kallsyms {
         } else {
             throw KernelDataError("kallsyms", "neither kallsyms_addresses nor kallsyms_offsets with kallsyms_relative_base is known")
         }
-        return Decoded(addresses: addresses, types: types, names: decodedNames, encoding: encoding)
+        return Decoded(addresses: addresses, types: sink.types, nameBytes: sink.nameBytes, nameEnds: sink.nameEnds, encoding: encoding)
     }
 }
 
 extension Kallsyms {
-    /// Expands `count` compressed names from `table`, calling `emit` with each type letter
-    /// and name. Tokens are flattened into one buffer, names built in a fixed buffer.
-    static func decodeNames(_ table: [UInt8], count: Int, tokens: [[UInt8]],
-                            emit: (UInt8, String) -> Void) throws(KernelDataError) {
+    /// Expands `count` compressed names from `table` into `sink`, with each type letter.
+    /// Tokens are flattened into one buffer, names built in a fixed buffer.
+    /// Where decoded names go: an inout value, not a closure over variables (which would
+    /// check exclusive access at run time on every append).
+    struct NameSink {
+        var types: [UInt8] = [], nameBytes: [UInt8] = [], nameEnds: [Int32] = []
+        init(capacity: Int) {
+            types.reserveCapacity(capacity)
+            nameEnds.reserveCapacity(capacity)
+            nameBytes.reserveCapacity(capacity * 24)
+        }
+        mutating func emit(_ type: UInt8, _ name: UnsafeBufferPointer<UInt8>) {
+            types.append(type)
+            nameBytes.append(contentsOf: name)
+            nameEnds.append(Int32(truncatingIfNeeded: nameBytes.count))   // count * maxNameBytes < 2^31
+        }
+    }
+
+    static func decodeNames(_ table: [UInt8], count: Int, tokens: [[UInt8]], into sink: inout NameSink) throws(KernelDataError) {
         var flat: [UInt8] = []
         var start = [Int](repeating: 0, count: 257)
         for (i, t) in tokens.enumerated() { start[i] = flat.count; flat += t }
         start[256] = flat.count
+        flat += [UInt8](repeating: 0, count: 8)   // so every token can be read as 8 bytes
         var failure: KernelDataError? = nil
         table.withUnsafeBufferPointer { b in
             flat.withUnsafeBufferPointer { f in
@@ -210,8 +235,15 @@ extension Kallsyms {
                             guard n + tokenLength <= maxNameBytes else {
                                 failure = KernelDataError("kallsyms", "symbol \(i)'s name is longer than \(maxNameBytes) bytes: not a kallsyms table"); return
                             }
-                            // Tokens are a few bytes: a loop beats a call to memmove.
-                            for k in 0..<tokenLength { name[n + k] = f[tokenStart + k] }
+                            // Tokens are a few bytes: most are copied as one 8-byte word (the
+                            // name buffer has a token's room past its limit, `flat` 8 bytes of
+                            // padding past its last token), longer ones a word at a time.
+                            var k = 0
+                            repeat {
+                                let word = UnsafeRawPointer(f.baseAddress! + (tokenStart &+ k)).loadUnaligned(as: UInt64.self)
+                                UnsafeMutableRawPointer(name.baseAddress! + (n &+ k)).storeBytes(of: word, as: UInt64.self)
+                                k &+= 8
+                            } while k < tokenLength
                             n += tokenLength
                         }
                         p += length
@@ -220,7 +252,7 @@ extension Kallsyms {
                         guard (type | 0x20) >= UInt8(ascii: "a") && (type | 0x20) <= UInt8(ascii: "z") || type == UInt8(ascii: "?") else {
                             failure = KernelDataError("kallsyms", "symbol \(i) has type byte \(type), not a letter: not a kallsyms table"); return
                         }
-                        emit(type, String(decoding: UnsafeBufferPointer(rebasing: name[1..<n]), as: UTF8.self))
+                        sink.emit(type, UnsafeBufferPointer(rebasing: name[1..<n]))
                     }
                 }
               }

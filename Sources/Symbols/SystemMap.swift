@@ -352,20 +352,25 @@ public struct SystemMap: Sendable {
         aliasRule = .first
     }
 
-    /// A table from parallel arrays (the kernel's kallsyms, decoded): no `[module]`
-    /// suffixes to split, the same type rules as a System.map.
-    public init(addresses: [UInt64], types: [UInt8], names: [String], path: String) throws(LoadError) {
-        let count = min(addresses.count, types.count, names.count)
-        var b = Builder(capacity: count)
-        b.bytes.reserveCapacity(count * 24)
-        for i in 0..<count {
-            switch types[i] {
-            case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"): continue
-            case UInt8(ascii: "A"), UInt8(ascii: "a"): break
-            default: b.add(address: addresses[i], name: names[i].utf8)
+    /// A table from parallel arrays (the kernel's kallsyms, decoded): name i is
+    /// `nameBytes[nameEnds[i-1] ..< nameEnds[i]]` (kept as the name storage, not copied);
+    /// no `[module]` suffixes to split, the same type rules as a System.map.
+    public init(addresses: [UInt64], types: [UInt8], nameBytes: [UInt8], nameEnds: [Int32], path: String) throws(LoadError) {
+        let count = min(addresses.count, types.count, nameEnds.count)
+        var b = Builder(bytes: nameBytes, capacity: count)
+        var start = 0
+        nameBytes.withUnsafeBufferPointer { bytes in
+            for i in 0..<count {
+                let end = Int(nameEnds[i])
+                guard end >= start, end <= bytes.count else { break }   // ends must ascend within the bytes
+                defer { start = end }
+                switch types[i] {
+                case UInt8(ascii: "U"), UInt8(ascii: "v"), UInt8(ascii: "w"): continue
+                case UInt8(ascii: "A"), UInt8(ascii: "a"): break
+                default: b.add(address: addresses[i], nameStart: start, nameLength: end - start, lastByte: end > start ? bytes[end - 1] : 0, module: 0)
+                }
+                b.marker(UnsafeBufferPointer(rebasing: bytes[start..<end]), addresses[i])
             }
-            var name = names[i]
-            name.withUTF8 { b.marker($0, addresses[i]) }
         }
         guard !b.addresses.isEmpty else { throw .noSymbols(path: path) }
         self.init(b, skippedLines: 0)
