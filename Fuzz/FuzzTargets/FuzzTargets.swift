@@ -78,7 +78,11 @@ public enum FuzzTargets {
         let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: wordSize)
         let tables = Kallsyms.Tables(numSyms: fields[0], names: fields[1], tokenTable: fields[2], tokenIndex: fields[3],
                                      offsets: fields[4], relativeBase: fields[5])
-        _ = try? Kallsyms.decode(tables: tables, reader: reader, stext: nil)
+        if let d = try? Kallsyms.decode(tables: tables, reader: reader, stext: nil),
+           let map = try? SystemMap(addresses: d.addresses, types: d.types, nameBytes: d.nameBytes, nameEnds: d.nameEnds, path: "fuzz") {
+            _ = map.lookup(h.u64())
+            _ = map.addresses(of: ["_stext", "_etext", "init_task"])
+        }
         // The content search's proof, from the first run of digit tokens in the input.
         let digits = Array("0\u{0}1\u{0}2\u{0}3\u{0}".utf8)
         let rest = Array(h.rest)
