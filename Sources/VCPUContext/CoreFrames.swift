@@ -28,8 +28,10 @@ public final class CoreFrames: FrameSource {
 
     struct State {
         var lookup: Lookup? = nil
-        /// Bit b: the `.xen_pfn` entries of block b were found in order.
-        var checkedBlocks: [UInt64] = []
+        /// The `.xen_pfn` blocks found in order, copied: the search reads them here, and the
+        /// file's pages are given back after the copy (the kernel maps a freshly written
+        /// core's pages in large folios, up to 2 MiB per touched page of index).
+        var checkedBlocks: [Int: [UInt64]] = [:]
     }
     /// Index entries per checked block: one 4 KiB page of `.xen_pfn`.
     static let blockEntries = 512
@@ -63,6 +65,8 @@ public final class CoreFrames: FrameSource {
             if let base, base.le64(mid * (isP2M ? 16 : 8)) != XenCoreLayout.invalidFrame { lo = mid + 1 } else { hi = mid }
         }
         availableCount = base == nil ? 0 : lo
+        // Give back the index pages the search touched (whole large folios of a fresh file).
+        if usable > 0 { core.file.release(offset: index.offset & ~4095, count: Int(index.offset & 4095) + usable * entryWidth) }
     }
 
     /// The pfn recorded in slot `slot`.
@@ -77,7 +81,7 @@ public final class CoreFrames: FrameSource {
 
     /// How frames are looked up now, and how many index blocks were checked (for tests).
     var lookupState: Lookup? { state.withLock { $0.lookup } }
-    var checkedBlockCount: Int { state.withLock { $0.checkedBlocks.reduce(0) { $0 + $1.nonzeroBitCount } } }
+    var checkedBlockCount: Int { state.withLock { $0.checkedBlocks.count } }
 
     /// The index entries of the usable slots, in place.
     var indexBytes: UnsafeRawBufferPointer? { core.file.bytes(at: core.frameIndex.offset, count: availableCount * entryWidth) }
@@ -132,7 +136,6 @@ public final class CoreFrames: FrameSource {
                     return r
                 }
                 state.lookup = .sortedPFN
-                state.checkedBlocks = [UInt64](repeating: 0, count: (availableCount + Self.blockEntries * 64 - 1) / (Self.blockEntries * 64))
             }
             return nil
         }
@@ -154,39 +157,50 @@ public final class CoreFrames: FrameSource {
     enum SearchResult { case found(Int), missing, unsorted }
 
     /// Binary search of the `.xen_pfn` index, checking each block it reads (once).
-    func searchSorted(_ frame: UInt64, index: UnsafeRawBufferPointer, checked: inout [UInt64]) -> SearchResult {
-        func ensure(_ entry: Int) -> Bool {
+    func searchSorted(_ frame: UInt64, index: UnsafeRawBufferPointer, checked: inout [Int: [UInt64]]) -> SearchResult {
+        /// The pfn of `entry`, from its block's checked copy (nil: the block is out of order).
+        func pfn(_ entry: Int) -> UInt64? {
             let block = entry / Self.blockEntries
-            if checked[block >> 6] & (1 << UInt64(block & 63)) != 0 { return true }
-            guard blockIsInOrder(block, index: index) else { return false }
-            checked[block >> 6] |= 1 << UInt64(block & 63)
-            return true
+            if let entries = checked[block] { return entries[entry - block * Self.blockEntries] }
+            guard let entries = checkedBlock(block, index: index) else { return nil }
+            checked[block] = entries
+            return entries[entry - block * Self.blockEntries]
         }
         var lo = 0, hi = availableCount
         while lo < hi {
             let mid = (lo + hi) / 2
-            guard ensure(mid) else { return .unsorted }
-            let p = index.le64(mid * entryWidth)
+            guard let p = pfn(mid) else { return .unsorted }
             if p == frame { return .found(mid) }
             if p < frame { lo = mid + 1 } else { hi = mid }
         }
         // A miss: the entries that bound the frame are in checked blocks too.
-        if lo > 0 && !ensure(lo - 1) { return .unsorted }
-        if lo < availableCount && !ensure(lo) { return .unsorted }
+        if lo > 0 && pfn(lo - 1) == nil { return .unsorted }
+        if lo < availableCount && pfn(lo) == nil { return .unsorted }
         return .missing
     }
 
-    /// Whether block `block`'s entries ascend, and continue from the block before and into the one after.
-    func blockIsInOrder(_ block: Int, index: UnsafeRawBufferPointer) -> Bool {
-        let start = max(0, block * Self.blockEntries - 1)
-        let end = min(availableCount, (block + 1) * Self.blockEntries + 1)
-        var previous = index.le64(start * entryWidth)
-        for i in (start + 1)..<max(start + 1, end) {
-            let p = index.le64(i * entryWidth)
-            guard p > previous else { return false }
-            previous = p
+    /// Block `block`'s entries, copied, when they ascend and continue from the block before
+    /// and into the one after; nil when they do not. The file's pages are given back.
+    func checkedBlock(_ block: Int, index: UnsafeRawBufferPointer) -> [UInt64]? {
+        let first = block * Self.blockEntries
+        let start = max(0, first - 1)
+        let end = min(availableCount, first + Self.blockEntries + 1)
+        defer {
+            // Whole pages around the block (a private read-only mapping refaults the same bytes).
+            let from = (core.frameIndex.offset + UInt64(start * entryWidth)) & ~4095
+            let to = min(UInt64(core.file.size), (core.frameIndex.offset + UInt64(end * entryWidth) + 4095) & ~4095)
+            if to > from { core.file.release(offset: from, count: Int(to - from)) }
         }
-        return true
+        var entries: [UInt64] = []
+        entries.reserveCapacity(Self.blockEntries)
+        var previous: UInt64? = nil
+        for i in start..<end {
+            let p = index.le64(i * entryWidth)
+            if let previous, p <= previous { return nil }
+            previous = p
+            if i >= first && i < first + Self.blockEntries { entries.append(p) }
+        }
+        return entries
     }
 
     /// The slot of `frame` in `runs` (sorted by frame): the last run starting at or below it.
