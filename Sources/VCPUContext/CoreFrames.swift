@@ -141,6 +141,7 @@ public final class CoreFrames: FrameSource {
         }
         if let runs { return Self.find(frame, in: runs) }
         return state.withLock { state -> Int? in
+            if case .runs(let r)? = state.lookup { return Self.find(frame, in: r) }   // another thread found it unsorted
             guard let index = indexBytes else { return nil }
             switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
             case .found(let slot): return slot
