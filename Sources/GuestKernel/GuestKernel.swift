@@ -24,6 +24,7 @@ public struct GuestKernel: Sendable {
         vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &found, pointerHint: vmcoreinfoPointer) }
         locateTime = clock.now - start
         kallsymsByContent = found
+        guest.frames?.releaseResidentPages()   // the search's pages, read once
     }
 
     func reader() -> KernelReader {
@@ -61,6 +62,7 @@ public struct GuestKernel: Sendable {
                 (tables, how) = (found.tables, "\(found.how) (\(why))")
             }
             let decoded = try Kallsyms.decode(tables: tables, reader: reader, stext: info?.symbol("_stext"))
+            guest.frames?.releaseResidentPages()   // the tables' pages, read once
             let map: SystemMap
             do { map = try SystemMap(addresses: decoded.addresses, types: decoded.types, nameBytes: decoded.nameBytes, nameEnds: decoded.nameEnds, path: "the guest's kallsyms") } catch {
                 throw KernelDataError("kallsyms", "\(error)")

@@ -237,6 +237,13 @@ public final class CoreFrames: FrameSource {
         return core.file.bytes(at: core.pages.offset + UInt64(slot) * UInt64(XenCoreLayout.pageSize), count: XenCoreLayout.pageSize)
     }
 
+    /// The kernel maps a core's pages in whole large folios (up to 2 MiB per page read):
+    /// a search over the kernel image leaves far more resident than it read. A private
+    /// read-only mapping refaults the same bytes, at the same addresses, when read again.
+    public func releaseResidentPages() {
+        core.file.release(offset: 0, count: core.file.size)
+    }
+
     public func whyMissing(_ frame: UInt64) -> String {
         let kind = isP2M ? "machine frame" : "guest frame"
         if availableCount == 0 { return "\(kind) 0x\(hex(frame)) is not in the core: it holds no guest memory" }

@@ -9,4 +9,12 @@ public protocol FrameSource: Sendable {
     func page(_ frame: UInt64) -> UnsafeRawBufferPointer?
     /// Why `frame` is missing, in words for the user.
     func whyMissing(_ frame: UInt64) -> String
+    /// Gives back the resident pages a phase of reading has left mapped, where the source
+    /// can map them again on the next read (a core's mapping); bytes handed out stay valid.
+    func releaseResidentPages()
+}
+
+extension FrameSource {
+    /// Nothing to give back (pages copied in, as from a live domain).
+    public func releaseResidentPages() {}
 }
