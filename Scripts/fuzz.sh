@@ -38,6 +38,9 @@ if [ ! -d "$seeds/core" ]; then
         maps+=("$out")
     done
     ASAN_OPTIONS=detect_leaks=0 "$fuzz" --make-seeds "$seeds" --cores "${cores[@]}" --maps "${maps[@]}" >&2
+    # A small executable with a .symtab, for the elf target's --vmlinux path.
+    printf 'int data_v = 1;\nint f(int x) { return x * data_v; }\nvoid _start(void) { f(2); for (;;) {} }\n' > .build-fuzz/tiny.c
+    gcc -O2 -fno-pie -no-pie -nostdlib -static -o "$seeds/elf/tiny-x86_64.elf" .build-fuzz/tiny.c
 fi
 
 mkdir -p .build-fuzz/findings

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ELFSymbols
 import GuestKernel
 import StackWalk
@@ -63,6 +66,19 @@ public enum FuzzTargets {
 
     static func elf(_ data: UnsafeRawBufferPointer) {
         _ = try? ELFIdentity(bytes: Array(data))
+        // An ELF as --vmlinux reads it: its .symtab read in place (through libelf's section
+        // data), names bounds-checked in the string table, the table sorted and searched.
+        guard data.count >= 64, data.starts(with: [0x7f, 0x45, 0x4c, 0x46]) else { return }
+        let path = "/tmp/xenctx-fuzz-elf-\(getpid())"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return }
+        let written = write(fd, data.baseAddress, data.count)
+        close(fd)
+        defer { unlink(path) }
+        guard written == data.count, let elf = try? ELFFile(path: path), let map = try? elf.symbolTable() else { return }
+        var h = FuzzHeader(data)
+        for _ in 0..<4 { _ = map.lookup(h.u64()) }
+        _ = map.addresses(of: ["_start", "_stext", "vmcoreinfo_data"])
     }
 
     /// Memory at a kernel address; the header places the kallsyms tables inside it.
