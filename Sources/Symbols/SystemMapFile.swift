@@ -27,6 +27,7 @@ extension SystemMap {
         if bytes.prefix(4096).contains(0) {
             throw .notASymbolTable(path: path, reason: "it holds binary data (NUL bytes), not lines of text")
         }
+        mapping.prefault()   // it looks like text: it is read whole next
         let map = try SystemMap(mapping: mapping, path: path)
         // A text file with a few lines that happen to parse is not a symbol table.
         if map.skippedLines > map.symbols.count {

@@ -57,7 +57,7 @@ public final class MappedFile: @unchecked Sendable {
         guard let base, !owned, count > 0, offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else { return }
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let start = offset / page * page, end = min(UInt64(size), (offset + UInt64(count) + page - 1) / page * page)
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + Int(start)), Int(end - start), 22 /* MADV_POPULATE_READ */)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + Int(start)), Int(end - start), SafeFile.madvisePopulateRead)
     }
 
     /// Gives back the resident pages of `[offset, offset+count)` (after a one-time pass
