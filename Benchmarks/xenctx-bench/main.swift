@@ -19,11 +19,12 @@ func median(_ n: Int, _ body: () throws -> Void) rethrows -> Duration {
 
 /// The median wall time (ms) and the largest max RSS (KiB) of `runs` runs of a command,
 /// its output discarded.
-func timeCommand(_ command: [String], runs: Int) -> (Double, Int) {
+func timeCommand(_ command: [String], runs: Int, rss measureRSS: Bool = true) -> (Double, Int) {
     // GNU time measures the child's own peak RSS (a spawned child's rusage would carry
     // this process's, which has just written a 64 GiB core's index).
     let rssFile = "/tmp/xenctx-bench-rss.txt"
-    let argv = access("/usr/bin/time", X_OK) == 0 ? ["/usr/bin/time", "-f", "%M", "-o", rssFile] + command : command
+    // (Without it, the command's own time alone: no wrapper process to start.)
+    let argv = measureRSS && access("/usr/bin/time", X_OK) == 0 ? ["/usr/bin/time", "-f", "%M", "-o", rssFile] + command : command
     var times: [Double] = []
     var rss = 0
     for _ in 0..<runs {
@@ -120,6 +121,20 @@ case "map":
     var count = 0
     let t = try median(21) { count = try SystemMap.load(path: path).symbols.count }
     print("load System.map (\(count) symbols): \(ms(t)) median of 21")
+    // Issue #11's yardstick: merely reading and splitting the file once, as awk does (its
+    // whole run, start-up included), side by side.
+    // Interleaved, one of each in turn: this VM's speed drifts between seconds.
+    if access("/usr/bin/awk", X_OK) == 0 {
+        var ours: [Double] = [], awk: [Double] = []
+        for _ in 0..<21 {
+            let one = try median(1) { _ = try SystemMap.load(path: path) }
+            ours.append(Double(one.components.seconds) * 1e3 + Double(one.components.attoseconds) / 1e15)
+            awk.append(timeCommand(["/usr/bin/awk", "{n++} END {print n}", path], runs: 1, rss: false).0)
+        }
+        ours.sort(); awk.sort()
+        let (o, a) = (ours[10], awk[10])
+        print("  interleaved with awk reading and splitting it once (its whole run), medians of 21: \(String(format: "%.2f", o)) vs \(String(format: "%.2f", a)) ms: \(String(format: "%.2f", o / a))x awk's")
+    }
     // Unsorted input (kallsyms with modules): eight copies of the map, each moved by its own
     // offset and named as a module, once in address order and once with the lines shuffled.
     let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
