@@ -10,8 +10,9 @@
 #        KVER (default 6.1.0-56-amd64, the corpus maps' kernel), LAB_DOMS and QCPU as the lab takes them;
 #        PVH guests: LAB_DOMS='pvh-crash:2:256:crash:0:pvh pvh-live:2:256:live:0:pvh' QCPU='qemu64,+svm,+npt'
 #        (Xen needs SVM with nested paging in the emulated CPU; see the lab's REPORT-PVH.md);
-#        32-bit guests: TYPE pvh32 (Debian's 686-pae kernel KVER32, default 6.1.0-50-686-pae),
-#        e.g. LAB_DOMS='p32-crash:2:128:crash:0:pvh32 p32-live:2:128:live:0:pvh32'
+#        32-bit guests: TYPE pvh32 or hvm32 (Debian's 686-pae kernel KVER32, default 6.1.0-50-686-pae),
+#        e.g. LAB_DOMS='p32-crash:2:128:crash:0:pvh32 p32-live:2:128:live:0:pvh32';
+#        HVM guests: TYPE hvm or hvm32 (dom0 gets qemu-system-xen; the same QCPU as PVH)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 xenlab=${XENLAB:-$here/../shared/xenlab}
@@ -33,17 +34,24 @@ sed -i 's|  install -m 755 "$HERE/files/scenario.sh" "$S/lab/scenario.sh"|&\n  i
 sed -i 's|^  # ---- the core ----|  . /lab/swift-runs.sh\n&|' "$work/files/scenario.sh"
 sed -i 's|^    run $D xl-unpause $XL unpause $id|&\n    . /lab/swift-signals.sh|' "$work/files/scenario.sh"
 sed -i 's|^ts "scenario end"|. /lab/swift-nolibs.sh\n&|' "$work/files/scenario.sh"
-# 32-bit guests (TYPE pvh32 in LAB_DOMS): Debian's i386 686-pae kernel and an i386 busybox
-# initramfs; the scenario gives them their own kernel, System.map and -k.
-if [[ " ${LAB_DOMS:-} " == *:pvh32\ * ]]; then
+# HVM guests (TYPE hvm or hvm32) need Xen's device model, QEMU built for Xen, in dom0.
+if [[ " ${LAB_DOMS:-} " == *:hvm* ]]; then
+  sed -i 's|,procps,file \\$|,procps,file,qemu-system-xen \\|' "$work/build.sh"
+  grep -q 'file,qemu-system-xen' "$work/build.sh" || { echo "lab-check: the lab's build.sh changed; cannot add qemu-system-xen" >&2; exit 2; }
+fi
+# 32-bit guests (TYPE pvh32 or hvm32 in LAB_DOMS): Debian's i386 686-pae kernel and an i386
+# busybox initramfs; the scenario gives them their own kernel, System.map and -k.
+if [[ " ${LAB_DOMS:-} " == *:pvh32\ * || " ${LAB_DOMS:-} " == *:hvm32\ * ]]; then
   bash Scripts/lab/guest32.sh "$work" "${KVER32:-6.1.0-50-686-pae}"
   sed -i 's|  install -m 755 "$HERE"/files/xenctx-swift |&"$HERE"/files/vmlinuz32 "$HERE"/files/guest-initrd32.cpio.gz "$HERE"/files/System.map32 |' "$work/build.sh"
 fi
 # Per domain: the xl type, kernel and ramdisk (pvh32 = a pvh domain with the 32-bit kernel),
 # and the System.map, -k and addresses upstream's options use (kept beside its outputs).
-sed -i 's|^  cat > /lab/$name.cfg <<EOT|  xltype=$gtype kern=/lab/vmlinuz rd=/lab/guest-initrd.cpio.gz\n  case $gtype in *32) xltype=${gtype%32}; kern=/lab/vmlinuz32; rd=/lab/guest-initrd32.cpio.gz;; esac\n&|; s|^type = "$gtype"$|type = "$xltype"|; s|^kernel = "/lab/vmlinuz"$|kernel = "$kern"|; s|^ramdisk = "/lab/guest-initrd.cpio.gz"$|ramdisk = "$rd"|' "$work/files/scenario.sh"
+# HVM guests: no emulated display; the kernel's console on the emulated serial port too (its
+# early boot, before the PV console hvc0 is up), written by the device model to a file.
+sed -i 's|^  cat > /lab/$name.cfg <<EOT|  xltype=$gtype kern=/lab/vmlinuz rd=/lab/guest-initrd.cpio.gz con=console=hvc0 hvmlines=\n  case $gtype in *32) xltype=${gtype%32}; kern=/lab/vmlinuz32; rd=/lab/guest-initrd32.cpio.gz;; esac\n  case $gtype in hvm*) con="console=ttyS0,115200 console=hvc0"; hvmlines=$(printf '"'"'vga = "none"\\nvnc = 0\\nserial = "file:%s/console/serial-%s.log"'"'"' $OUT $name);; esac\n&|; s|^type = "$gtype"$|type = "$xltype"\n$hvmlines|; s|^kernel = "/lab/vmlinuz"$|kernel = "$kern"|; s|^ramdisk = "/lab/guest-initrd.cpio.gz"$|ramdisk = "$rd"|; s|^cmdline = "console=hvc0 |cmdline = "$con |' "$work/files/scenario.sh"
 sed -i 's|^  echo $gtype > $D/type.txt$|&\n  case $gtype in *32) MAP=/lab/System.map32 kstart=0xc1000000;; *) MAP=/lab/System.map kstart=0xffff800000000000;; esac\n  banner=0x$(awk '"'"'$3=="linux_banner"{print $1}'"'"' $MAP); inittask=0x$(awk '"'"'$3=="init_task"{print $1}'"'"' $MAP)\n  cp $MAP $D/System.map|' "$work/files/scenario.sh"
-for want in 'type = "$xltype"' 'kernel = "$kern"' 'ramdisk = "$rd"' 'cp $MAP $D/System.map' 'kern=/lab/vmlinuz32'; do
+for want in 'type = "$xltype"' '$hvmlines' 'cmdline = "$con ' 'kernel = "$kern"' 'ramdisk = "$rd"' 'cp $MAP $D/System.map' 'kern=/lab/vmlinuz32'; do
   grep -qF "$want" "$work/files/scenario.sh" || { echo "lab-check: the lab's scenario.sh changed; cannot add: $want" >&2; exit 2; }
 done
 grep -c "swift-" "$work/files/scenario.sh" "$work/build.sh"
