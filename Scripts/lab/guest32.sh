@@ -7,6 +7,8 @@ set -euo pipefail
 work=$1 kver=$2
 C=${LAB_CACHE:-$HOME/.cache/xenlab/x86}/guest32
 mkdir -p "$C/debs"
+# runs before the lab's own deps stage, on a machine that may have none of them yet
+command -v cpio >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y cpio
 cd "$C/debs"
 dpkg --print-foreign-architectures | grep -qx i386 || { dpkg --add-architecture i386; apt-get update -q || true; }
 for p in linux-image-$kver busybox-static linux-image-$kver-dbg; do
