@@ -54,6 +54,12 @@ sed -i 's|^  echo $gtype > $D/type.txt$|&\n  case $gtype in *32) MAP=/lab/System
 for want in 'type = "$xltype"' '$hvmlines' 'cmdline = "$con ' 'kernel = "$kern"' 'ramdisk = "$rd"' 'cp $MAP $D/System.map' 'kern=/lab/vmlinuz32'; do
   grep -qF "$want" "$work/files/scenario.sh" || { echo "lab-check: the lab's scenario.sh changed; cannot add: $want" >&2; exit 2; }
 done
+# The 686 (non-PAE) kernel (KVER32=6.1.0-50-686) has no Xen support at all (Linux's Xen code
+# needs PAE): as an HVM guest it is a plain PC kernel whose only console is the serial port.
+case ${KVER32:-6.1.0-50-686-pae} in *-pae) ;; *)
+  sed -i 's|^  case $gtype in hvm\*) con=.*|&\n  case $gtype in hvm32) con="console=ttyS0,115200";; esac|' "$work/files/scenario.sh"
+  grep -q 'hvm32) con="console=ttyS0,115200"' "$work/files/scenario.sh" || { echo "lab-check: cannot set the 686 kernel's console" >&2; exit 2; } ;;
+esac
 grep -c "swift-" "$work/files/scenario.sh" "$work/build.sh"
 
 export KVER=${KVER:-6.1.0-56-amd64}
