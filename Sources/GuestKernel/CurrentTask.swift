@@ -16,20 +16,20 @@ public struct CurrentTask: Sendable, Equatable {
     static let commLength = 16          // TASK_COMM_LEN
     static let pidMax: Int32 = 4_194_304 // PID_MAX_LIMIT
 
-    /// x86_64: the per-CPU `current_task` of CPU `vcpu.id` (`__per_cpu_offset[id]` plus the
-    /// variable's per-CPU offset); arm64: SP_EL0, which holds `current` while in the kernel.
+    /// x86, both widths: the per-CPU `current_task` of CPU `vcpu.id` (`__per_cpu_offset[id]`
+    /// plus the variable's per-CPU offset); arm64: SP_EL0, which holds `current` while in the kernel.
     /// `symbol` answers from the report's symbols (and kallsyms' per-CPU ones).
     public static func find(vcpu: VCPU, guest: Guest, reader: KernelReader, layout: TaskLayout,
                             symbol: (String) -> UInt64?) -> Result<CurrentTask, KernelDataError> {
         Result { () throws(KernelDataError) in
             let task: UInt64, how: String
             switch (guest.description.architecture, vcpu.registers) {
-            case (.x86_64, _):
+            case (.x86_64, _), (.x86_32, _):
                 guard let offsets = symbol("__per_cpu_offset"), let variable = symbol("current_task") else {
                     throw KernelDataError("current task", "the symbols name no __per_cpu_offset or current_task")
                 }
                 let base: UInt64
-                do { base = try reader.word(offsets &+ UInt64(vcpu.id) &* 8) } catch { throw KernelDataError("current task", "__per_cpu_offset[\(vcpu.id)] unreadable: \(error)") }
+                do { base = try reader.word(offsets &+ UInt64(vcpu.id) &* UInt64(reader.wordSize)) } catch { throw KernelDataError("current task", "__per_cpu_offset[\(vcpu.id)] unreadable: \(error)") }
                 do { task = try reader.word(base &+ variable) } catch { throw KernelDataError("current task", "per-CPU current_task of CPU \(vcpu.id) unreadable: \(error)") }
                 how = "the per-CPU current_task of CPU \(vcpu.id) (__per_cpu_offset[\(vcpu.id)] = \(hex(base)))"
             case (.aarch64, .arm(let r)):
@@ -38,7 +38,7 @@ public struct CurrentTask: Sendable, Equatable {
                 task = r.spEL0
                 how = "SP_EL0 (arm64 keeps current there in the kernel)"
             default:
-                throw KernelDataError("current task", "not found on \(guest.description.architecture.rawValue) guests yet (ARM32 and 32-bit x86 keep no BTF: their task layout needs the vmlinux's DWARF)")
+                throw KernelDataError("current task", "not found on \(guest.description.architecture.rawValue) guests yet")
             }
             let comm: [UInt8], pid: Int32, tgid: Int32
             do {

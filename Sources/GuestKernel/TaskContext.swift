@@ -36,7 +36,7 @@ extension KernelTask {
             do { return try reader.word(va) } catch { throw KernelDataError("saved context of pid \(pid)", "\(what) unreadable: \(error)") }
         }
         switch layout.switchFrame {
-        case .x86_64(let threadSP, let frameSize, let bp, let ret)?:
+        case .x86(let threadSP, let frameSize, let bp, let ret)?:
             let frame = try read("thread.sp", address &+ UInt64(threadSP))
             return SavedContext(ip: try read("inactive_task_frame.ret_addr", frame &+ UInt64(ret)),
                                 sp: frame &+ UInt64(frameSize), fp: try read("inactive_task_frame.bp", frame &+ UInt64(bp)))
@@ -66,12 +66,14 @@ extension KernelTask {
     /// kernel from user mode; nil for kernel threads or when the frame says kernel mode.
     public func userEntry(reader: KernelReader, layout: TaskLayout, architecture: GuestArchitecture) -> UserEntry? {
         guard !isKernelThread, let base = stackBase, base != 0, let regs = layout.entryRegisters else { return nil }
-        // ARM32 keeps 8 bytes free above pt_regs (THREAD_START_SP = THREAD_SIZE - 8).
-        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size) &- (architecture == .arm32 ? 8 : 0)
+        // ARM32 keeps 8 bytes free above pt_regs (THREAD_START_SP = THREAD_SIZE - 8), and so
+        // does 32-bit x86 (TOP_OF_KERNEL_STACK_PADDING, without CONFIG_VM86).
+        let padding: UInt64 = architecture == .arm32 || architecture == .x86_32 ? 8 : 0
+        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size) &- padding
         func word(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(at &+ UInt64($0)) } }
         guard let ip = word(regs.ip), let sp = word(regs.sp), let flags = word(regs.flags) else { return nil }
         switch architecture {
-        case .x86_64:
+        case .x86_64, .x86_32:
             guard let cs = word(regs.cs), cs & 3 == 3 else { return nil }
             return UserEntry(ip: ip, sp: sp, flags: flags, cs: cs & 0xffff, ss: word(regs.ss).map { $0 & 0xffff })
         case .aarch64:

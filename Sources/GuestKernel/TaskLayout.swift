@@ -30,8 +30,8 @@ public struct TaskLayout: Sendable, Equatable {
     public let how: String
 
     public enum SwitchFrame: Sendable, Equatable {
-        /// x86_64: `thread.sp` points at an `inactive_task_frame` {…, bp, ret_addr}.
-        case x86_64(threadSP: Int, frameSize: Int, bp: Int, returnAddress: Int)
+        /// x86 (both widths): `thread.sp` points at an `inactive_task_frame` {…, bp, ret_addr}.
+        case x86(threadSP: Int, frameSize: Int, bp: Int, returnAddress: Int)
         /// arm64: `thread.cpu_context` {x19…x28, fp, sp, pc}.
         case aarch64(fp: Int, sp: Int, pc: Int)
         /// ARM32: `thread_info.cpu_context` {r4…r9, sl, fp, sp, pc}, the thread_info in the
@@ -73,10 +73,11 @@ public struct TaskLayout: Sendable, Equatable {
         runqueueIdle = at("idle", "rq")
         runqueueCurrent = at("curr", "rq")
         switch architecture {
-        case .x86_64:
+        case .x86_64, .x86_32:
+            // 32-bit x86 has the same structures under the same names, in 4-byte words.
             if let sp = at("thread.sp"), let size = types.size(of: "inactive_task_frame"),
                let bp = at("bp", "inactive_task_frame"), let ret = at("ret_addr", "inactive_task_frame") {
-                switchFrame = .x86_64(threadSP: sp, frameSize: size, bp: bp, returnAddress: ret)
+                switchFrame = .x86(threadSP: sp, frameSize: size, bp: bp, returnAddress: ret)
             } else {
                 switchFrame = nil
             }

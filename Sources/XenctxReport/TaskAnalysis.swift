@@ -179,8 +179,11 @@ extension Report {
             regs[13] = saved.sp; regs[14] = saved.ip; regs[15] = saved.ip
             let unwind = endingAtEntry(EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory))
             return TaskStack(task: task, vcpu: nil, unwind: unwind, note: nil, userEntry: user)
-        default:
-            return TaskStack(task: task, vcpu: nil, unwind: nil, note: "task stacks are not read on \(arch.rawValue) guests yet", userEntry: user)
+        case .x86_32:
+            // The 32-bit kernel has frame pointers only (no ORC): its own unwinder's walk.
+            let unwinder = X86FrameUnwinder(width: 4, isKernelText: isText)
+            return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(ip: saved.ip, sp: saved.sp, bp: saved.fp, memory: reader.memory),
+                             note: nil, userEntry: user)
         }
     }
 }
