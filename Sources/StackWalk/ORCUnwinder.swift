@@ -80,6 +80,9 @@ public struct ORCUnwinder {
         // The full register set the next step may need: the vCPU's, then a pt_regs in memory.
         var regs: (base: UInt64?, initial: Registers?) = (nil, start)
         var signal = true       // the first ip is the faulting/current instruction, not a return address
+        // Stacks left behind (16 KiB blocks): the walk may move down only onto another stack
+        // (an IRQ stack's saved pointer back to the task stack), never back onto one it left.
+        var left: Set<UInt64> = []
         func reg(_ offset: UInt64, _ pick: (Registers) -> UInt64) throws(MemoryFault) -> UInt64? {
             if let r = regs.initial { return pick(r) }
             if let base = regs.base { return try memory.word(base &+ offset, width: 8) }
@@ -149,8 +152,13 @@ public struct ORCUnwinder {
                     return Unwind(frames: frames, stop: "reached user mode (ip \(hex(ip)))", complete: frame.trust == .exceptionRegs)
                 }
                 frames.append(frame)
-                // Guest data could loop: the stack must move up on the same stack.
-                if sp <= previousSP && orc.type == Kind.call {
+                // Guest data could loop: the stack must move up on the same stack, or move to
+                // a stack not yet visited (as the kernel's unwinder tracks its stack_mask).
+                let from = previousSP & ~Self.stackBlock, to = sp & ~Self.stackBlock
+                if from != to {
+                    guard !left.contains(to) else { return stop(frames, "the walk returns to a stack it left (\(hex(previousSP)) → \(hex(sp)))") }
+                    left.insert(from)
+                } else if sp <= previousSP && orc.type == Kind.call {
                     return stop(frames, "the stack pointer did not move up (\(hex(previousSP)) → \(hex(sp)))")
                 }
             }
@@ -161,4 +169,7 @@ public struct ORCUnwinder {
     }
 
     func stop(_ frames: [UnwoundFrame], _ why: String) -> Unwind { Unwind(frames: frames, stop: why, complete: false) }
+
+    /// x86_64 task and IRQ stacks are 16 KiB (THREAD_SIZE, IRQ_STACK_SIZE), so aligned.
+    static let stackBlock: UInt64 = 16384 - 1
 }

@@ -92,6 +92,21 @@ struct ORCHostileTests {
         #expect(r.stop.contains("did not move up"))
     }
 
+    /// An IRQ stack's saved pointer leads down to the task stack (the HVM guest of
+    /// x86-run7-hvm64-boot); guest data that leads back to a stack already left is a loop.
+    @Test func stacksAreLeftOnceEach() {
+        var m = ByteMemory()
+        m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
+        m.put(0x2000, 0, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0009, width: 2)  // sp_reg SP_INDIRECT, CALL
+        // Stack A (0x10_0000) → B (0xf_8000, below: allowed) → A again: stopped.
+        m.put(0x10_0000, 0xf_8000, width: 8); m.put(0xf_7ff8, 0xffff_ffff_8100_0010, width: 8)
+        m.put(0xf_8000, 0x10_0100, width: 8); m.put(0x10_00f8, 0xffff_ffff_8100_0010, width: 8)
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
+        let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
+        #expect(r.frames.count == 3, "\(r.frames)")
+        #expect(r.stop.contains("returns to a stack it left"), "\(r.stop)")
+    }
+
     /// Fuzzing finding (Scripts/fuzz.sh, unwind target): a pt_regs frame whose stack pointer
     /// lies at the top of the address space made `newSP + offsetof(pt_regs, ip)` trap on
     /// overflow. Addresses wrap now, and the walk ends at the unreadable word instead.
