@@ -26,6 +26,8 @@ public struct SymbolResolution: Sendable {
         public var mapIsFromVmlinux = false
         /// Read kallsyms from guest memory when no file is given (off for upstream's exact output).
         public var guestSymbols = true
+        /// The load offset the user gave (`--kaslr`), in place of the one found.
+        public var offset: UInt64?
         public init() {}
     }
 
@@ -46,7 +48,8 @@ public struct SymbolResolution: Sendable {
         }
 
         if let map = inputs.map, vmlinuxFits || !inputs.mapIsFromVmlinux {
-            let offset = KernelOffset.detect(map: map, guest: guest, vmcoreinfo: info)
+            let offset = inputs.offset.map { KernelOffset(finding: .verified(offset: $0, evidence: "given with --kaslr")) }
+                ?? KernelOffset.detect(map: map, guest: guest, vmcoreinfo: info)
             let name = inputs.mapIsFromVmlinux ? "the vmlinux's symbol table" : "symbol table \(TerminalSafe.escape(inputs.mapPath ?? ""))"
             // Without _stext/_etext nothing counts as kernel text: stacks and traces would vanish.
             let noText = map.stext == 0 || map.etext == 0

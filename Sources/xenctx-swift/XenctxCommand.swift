@@ -97,6 +97,9 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("vmlinux"), help: ArgumentHelp("The guest kernel's ELF (e.g. Debian's linux-image-*-dbg vmlinux): its symbols when -s is not given, and with DWARF, file:line and inlined functions on every frame of an exact trace (--unwind).", valueName: "FILE"))
     var vmlinux: String?
 
+    @Option(name: .customLong("kaslr"), help: ArgumentHelp("Where the kernel was loaded relative to the addresses in -s/--vmlinux: auto (the default: found from the guest's VMCOREINFO, else its linux_banner) or a hexadecimal offset (0 uses the file's addresses as they are, as upstream xenctx does, e.g. for a 32-bit kernel its decompressor moved).", valueName: "OFFSET|auto"))
+    var kaslr: String?
+
     @Option(name: .customLong("unwind"), help: ArgumentHelp("How to find the call trace: scan (upstream's exactly: every text address on the stack, symbols only from -s), fp (frame pointers: the kernel's own frame-pointer unwinder, through interrupt and exception frames; -f alone on x86 keeps upstream's walk), orc (x86_64: the guest kernel's ORC tables), exidx (ARM32: the kernel's EHABI tables), cfi (DWARF CFI of --vmlinux, through elfutils), auto (the default: the most exact the inputs allow, a scan when there are no symbols or tables; where an exact unwind stops early, the rest of the stack follows marked ?).", valueName: "METHOD"))
     var unwind: String?
 
@@ -152,6 +155,10 @@ struct XenctxCommand: ParsableCommand {
         if unwind == "cfi" && vmlinux == nil { throw ValidationError("--unwind cfi uses the DWARF CFI of the kernel: give --vmlinux") }
         if parsedLines == nil { throw ValidationError("unsupported value '\(lines)' for --lines: a number >= 0, or all/max") }
         if framePointers && dumpAsStack != nil { throw ValidationError("both --frame-pointers and --dump-as-stack is not supported") }
+        if let kaslr, kaslr != "auto", parseHexAddress(kaslr) == nil {
+            throw ValidationError("'\(kaslr)' for --kaslr is neither auto nor a hexadecimal offset (like 0, 4000000 or 0x1e000000)")
+        }
+        if kaslr != nil && symbolTable == nil && vmlinux == nil { throw ValidationError("--kaslr says where the kernel is relative to a symbol file: give -s or --vmlinux") }
         if let kernelStart, parseHexAddress(kernelStart) == nil {
             throw ValidationError("'\(kernelStart)' for --kernel-start is not a hexadecimal address (like ffffffff81000000 or 0xc0000000)")
         }
@@ -407,6 +414,7 @@ struct XenctxCommand: ParsableCommand {
         inputs.vmlinuxPath = vmlinux
         inputs.vmlinuxBuildID = files.identity?.buildID
         inputs.guestSymbols = guestSymbols
+        inputs.offset = kaslr.flatMap { $0 == "auto" ? nil : parseHexAddress($0) }
         var warnings: [String] = []
         if inputs.map == nil, let elf = files.elf {
             do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { fail("\(error)") }
