@@ -21,11 +21,16 @@ runs = []
 for f in sorted(os.listdir(d)):
     if not (f.startswith("xenctx") and f.endswith(".cmd")) or "after-dump" in f: continue
     n = f[:-4]
+    rc_file = os.path.join(d, n + ".rc")
+    if os.path.exists(rc_file) and open(rc_file).read().strip() == "124":
+        print(f"skipped {n}: upstream was killed by the lab's timeout (its output is cut short)")
+        continue
     argv = open(os.path.join(d, f)).read().split()[1:]
     domid = open(os.path.join(d, "domid.txt")).read().strip()
     args = ["{map}" if re.search(r"System\.map\d*$", a) else a for a in argv]
-    # The domain is the last argument, or the one before a vCPU number.
-    at = len(args) - 1 if args[-1] == domid else len(args) - 2
+    # The domain is the last argument, or the one before the vCPU number of a per-vCPU run
+    # (named ...-vcpuN by the scenario; domain 1's vCPU 1 looks like a domain otherwise).
+    at = len(args) - 2 if re.search(r"-vcpu\d+$", n) else len(args) - 1
     assert args[at] == domid, f"{f}: no domid in {argv}"
     args[at] = "{domid}"
     shutil.copy(os.path.join(d, n + ".out"), os.path.join(out, "upstream", n + ".txt"))

@@ -92,6 +92,31 @@ struct ExactUnwindTests {
         #expect(describe.stdout.contains("# kernel_start: c0000000 (default for x86_32)"))
     }
 
+    /// The 64-bit HVM guest (KASLR, Xen's event-channel upcall) that Xen stopped while it
+    /// probed PCI at boot (its console ends there): vCPU 1 was in a timer interrupt on its
+    /// IRQ stack. The ORC walk goes back down to the task stack the IRQ stack's saved pointer
+    /// names, through the interrupted pci_conf1_write to ret_from_fork, with the guest's own
+    /// kallsyms and with the System.map shifted by VMCOREINFO's offset alike.
+    @Test(arguments: [true, false])
+    func hvmTraceLeavesTheIRQStack(withMap: Bool) throws {
+        let c = Corpus.named("x86-run7-hvm64-boot")
+        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
+        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["1", "-l", "0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let trace = ConsoleTraceTests.traceFunctions("vcpu1:\n" + r.stdout, vcpu: 1)
+        #expect(trace.starts(with: ["pvclock_clocksource_read", "xen_sched_clock", "sched_clock_local"]), "\(trace)")
+        for f in ["xen_evtchn_do_upcall", "asm_sysvec_xen_hvm_callback", "_raw_spin_unlock_irqrestore", "pci_conf1_write",
+                  "pci_scan_single_device", "acpi_init", "kernel_init", "ret_from_fork"] {
+            #expect(trace.contains(f), "\(f) missing from \(trace)")
+        }
+        #expect(trace.last == "ret_from_fork")
+        #expect(r.stdout.contains("] asm_sysvec_xen_hvm_callback+0x16 (orc)\n") && r.stdout.contains("] _raw_spin_unlock_irqrestore+0x19 (regs)\n"))
+        if withMap {
+            let describe = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--describe", "1"])
+            #expect(describe.stdout.contains("KASLR: the kernel was loaded +0x16e00000 from the symbol table's addresses"), "\(describe.stdout)")
+        }
+    }
+
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp"])
