@@ -7,7 +7,10 @@ for cmd in $D/xenctx*.cmd; do
   case $n in *after-dump*) continue ;; esac
   set -- $(cat $cmd)
   shift
-  run $D swift-$n $S --unwind scan "$@"   # upstream's output exactly (the default is exact traces)
+  # upstream's output exactly (the default is exact traces; and with -s, the map's addresses as
+  # they are, as upstream takes them, where ours would shift them for a relocated kernel)
+  k=; case " $* " in *" -s "*) k="--kaslr 0" ;; esac
+  run $D swift-$n $S --unwind scan $k "$@"
 done
 run $D swift-describe $S --describe -s $MAP -C $id
 # A complete core of the same moment (nested pause: the domain stays paused by xl).
