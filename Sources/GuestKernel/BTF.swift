@@ -209,7 +209,7 @@ extension BTF {
             return nil
         }
         if let ((btf, at), window) = found { return (btf, at, "by its header in \(window)") }
-        throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp, have none)")
+        throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp and 686 ones, have none: give --vmlinux with DWARF)")
     }
 
     /// The BTF at `va`: in place where the frame source holds it as one run (a core), else copied.

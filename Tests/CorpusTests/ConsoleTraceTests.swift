@@ -83,6 +83,12 @@ struct ConsoleTraceTests {
                 cpu = Int(line[r.upperBound...].prefix { $0.isNumber })
                 continue
             }
+            // A sysrq-t task's stack (`task:COMM state:S …`) is no CPU's backtrace.
+            if line.contains("task:") && line.contains(" state:") {
+                flush()
+                cpu = nil
+                continue
+            }
             guard line.hasPrefix("  "), !line.hasPrefix("   ") else { continue }
             let words = line.split(separator: " ")
             func add(_ token: Substring) {

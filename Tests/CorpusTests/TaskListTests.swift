@@ -50,12 +50,15 @@ struct TaskListTests {
         return (rows, frames)
     }
 
-    /// The vmlinux with DWARF that ARM32's types come from (it has no BTF).
-    static let armmpVmlinux: String? = {
+    /// A -dbg vmlinux with DWARF in the cache (`Scripts/fetch-vmlinux.sh KVER`), for the
+    /// kernels that have no BTF (ARM32, 32-bit x86): their task types come from it.
+    static func cachedVmlinux(_ kver: String) -> String? {
         let env = ProcessInfo.processInfo.environment
-        let path = (env["VMLINUX_CACHE"] ?? NSHomeDirectory() + "/.cache/xenctx-swift/vmlinux") + "/6.1.0-50-armmp-lpae/vmlinux-6.1.0-50-armmp-lpae"
+        let path = (env["VMLINUX_CACHE"] ?? NSHomeDirectory() + "/.cache/xenctx-swift/vmlinux") + "/\(kver)/vmlinux-\(kver)"
         return FileManager.default.fileExists(atPath: path) ? path : nil
-    }()
+    }
+    static let armmpVmlinux = cachedVmlinux("6.1.0-50-armmp-lpae")
+    static let i686Vmlinux = cachedVmlinux("6.1.0-50-686")
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
@@ -70,10 +73,28 @@ struct TaskListTests {
         try compare("arm-tasks-a32-crash-smp", extra: ["--vmlinux", Self.armmpVmlinux!], atLeast: 55)
     }
 
+    /// 32-bit x86 (Debian's 686 kernel, an HVM guest with one vCPU): types from the -dbg
+    /// vmlinux's DWARF, stacks by the kernel's frame-pointer walk, in 4-byte words.
+    @Test(.enabled(if: i686Vmlinux != nil, "Debian's 686 -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh 6.1.0-50-686)"))
+    func x86_32TasksFromDWARF() throws {
+        try compare("x86-run8-hvm32-crash", extra: ["--vmlinux", Self.i686Vmlinux!], atLeast: 40)
+    }
+
+    /// The 32-bit crashing task: its trace from its vCPU down to the SYSENTER entry, and its
+    /// user registers as the oops printed them (`EIP: 0xb7f06559`, `ESP: bfba4c70`).
+    @Test(.enabled(if: i686Vmlinux != nil, "Debian's 686 -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh 6.1.0-50-686)"))
+    func x86_32CrashingTaskEnteredFromWhereTheOopsSays() throws {
+        let c = Corpus.named("x86-run8-hvm32-crash")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--vmlinux", Self.i686Vmlinux!, "--task", "100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("] sysrq_handle_crash+0x17 (fp)\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("] entry_SYSENTER_32+0x98 (fp)\nUser: EIP: 0073:b7f06559 ESP: 007b:bfba4c70 EFLAGS: 00000246\n"), "\(r.stdout)")
+    }
+
     func compare(_ name: String, extra: [String], atLeast: Int) throws {
         let c = Corpus.named(name)
         let truth = Self.sysrqT(try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8))
-        try #require(truth.count >= 55, "sysrq-t listed \(truth.count) tasks")
+        try #require(truth.count >= atLeast, "sysrq-t listed \(truth.count) tasks")
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"] + extra)
         #expect(r.status == 0, "\(r.stderr)")
         let (rows, ours) = Self.ours(r.stdout)

@@ -205,9 +205,9 @@ struct UpstreamEqualityTests {
                close.upperBound < line.endIndex, !inImage(line[open.upperBound..<close.lowerBound]) {
                 return line.hasSuffix(" <--") ? line[..<close.upperBound] + " <--" : line[..<close.upperBound]
             }
-            // `rip: ADDR sym+0xhuge` / `eip: ...` (an x86 register line that names its value).
+            // `rip: ADDR sym+0xhuge`, `cs:eip: SEL:ADDR sym+0xhuge` (x86 lines that name a register's value).
             let words = line.split(separator: " ", omittingEmptySubsequences: false)
-            if words.count == 3, ["rip:", "eip:"].contains(words[0]), !inImage(words[1]) {
+            if words.count == 3, ["rip:", "cs:eip:"].contains(words[0]), !inImage(words[1].split(separator: ":").last ?? "") {
                 return line[..<words[1].endIndex]
             }
             if line.hasPrefix(" gs: "), let at = line.range(of: " @ ") {
