@@ -121,6 +121,22 @@ struct ExactUnwindTests {
         }
     }
 
+    /// The crashed 32-bit HVM guest (686, 2-level page tables): the stack in 4-byte words
+    /// with the default kernel_start, with and without the System.map, and the trace from
+    /// panic's final delay loop by frame pointers.
+    @Test(arguments: [true, false])
+    func thirtyTwoBitHVMStackInFourByteWords(withMap: Bool) throws {
+        let c = Corpus.named("x86-run8-hvm32-crash")
+        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--describe"] + symbols + ["-C"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("# kernel_start: c0000000 (default for x86_32)"))
+        let stack = r.stdout.components(separatedBy: "\nStack:\n").dropFirst().first?.split(separator: "\n").first ?? ""
+        #expect(stack.wholeMatch(of: /( [0-9a-f]{8}){8}/) != nil, "\(stack)")
+        #expect(r.stdout.contains("cs:eip: 0060:c38ca880 delay_loop+0x20\n"))
+        #expect(r.stdout.contains("] __const_udelay+0x30 (fp)\n") && r.stdout.contains("] panic+0x258 (fp)\n"))
+    }
+
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp"])
