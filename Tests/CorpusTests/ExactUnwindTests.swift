@@ -137,6 +137,25 @@ struct ExactUnwindTests {
         #expect(r.stdout.contains("] __const_udelay+0x30 (fp)\n") && r.stdout.contains("] panic+0x258 (fp)\n"))
     }
 
+    /// The running 32-bit HVM guest Xen stopped (its registers are those of Xen's own dump,
+    /// `xen-triple-fault.txt`): a timer interrupt over the idle loop. The frame-pointer walk
+    /// decodes the interrupt's encoded frame pointer (bit 31 cleared) into its pt_regs and goes
+    /// on from the interrupted `amd_e400_idle` to the boot CPU's `startup_32_smp`.
+    @Test(arguments: [true, false])
+    func thirtyTwoBitInterruptFrame(withMap: Bool) throws {
+        let c = Corpus.named("x86-run8-hvm32-live-tf")
+        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
+        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["-C", "-l", "0"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("cs:eip: 0060:c305c2e4 read_hpet+0x14\n"))
+        let trace = ConsoleTraceTests.traceFunctions(r.stdout, vcpu: 0)
+        #expect(trace == ["read_hpet", "timekeeping_advance", "update_wall_time", "tick_do_update_jiffies64", "tick_sched_timer",
+                          "__hrtimer_run_queues", "hrtimer_interrupt", "__sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt",
+                          "handle_exception", "amd_e400_idle", "default_idle_call", "do_idle", "cpu_startup_entry", "rest_init",
+                          "arch_call_rest_init", "start_kernel", "i386_start_kernel", "startup_32_smp"], "\(trace)")
+        #expect(r.stdout.contains("] amd_e400_idle+0x43 (regs)\n"))
+    }
+
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp"])
