@@ -35,6 +35,7 @@ struct CommandLineTests {
         ["-f", "-d", "c0000000", "--core", "x"], ["--core", "x", "1", "2"], ["1", "2", "3"],
         ["--no-such-option", "--core", "x"], ["--core", "x", "abc"], ["--no-pause", "--core", "x"],
         ["-m", "not a symbol", "--core", "x"], ["--stack", "--core", "x"],
+        ["--kaslr", "somewhere", "-s", "x", "--core", "x"], ["--kaslr", "0", "--core", "x"],
     ])
     func usageErrors(_ args: [String]) throws {
         let r = try Tool.run(args)
