@@ -103,7 +103,7 @@ struct GuestKernelCorpusTests {
     /// `--log` equals the kernel's console lines (timestamp and text), for every record both
     /// hold, in order: the console shows what was printed at the console loglevel, the ring
     /// holds every record.
-    @Test(arguments: fullRAM)
+    @Test(arguments: fullRAM + ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf"])
     func logEqualsTheConsole(_ name: String) throws {
         let c = Corpus.named(name)
         let result = try Tool.run(["--core", try Corpus.corePath(c), "--log"])
