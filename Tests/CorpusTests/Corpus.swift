@@ -32,6 +32,9 @@ enum Corpus {
         let upstream: [UpstreamRun]
         var dir: URL { corpus.appendingPathComponent("cases/\(name)") }
         var isARM: Bool { arch == "a64" || arch == "a32" }
+        /// How an exact trace of this kernel marks its frames: ORC on x86_64, frame pointers
+        /// on 32-bit x86, frame records on AArch64, EHABI tables on ARM32.
+        var exactMethodTag: String { ["a64", "x86"].contains(arch) ? " (fp)\n" : arch == "a32" ? " (exidx)\n" : " (orc)\n" }
     }
 
     static let cases: [Case] = {

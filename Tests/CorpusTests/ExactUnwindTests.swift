@@ -24,8 +24,7 @@ struct ExactUnwindTests {
         let printed = ConsoleTraceTests.consoleTraces(console, before: try ConsoleTraceTests.symbolBefore(mapPath: try Corpus.mapPath(c)))
         let traces = Dictionary(printed, uniquingKeysWith: { _, last in last }).sorted { $0.key < $1.key }
         try #require(!traces.isEmpty)
-        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
-        let result = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["--unwind", "auto", "-C", "-l", "0"])
+        let result = try Self.run(name, withMap: withMap, ["--unwind", "auto", "-C", "-l", "0"])
         #expect(result.status == 0, "\(result.stderr)")
         for (cpu, printed) in traces {
             let expected = printed.filter { !ConsoleTraceTests.dumpers.contains($0) }
@@ -43,8 +42,14 @@ struct ExactUnwindTests {
             }
         }
         // Every frame says how it was found.
-        // (32-bit x86 kernels have frame pointers only.)
-        #expect(result.stdout.contains(["a64", "x86"].contains(c.arch) ? " (fp)\n" : c.arch == "a32" ? " (exidx)\n" : " (orc)\n"))
+        #expect(result.stdout.contains(c.exactMethodTag))
+    }
+
+    /// xenctx-swift on a case's core, with its System.map or with nothing but the core.
+    static func run(_ name: String, withMap: Bool, _ args: [String]) throws -> Tool.Result {
+        let c = Corpus.named(name)
+        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
+        return try Tool.run(["--core", try Corpus.corePath(c)] + symbols + args)
     }
 
     /// Without guest memory there is no kallsyms to find the tables through.
@@ -86,13 +91,11 @@ struct ExactUnwindTests {
     /// the stack is in 4-byte words with the default kernel_start c0000000.
     @Test(arguments: [true, false])
     func thirtyTwoBitX86FramePointerTrace(withMap: Bool) throws {
-        let c = Corpus.named("x86-run6-pvh32-boot")
-        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
-        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["-C"])
+        let r = try Self.run("x86-run6-pvh32-boot", withMap: withMap, ["-C"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("            [<c1dab93b>] xen_prepare_pvh+0x31 <--\n01dfe44c:   [<c1000337>] pvh_start_xen+0x57 (fp)\n"), "\(r.stdout)")
         #expect(r.stdout.contains("Stack:\n 00000000 00000000 00000000 00000000 02135000 02135038 01dfc3f8 00000000\n"))
-        let describe = try Tool.run(["--core", try Corpus.corePath(c), "--describe", "-C"])
+        let describe = try Self.run("x86-run6-pvh32-boot", withMap: false, ["--describe", "-C"])
         #expect(describe.stdout.contains("# kernel_start: c0000000 (default for x86_32)"))
     }
 
@@ -103,9 +106,7 @@ struct ExactUnwindTests {
     /// kallsyms and with the System.map shifted by VMCOREINFO's offset alike.
     @Test(arguments: [true, false])
     func hvmTraceLeavesTheIRQStack(withMap: Bool) throws {
-        let c = Corpus.named("x86-run7-hvm64-boot")
-        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
-        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["1", "-l", "0"])
+        let r = try Self.run("x86-run7-hvm64-boot", withMap: withMap, ["1", "-l", "0"])
         #expect(r.status == 0, "\(r.stderr)")
         let trace = ConsoleTraceTests.traceFunctions("vcpu1:\n" + r.stdout, vcpu: 1)
         #expect(trace.starts(with: ["pvclock_clocksource_read", "xen_sched_clock", "sched_clock_local"]), "\(trace)")
@@ -116,7 +117,7 @@ struct ExactUnwindTests {
         #expect(trace.last == "ret_from_fork")
         #expect(r.stdout.contains("] asm_sysvec_xen_hvm_callback+0x16 (orc)\n") && r.stdout.contains("] _raw_spin_unlock_irqrestore+0x19 (regs)\n"))
         if withMap {
-            let describe = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--describe", "1"])
+            let describe = try Self.run("x86-run7-hvm64-boot", withMap: true, ["--describe", "1"])
             #expect(describe.stdout.contains("KASLR: the kernel was loaded +0x16e00000 from the symbol table's addresses"), "\(describe.stdout)")
         }
     }
@@ -126,9 +127,7 @@ struct ExactUnwindTests {
     /// panic's final delay loop by frame pointers.
     @Test(arguments: [true, false])
     func thirtyTwoBitHVMStackInFourByteWords(withMap: Bool) throws {
-        let c = Corpus.named("x86-run8-hvm32-crash")
-        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
-        let r = try Tool.run(["--core", try Corpus.corePath(c), "--describe"] + symbols + ["-C"])
+        let r = try Self.run("x86-run8-hvm32-crash", withMap: withMap, ["--describe", "-C"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("# kernel_start: c0000000 (default for x86_32)"))
         let stack = r.stdout.components(separatedBy: "\nStack:\n").dropFirst().first?.split(separator: "\n").first ?? ""
@@ -143,9 +142,7 @@ struct ExactUnwindTests {
     /// on from the interrupted `amd_e400_idle` to the boot CPU's `startup_32_smp`.
     @Test(arguments: [true, false])
     func thirtyTwoBitInterruptFrame(withMap: Bool) throws {
-        let c = Corpus.named("x86-run8-hvm32-live-tf")
-        let symbols = withMap ? ["-s", try Corpus.mapPath(c)] : []
-        let r = try Tool.run(["--core", try Corpus.corePath(c)] + symbols + ["-C", "-l", "0"])
+        let r = try Self.run("x86-run8-hvm32-live-tf", withMap: withMap, ["-C", "-l", "0"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("cs:eip: 0060:c305c2e4 read_hpet+0x14\n"))
         let trace = ConsoleTraceTests.traceFunctions(r.stdout, vcpu: 0)

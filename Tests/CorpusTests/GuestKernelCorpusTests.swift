@@ -167,6 +167,6 @@ struct GuestKernelCorpusTests {
             let p = f.split(separator: " ")
             #expect(p[0].drop { $0 == "0" } == p[2].drop { $0 == "0" }, "\(f)")
         }
-        #expect(own.stdout.contains(["a64", "x86"].contains(c.arch) ? " (fp)\n" : c.arch == "a32" ? " (exidx)\n" : " (orc)\n"))
+        #expect(own.stdout.contains(c.exactMethodTag))
     }
 }
