@@ -85,8 +85,6 @@ int xenlive_getinfo(uint32_t domid, xenlive_dominfo *out) {
     return 0;
 }
 
-int xenlive_pause(uint32_t domid) { return p_xc_domain_pause(xch, domid); }
-int xenlive_unpause(uint32_t domid) { return p_xc_domain_unpause(xch, domid); }
 size_t xenlive_context_size(void) { return sizeof(vcpu_guest_context_any_t); }
 
 int xenlive_vcpu_context(uint32_t domid, uint32_t vcpu, void *buf) {
@@ -176,10 +174,33 @@ int xenlive_dumpcore(uint32_t domid, const char *path) {
     return p_xc_domain_dumpcore(xch, domid, path);
 }
 
-void xenlive_set_paused_domain(int64_t domid) {
-    if (domid >= 0) { paused_domid = (uint32_t)domid; paused_valid = 1; }
-    else paused_valid = 0;
+/* The signals whose handler unpauses (xenlive_install_signal_handlers). */
+static const int handled_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+
+/* Pausing and recording the pause for the handler (and unpausing and forgetting it) are
+ * one step: the handled signals are held off across both, so none can end the tool
+ * between them with the domain paused and unrecorded. errno is the hypercall's. */
+static int paused_step(uint32_t domid, int pausing) {
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) sigaddset(&hold, handled_signals[i]);
+    sigprocmask(SIG_BLOCK, &hold, &old);
+    int rc;
+    if (pausing) {
+        rc = p_xc_domain_pause(xch, domid);
+        if (rc == 0) { paused_domid = domid; paused_valid = 1; }
+    } else {
+        paused_valid = 0;
+        rc = p_xc_domain_unpause(xch, domid);
+    }
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return rc;
 }
+
+int xenlive_pause_recorded(uint32_t domid) { return paused_step(domid, 1); }
+int xenlive_unpause_recorded(uint32_t domid) { return paused_step(domid, 0); }
 
 static void unpause_and_die(int sig) {
     if (paused_valid && xch) {
@@ -202,10 +223,10 @@ static void unpause_at_exit(void) {
 void xenlive_install_signal_handlers(void) {
     static int registered;
     if (!registered) { registered = 1; atexit(unpause_at_exit); }
-    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+    const int *sigs = handled_signals;
     sigset_t unblock;
     sigemptyset(&unblock);
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) {
         struct sigaction old;
         /* A signal the parent ignores (nohup's SIGHUP) stays ignored: it ends nothing. */
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;

@@ -70,12 +70,8 @@ public final class LiveHypervisor: @unchecked Sendable {
         xenlive_install_signal_handlers()
         let clock = ContinuousClock()
         let start = clock.now
-        guard xenlive_pause(domid) == 0 else { throw failure("pausing domain \(domid)", domid: domid) }
-        xenlive_set_paused_domain(Int64(domid))
-        defer {
-            xenlive_set_paused_domain(-1)
-            xenlive_unpause(domid)
-        }
+        guard xenlive_pause_recorded(domid) == 0 else { throw failure("pausing domain \(domid)", domid: domid) }
+        defer { xenlive_unpause_recorded(domid) }
         let result = try body()
         return (result, clock.now - start)
     }

@@ -26,8 +26,6 @@ int xenlive_load(const char *dir, char *err, size_t errlen);
 int xenlive_open(void);
 /* Exact lookup: returns -2 when no domain has this id (getinfolist returns the next one). */
 int xenlive_getinfo(uint32_t domid, xenlive_dominfo *out);
-int xenlive_pause(uint32_t domid);
-int xenlive_unpause(uint32_t domid);
 /* sizeof(vcpu_guest_context_any_t) on this architecture. */
 size_t xenlive_context_size(void);
 int xenlive_vcpu_context(uint32_t domid, uint32_t vcpu, void *buf);
@@ -48,7 +46,9 @@ int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn);
 int xenlive_dumpcore(uint32_t domid, const char *path);
 
 /* While a domain is paused by us, SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGPIPE unpause it before
- * the default action runs. Pass -1 when nothing is paused. */
-void xenlive_set_paused_domain(int64_t domid);
+ * the default action runs: pause and unpause through these, which record the pause for the
+ * handler in the same step (signals held off between the hypercall and the record). */
+int xenlive_pause_recorded(uint32_t domid);
+int xenlive_unpause_recorded(uint32_t domid);
 void xenlive_install_signal_handlers(void);
 #endif
