@@ -133,6 +133,20 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("force"), help: "With --save-core: replace FILE if it exists.")
     var force = false
 
+    /// ArgumentParser's own main, but its messages (a usage error echoes the argument as
+    /// given, control bytes and all) reach the terminal through the one gate, `writeAll`.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty { writeAll(code == .success ? 1 : 2, message + "\n") }
+            Glibc.exit(code.rawValue)
+        }
+    }
+
     mutating func validate() throws {
         if positional.count > 2 { throw ValidationError("too many arguments: expected [options] --core FILE [VCPU] or [options] DOMID [VCPU]") }
         if core != nil && positional.count > 1 { throw ValidationError("with --core, give at most one VCPU number (got \(positional.joined(separator: " ")))") }

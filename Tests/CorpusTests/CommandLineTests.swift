@@ -43,6 +43,15 @@ struct CommandLineTests {
         #expect(r.stderr.contains("Error:"))
     }
 
+    /// A usage error echoes the argument, escaped like every string from outside.
+    @Test func usageErrorEchoesTheArgumentEscaped() throws {
+        for args in [["-k", "\u{1b}]0;pwned\u{07}", "--core", "x"], ["--kaslr", "\u{1b}[31m", "-s", "x", "--core", "x"]] {
+            let r = try Tool.run(args)
+            #expect(r.status == 64, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("\\x1b") && !HostileInputTests.hasRawControl(r.stdout + r.stderr), "\(r.stderr)")
+        }
+    }
+
     /// `-n 5 -l MAX` runs the stack dump into the unmapped guard page above vcpu0's stack:
     /// the dump stops there with a warning and exit 1 (upstream stops too), and the call
     /// trace still follows, the same as without the wider window (upstream prints none).
