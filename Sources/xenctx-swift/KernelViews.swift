@@ -1,0 +1,101 @@
+import GuestKernel
+import XenctxReport
+
+/// The kernel's views (`--tasks`/`--task`, `--modules`, `--log`) and the model views
+/// (`--json`, `--summary`): what each prints, or why it cannot.
+extension XenctxCommand {
+    struct NoLog: Error { let why: String }
+
+    /// One kernel view's result: its text (with a heading when more is printed), or why
+    /// there is none and whether it was the only thing asked for (then the run fails).
+    enum ViewResult {
+        case shown(Report.Output)
+        case failed(why: String, alone: Bool)
+    }
+
+    /// `--tasks`/`--task`, `--modules` and `--log`, in that order, after the report.
+    func kernelViews(_ analysis: Report?, _ prepared: Prepared) -> [ViewResult] {
+        var views: [ViewResult] = []
+        if let request = prepared.options.tasks, let analysis {
+            switch taskText(report: analysis, prepared: prepared, request: request) {
+            case .success(var out):
+                out.text = (reportWanted ? "Tasks:\n" : "") + out.text
+                views.append(.shown(out))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || modules)))
+            }
+        }
+        if modules, let analysis {
+            switch moduleText(report: analysis, prepared: prepared) {
+            case .success(var out):
+                out.text = (reportWanted || prepared.options.tasks != nil ? "Modules:\n" : "") + out.text
+                views.append(.shown(out))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || prepared.options.tasks != nil)))
+            }
+        }
+        if log {
+            switch logText(prepared) {
+            case .success(let text):
+                views.append(.shown(Report.Output(text: (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text)))
+            case .failure(let no): views.append(.failed(why: no.why, alone: !reportWanted))
+            }
+        }
+        return views
+    }
+
+    /// `--json` or `--summary`: the model of the report and the views asked for, and the
+    /// errors met beyond `known` (warnings already given).
+    func modelText(_ analysis: Report, _ prepared: Prepared, known: [String]) -> Report.Output {
+        var request = Report.ModelRequest(modules: modules)
+        var errors = known
+        if log {
+            switch prepared.kernel?.log(symbols: prepared.options.symbols) {
+            case .success(let l)?: request.log = l
+            case .failure(let e)?: errors.append("no kernel log: \(e)")
+            case nil: errors.append("no kernel log: this core holds no guest memory")
+            }
+        }
+        let model = analysis.model(request, errors: errors)
+        return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: Array(model.errors.dropFirst(known.count)))
+    }
+
+    /// The task list or stacks, or one line saying why there are none.
+    func taskText(report: Report, prepared: Prepared, request: Report.TaskRequest) -> Result<Report.Output, NoLog> {
+        guard prepared.kernel != nil else {
+            return .failure(NoLog(why: "no tasks: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+        }
+        switch report.taskText(request) {
+        case .success(let out): return .success(out)
+        case .failure(let e): return .failure(NoLog(why: "no task list: \(e)"))
+        }
+    }
+
+    /// The loaded modules, or one line saying why there is no list.
+    func moduleText(report: Report, prepared: Prepared) -> Result<Report.Output, NoLog> {
+        guard prepared.kernel != nil else {
+            return .failure(NoLog(why: "no modules: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+        }
+        switch report.moduleText() {
+        case .success(let out): return .success(out)
+        case .failure(let e): return .failure(NoLog(why: "no module list: \(e.reason)"))
+        }
+    }
+
+    /// The kernel log as text, or one line saying why there is none.
+    func logText(_ prepared: Prepared) -> Result<String, NoLog> {
+        guard let kernel = prepared.kernel else {
+            return .failure(NoLog(why: "no kernel log: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has it"))
+        }
+        switch kernel.log(symbols: prepared.options.symbols) {
+        case .success(let log): return .success(LogText.render(log))
+        case .failure(let e): return .failure(NoLog(why: "no kernel log: \(e)"))
+        }
+    }
+}
+
+extension Report.Output {
+    /// The same output with `errors` first among its errors.
+    func prefixingErrors(_ errors: [String]) -> Report.Output { Report.Output(text: text, errors: errors + self.errors) }
+}
+
+/// A kernel view asked for alone (`--tasks`, `--log`, …) that could not be made.
+struct ViewFailure: Error, CustomStringConvertible { let description: String }

@@ -1,0 +1,118 @@
+import ELFSymbols
+import GuestKernel
+import Symbols
+import VCPUContext
+import XenctxReport
+
+/// The symbol files given, checked against the guest, and what the report needs of them.
+extension XenctxCommand {
+    /// `-m`/`-d` given as SYMBOL[+OFFSET]: looked up in the symbols decided for the guest.
+    func resolveSymbolAddresses(_ options: inout ReportOptions) {
+        func resolve(_ text: String?, _ flag: String) -> UInt64? {
+            guard let text else { return nil }
+            if let a = parseHexAddress(text) { return a }
+            guard let (name, offset) = parseSymbolExpression(text) else { return nil }
+            guard let symbols = options.symbols else {
+                fail("\(flag) \(TerminalSafe.escape(text)): there are no symbols to look it up in (this core holds no guest memory): give -s or an address")
+            }
+            guard let a = symbols.address(of: name) else {
+                fail("\(flag) \(TerminalSafe.escape(text)): no symbol \(TerminalSafe.escape(name)) in \(options.symbolFacts.isEmpty ? "the symbols" : "the symbols used") (kallsyms without data symbols, as on Debian's ARM kernels, names functions only: give -s System.map)")
+            }
+            return a &+ offset
+        }
+        if let a = resolve(memory, "-m") { options.memoryAddress = a }
+        if let a = resolve(dumpAsStack, "-d") { options.dumpAsStack = a }
+    }
+
+    /// The symbol files the user gave, read (and checked for what they are) before the guest.
+    struct SymbolFiles {
+        var map: SystemMap?
+        var elf: ELFFile?
+        var identity: ELFIdentity?
+    }
+
+    func loadSymbolFiles() -> SymbolFiles {
+        var files = SymbolFiles()
+        if let symbolTable {
+            do { files.map = try SystemMap.load(path: symbolTable) } catch { fail("\(error)") }
+        }
+        if let vmlinux {
+            do {
+                let identity = try ELFIdentity(path: vmlinux)
+                guard identity.isLinuxKernel else {
+                    fail("--vmlinux \(TerminalSafe.escape(vmlinux)): an ELF file for \(identity.machineName), but not a Linux kernel image (no Linux note, no __ksymtab): give the guest kernel's vmlinux, e.g. from Debian's linux-image-*-dbg")
+                }
+                files.identity = identity
+                files.elf = try ELFFile(path: vmlinux)
+            } catch {
+                fail("\(error)")
+            }
+        }
+        return files
+    }
+
+    /// Symbols decided against the guest (a file checked, or the guest's kallsyms), the
+    /// kernel's self-description found, and what the report needs of them.
+    struct Prepared {
+        var options: ReportOptions
+        var kernel: GuestKernel?
+        var warnings: [String]
+    }
+
+    func prepare(guest: Guest, files: SymbolFiles, options base: ReportOptions) -> Prepared {
+        var options = base
+        let arch = guest.description.architecture
+        if let identity = files.identity, let vmlinux {
+            let expected: UInt16
+            switch arch {
+            case .x86_64: expected = ELFIdentity.emX86_64
+            case .aarch64: expected = ELFIdentity.emAArch64
+            case .arm32: expected = ELFIdentity.emARM
+            case .x86_32: expected = ELFIdentity.em386
+            }
+            guard identity.machine == expected else {
+                fail("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
+            }
+        }
+        // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
+        let guestSymbols = unwind != "scan"
+        var inputs = SymbolResolution.Inputs()
+        inputs.map = files.map
+        inputs.mapPath = symbolTable
+        inputs.vmlinuxPath = vmlinux
+        inputs.vmlinuxBuildID = files.identity?.buildID
+        inputs.guestSymbols = guestSymbols
+        inputs.offset = kaslr.flatMap { $0 == "auto" ? nil : parseHexAddress($0) }
+        var warnings: [String] = []
+        if inputs.map == nil, let elf = files.elf {
+            do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { fail("\(error)") }
+        }
+        // The symbol file's vmcoreinfo_data (a System.map's or the vmlinux's) is tried before any search.
+        let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest, vmcoreinfoPointer: inputs.map?.address(of: "vmcoreinfo_data")) : nil
+        let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: inputs)
+        warnings += resolution.warnings
+        options.symbols = resolution.symbols
+        options.kernelOffset = resolution.kernelOffset
+        options.symbolFacts = resolution.symbolFacts
+        options.absoluteSymbols = resolution.absoluteSymbols
+        options.upstreamExact = !guestSymbols
+        options.kernel = kernel
+        if let elf = files.elf, resolution.vmlinuxFits {
+            options.cfiUnwinder = elf
+            if elf.hasDWARF { options.kernelTypes = VmlinuxTypes(elf: elf) }
+            if elf.hasDWARF { options.sourceLocator = elf } else { warnings.append("\(TerminalSafe.escape(vmlinux ?? "")) has no DWARF: symbols only, no file:line") }
+        }
+        if let method = unwind, ["orc", "exidx"].contains(method), options.symbols == nil {
+            fail("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
+        }
+        return Prepared(options: options, kernel: kernel, warnings: warnings)
+    }
+}
+
+/// Kernel types from the vmlinux's DWARF, for guests without BTF (Debian's armmp).
+struct VmlinuxTypes: KernelTypes {
+    let elf: ELFFile
+    var source: String { "DWARF" }
+    func size(of structName: String) -> Int? { elf.structSize(structName) }
+    func offset(of path: String, in structName: String) -> Int? { elf.memberOffset(path, in: structName) }
+}
