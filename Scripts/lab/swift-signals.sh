@@ -1,8 +1,16 @@
 # Sourced in the live guest's branch while the domain runs: xenctx-swift is interrupted
 # while it holds the domain paused, and the domain must be running afterwards.
 S=/lab/xenctx-swift
+# An upstream xenctx killed by the lab's timeout never undid its pause: undo those pauses
+# first (each recorded), or the domain stays paused whatever we do.
+for i in 1 2 3 4 5 6 7 8; do
+  $XL list $id 2>/dev/null | tail -1 | awk '{print $5}' | grep -q p || break
+  $XL unpause $id && echo "unpaused $i: a pause left by a killed upstream xenctx" >> $D/swift-sig-leftover-pauses.txt
+done
+$XL list $id > $D/swift-sig-before.txt 2>&1
 for sig in INT TERM HUP; do
-  XENCTX_SWIFT_HOLD_PAUSE_MS=40000 $S --describe -C $id > $D/swift-sig$sig.out 2> $D/swift-sig$sig.err &
+  # A background job of a non-interactive shell starts with SIGINT ignored: give it back.
+  env --default-signal=INT XENCTX_SWIFT_HOLD_PAUSE_MS=40000 $S --describe -C $id > $D/swift-sig$sig.out 2> $D/swift-sig$sig.err &
   p=$!
   sleep 12
   $XL list $id > $D/swift-sig$sig-during.txt 2>&1
