@@ -91,6 +91,14 @@ struct CommandLineTests {
         #expect(up.status == 0 && up.stderr.isEmpty)
         let all = try Tool.run(["--core", c, "-C"])
         #expect(all.stdout.hasPrefix("vcpu0 offline\n") && all.stderr.isEmpty)
+        // PVH: the vCPU that the panic's stop IPI took down (HLT with interrupts off), of
+        // which upstream, named, prints nothing at all.
+        let pvh = try core("x86-run9-pvh64-crash")
+        let stopped = try Tool.run(["--core", pvh, "1", "-l", "0"])
+        #expect(stopped.status == 0)
+        #expect(stopped.stderr == "xenctx-swift: note: vcpu1 is offline: what follows is the last context Xen holds for it\n")
+        #expect(stopped.stdout.hasPrefix("rip: ffffffff8103fc9b stop_this_cpu+0x6b\n"), "\(stopped.stdout)")
+        #expect(try Tool.run(["--core", pvh, "-C", "-l", "0"]).stdout.hasSuffix("\nvcpu1 offline\n\n"))
     }
 
     @Test func vcpuOutOfRange() throws {

@@ -12,7 +12,8 @@ import Testing
 @Suite(.serialized)
 struct ExactUnwindTests {
     static let cases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash",
-                        "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1", "x86-run8-hvm32-crash"]
+                        "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1", "x86-run8-hvm32-crash",
+                        "x86-run9-pvh64-crash", "x86-run9-hvm64-crash"]
 
     /// With the case's System.map, and with nothing but the core (the guest's own kallsyms).
     @Test(arguments: cases, [true, false])

@@ -10,6 +10,9 @@ import VCPUContext
 struct GuestKernelCorpusTests {
     static let fullRAM = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore",
                           "arm-full-a64-crash", "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1"]
+    /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
+    static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",
+                            "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live"]
     /// Oopsed while booting, before VMCOREINFO was written (crash_save_vmcoreinfo_init is a
     /// subsys_initcall): everything must come from kallsyms found by content.
     static let noVMCOREINFO: Set = ["arm-full-a32-crash-smp-bootoops1"]
@@ -103,7 +106,7 @@ struct GuestKernelCorpusTests {
     /// `--log` equals the kernel's console lines (timestamp and text), for every record both
     /// hold, in order: the console shows what was printed at the console loglevel, the ring
     /// holds every record.
-    @Test(arguments: fullRAM + ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf"])
+    @Test(arguments: fullRAM + hvmAndPVH)
     func logEqualsTheConsole(_ name: String) throws {
         let c = Corpus.named(name)
         let result = try Tool.run(["--core", try Corpus.corePath(c), "--log"])
@@ -129,7 +132,7 @@ struct GuestKernelCorpusTests {
     /// that starts where the System.map's does at the same offset. Where several symbols
     /// share an address (`cpu_v7_do_idle` and `cpu_ca15_do_idle`), kallsyms names it as the
     /// kernel does (its first alias) and a System.map as upstream does (the last one).
-    @Test(arguments: fullRAM + ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf"])
+    @Test(arguments: fullRAM + hvmAndPVH)
     func tracesFromGuestMemoryEqualThoseFromTheMap(_ name: String) throws {
         let c = Corpus.named(name)
         let core = try Corpus.corePath(c)

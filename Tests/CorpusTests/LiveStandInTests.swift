@@ -3,14 +3,15 @@ import Testing
 import VCPUContext
 
 /// The live path (`xenctx-swift DOMID`, `--save-core`) run against real corpus cores served
-/// by the libxenctrl stand-in, for every guest kind: ARM32, AArch64, x86_64 PV, PVH and HVM, 32-bit x86 HVM.
+/// by the libxenctrl stand-in, for every guest kind: ARM32, AArch64, x86_64 PV, PVH (running, and crashed with a vCPU down) and HVM, 32-bit x86 HVM.
 ///
 /// The stand-in speaks Xen's library interface (the headers' prototypes, errno and per-frame
 /// error conventions) but is not Xen: these tests prove our logic against that interface;
 /// `Scripts/lab-check.sh` (corpus/lab/) is the proof against a real hypervisor.
 struct LiveStandInTests {
     /// One case of each guest kind, with guest RAM.
-    static let kinds = ["arm-full-a32-crash", "arm-full-a64-crash", "x86-run1-lab-crash", "x86-run4-pvh-live", "x86-run7-hvm64-boot", "x86-run8-hvm32-crash"]
+    static let kinds = ["arm-full-a32-crash", "arm-full-a64-crash", "x86-run1-lab-crash", "x86-run4-pvh-live", "x86-run7-hvm64-boot", "x86-run8-hvm32-crash",
+                        "x86-run9-pvh64-crash"]
 
     struct Invocation: Sendable, CustomStringConvertible {
         let caseName: String

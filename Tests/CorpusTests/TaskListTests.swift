@@ -62,7 +62,7 @@ struct TaskListTests {
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
-    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55)])
+    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
     }
@@ -99,7 +99,7 @@ struct TaskListTests {
         #expect(r.status == 0, "\(r.stderr)")
         let (rows, ours) = Self.ours(r.stdout)
         var compared = 0
-        var woken: [Int] = []
+        var woken: [Int] = [], moved: [Int] = []
         for (pid, t) in truth.sorted(by: { $0.key < $1.key }) {
             guard let row = rows[pid] else { Issue.record("pid \(pid) (\(t.comm)) is not listed"); continue }
             #expect(row.comm == t.comm && row.ppid == t.ppid, "pid \(pid): \(row) vs sysrq-t \(t)")
@@ -114,11 +114,21 @@ struct TaskListTests {
             // ARM32's first function is printed bare; an offset of 0 is printed as +0x0.
             var mine = (ours[pid] ?? []).map { $0.contains("+0x") || $0.contains(" [") ? $0 : $0 + "+0x0" }
             if t.frames.first.map({ !$0.contains("+0x") }) == true, !mine.isEmpty { mine[0] = String(mine[0].prefix { $0 != "+" }) }
-            #expect(mine == t.frames, "pid \(pid) \(t.comm): \(mine) vs sysrq-t \(t.frames)")
+            // A kernel thread may also have run since sysrq-t and slept again elsewhere in its
+            // own loop (x86-run9-pvh64: the RCU GP kthread, in rcu_gp_kthread+0x113 at sysrq-t,
+            // in rcu_gp_fqs_loop at the crash, as the RCU stall dumps of the same kernel show
+            // it): the same thread function and entry frames, another sleep point. Counted too.
+            let name = { (f: String) in f.prefix { $0 != "+" } }
+            if mine != t.frames, mine.count >= 3, t.frames.count >= 3, mine.suffix(2) == t.frames.suffix(2),
+               name(mine[mine.count - 3]) == name(t.frames[t.frames.count - 3]), row.state == t.state {
+                moved.append(pid)
+            } else {
+                #expect(mine == t.frames, "pid \(pid) \(t.comm): \(mine) vs sysrq-t \(t.frames)")
+            }
             compared += 1
         }
         #expect(compared >= atLeast)
-        #expect(woken.count <= 2, "woken since sysrq-t: \(woken)")
+        #expect(woken.count + moved.count <= 2, "woken since sysrq-t: \(woken), slept again in their loop: \(moved)")
     }
 
     @Test func moduleFrameNamedFromTheModulesOwnSymbols() throws {
