@@ -62,8 +62,12 @@ def stopped_dump_divergence(up, ours, err):
     """A stack dump that reached an unmapped page (`-n 2 -l MAX` past a PVH stack's guard
     page): upstream reads it as guest frame 0 and goes on; ours stops there with a warning
     and prints the trace over what it read (README, divergences). Every block must equal
-    upstream's, except such a block, whose part before our trace must be a prefix of it."""
-    if "cannot be read" not in err and "not mapped" not in err: return False
+    upstream's, except such a block: its part before our trace a prefix of upstream's, the
+    rest of upstream's dump zero words, and our trace upstream's (if it printed one) without
+    the lines of words at or above the unreadable address."""
+    m = re.search(r"cannot read ([0-9a-f]+): not mapped", err)
+    if not m: return False
+    unreadable = int(m.group(1), 16)
     a, b = blocks(up), blocks(ours)
     if len(a) != len(b): return False
     stopped = 0
@@ -74,6 +78,14 @@ def stopped_dump_divergence(up, ours, err):
         head = o[:m.start()].rstrip("\n").split("\n")
         ul = u.split("\n")
         if len(ul) < len(head) or ul[:len(head) - 1] != head[:-1] or not ul[len(head) - 1].startswith(head[-1]): return False
+        um = re.search(r"\n" + m.group(1) + r" Trace:\n", u)
+        if um:
+            rest = [ul[len(head) - 1][len(head[-1]):]] + [re.sub(r"^[0-9a-f]+:", "", l) for l in u[:um.start()].split("\n")[len(head):]]
+            words = [l.split("  ")[0] if l.strip() else "" for l in rest]
+            if not all(set(w) <= set(" 0") for w in words): return False
+            kept = [l for l in u[um.start():].split("\n")
+                    if not (re.match(r"^[0-9a-f]+:", l) and int(l.split(":")[0], 16) >= unreadable)]
+            if "\n".join(kept) != o[m.start():]: return False
         stopped += 1
     return stopped > 0
 
