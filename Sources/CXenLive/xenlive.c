@@ -176,6 +176,7 @@ int xenlive_dumpcore(uint32_t domid, const char *path) {
 
 /* The signals whose handler unpauses (xenlive_install_signal_handlers). */
 static const int handled_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+static const size_t handled_count = sizeof handled_signals / sizeof handled_signals[0];
 
 /* Pausing and recording the pause for the handler (and unpausing and forgetting it) are
  * one step: the handled signals are held off across both, so none can end the tool
@@ -183,7 +184,7 @@ static const int handled_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE
 static int paused_step(uint32_t domid, int pausing) {
     sigset_t hold, old;
     sigemptyset(&hold);
-    for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) sigaddset(&hold, handled_signals[i]);
+    for (size_t i = 0; i < handled_count; i++) sigaddset(&hold, handled_signals[i]);
     sigprocmask(SIG_BLOCK, &hold, &old);
     int rc;
     if (pausing) {
@@ -223,19 +224,18 @@ static void unpause_at_exit(void) {
 void xenlive_install_signal_handlers(void) {
     static int registered;
     if (!registered) { registered = 1; atexit(unpause_at_exit); }
-    const int *sigs = handled_signals;
     sigset_t unblock;
     sigemptyset(&unblock);
-    for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) {
+    for (size_t i = 0; i < handled_count; i++) {
         struct sigaction old;
         /* A signal the parent ignores (nohup's SIGHUP) stays ignored: it ends nothing. */
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        if (sigaction(handled_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = unpause_and_die;
         sigemptyset(&sa.sa_mask);
-        sigaction(sigs[i], &sa, NULL);
-        sigaddset(&unblock, sigs[i]);
+        sigaction(handled_signals[i], &sa, NULL);
+        sigaddset(&unblock, handled_signals[i]);
     }
     /* Inherited as blocked (some launchers block them), they would wait out the pause and
      * end the tool after it, with the user's interrupt unanswered: deliver them now. */

@@ -49,12 +49,10 @@ struct TaskText {
 
     /// One line with what the oops prints of the user registers.
     func userEntryText(_ u: UserEntry) -> String {
-        if let cs = u.cs, report.guest.description.wordSize == 4 {
-            // The 32-bit kernel's names for them (`EIP: 0073:b7f38559`), in 4-byte words.
-            return "User: EIP: \(hex(cs, width: 4)):\(hex(u.ip, width: 8)) ESP: \(hex(u.ss ?? 0, width: 4)):\(hex(u.sp, width: 8)) EFLAGS: \(hex(u.flags, width: 8))"
-        }
         if let cs = u.cs {
-            return "User: RIP: \(hex(cs, width: 4)):\(hex(u.ip, width: 16)) RSP: \(hex(u.ss ?? 0, width: 4)):\(hex(u.sp, width: 16)) EFLAGS: \(hex(u.flags, width: 8))"
+            // x86, in the kernel's names for the guest's width (`EIP: 0073:b7f38559` on 32-bit).
+            let (ip, sp) = report.guest.description.wordSize == 4 ? ("EIP", "ESP") : ("RIP", "RSP")
+            return "User: \(ip): \(hex(cs, width: 4)):\(hex(u.ip, width: width)) \(sp): \(hex(u.ss ?? 0, width: 4)):\(hex(u.sp, width: width)) EFLAGS: \(hex(u.flags, width: 8))"
         }
         return "User: pc: \(hex(u.ip, width: width)) sp: \(hex(u.sp, width: width)) pstate: \(hex(u.flags, width: 8))"
     }
