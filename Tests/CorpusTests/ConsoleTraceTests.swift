@@ -23,7 +23,7 @@ struct ConsoleTraceTests {
     @Test(arguments: cases.map(\.name))
     func callTraceContainsConsoleBacktrace(_ name: String) throws {
         let c = Corpus.named(name)
-        let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
+        let console = try c.consoleText()
         let traces = Self.consoleTraces(console, before: try Self.symbolBefore(mapPath: try Corpus.mapPath(c)))
         #expect(!traces.isEmpty, "no backtrace in \(name)'s console")
         let result = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "-C", "-l", "0"])
@@ -65,7 +65,7 @@ struct ConsoleTraceTests {
 
     /// `CPU: N PID:` starts a report; ARM32 prints `A from B+0x…`, arm64 ` A+0x…/0x…`.
     /// With `before`, a return address at +0x0 after a noreturn function is named by the
-    /// function before it (see `symbolBefore`).
+    /// function before it (see `symbolBefore`). `console` as `Corpus.Case.consoleText()` gives it.
     static func consoleTraces(_ console: String, before: ((String) -> String?)? = nil) -> [(Int, [String])] {
         var traces: [(Int, [String])] = []
         var cpu: Int? = nil
@@ -74,8 +74,7 @@ struct ConsoleTraceTests {
             if let cpu, !functions.isEmpty { traces.append((cpu, functions)) }
             functions = []
         }
-        // Serial consoles end lines with CRLF, which Swift treats as one Character.
-        for raw in console.replacingOccurrences(of: "\r", with: "").split(separator: "\n") {
+        for raw in console.split(separator: "\n") {
             guard let close = raw.firstIndex(of: "]") else { continue }
             let line = raw[raw.index(after: close)...]
             if let r = line.range(of: "CPU: "), line.contains(" PID: ") {

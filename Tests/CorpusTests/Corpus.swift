@@ -32,6 +32,11 @@ enum Corpus {
         let upstream: [UpstreamRun]
         var dir: URL { corpus.appendingPathComponent("cases/\(name)") }
         var isARM: Bool { arch == "a64" || arch == "a32" }
+        /// The guest's console, its serial consoles' CRLF line ends made "\n": Swift takes
+        /// "\r\n" as one Character, which `split(separator: "\n")` does not split.
+        func consoleText() throws -> String {
+            try String(contentsOf: dir.appendingPathComponent("console.log"), encoding: .utf8).replacingOccurrences(of: "\r\n", with: "\n")
+        }
         /// How an exact trace of this kernel marks its frames: ORC on x86_64, frame pointers
         /// on 32-bit x86, frame records on AArch64, EHABI tables on ARM32.
         var exactMethodTag: String { ["a64", "x86"].contains(arch) ? " (fp)\n" : arch == "a32" ? " (exidx)\n" : " (orc)\n" }

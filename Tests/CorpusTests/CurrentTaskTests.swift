@@ -25,8 +25,7 @@ struct CurrentTaskTests {
 
     func check(_ name: String, extra: [String]) throws {
         let c = Corpus.named(name)
-        // Serial consoles end lines with CRLF, which Swift takes as one Character: not split at "\n".
-        let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8).replacingOccurrences(of: "\r\n", with: "\n")
+        let console = try c.consoleText()
         let printed = console.split(separator: "\n").compactMap { line -> (Int, String, String)? in
             guard let r = line.range(of: #"CPU: ([0-9]+) PID: ([0-9]+) Comm: ([^ ]+)"#, options: .regularExpression) else { return nil }
             let f = line[r].split(separator: " ")

@@ -19,7 +19,7 @@ struct ExactUnwindTests {
     @Test(arguments: cases, [true, false])
     func exactTraceIsTheKernelsOwn(_ name: String, withMap: Bool) throws {
         let c = Corpus.named(name)
-        let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
+        let console = try c.consoleText()
         // Each CPU's last backtrace is the crash's (an earlier one, such as an RCU stall
         // report of the slow emulated guest, shows a moment long gone).
         let printed = ConsoleTraceTests.consoleTraces(console, before: try ConsoleTraceTests.symbolBefore(mapPath: try Corpus.mapPath(c)))

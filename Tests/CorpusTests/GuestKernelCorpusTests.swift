@@ -112,8 +112,7 @@ struct GuestKernelCorpusTests {
         let result = try Tool.run(["--core", try Corpus.corePath(c), "--log"])
         #expect(result.status == 0, "\(result.stderr)")
         let ours = result.stdout.split(separator: "\n").map(String.init)
-        let console = try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8)
-            .replacingOccurrences(of: "\r", with: "")
+        let console = try c.consoleText()
             .split(separator: "\n").map(String.init)
             .filter { $0.range(of: #"^\[ *[0-9]+\.[0-9]{6}\] "#, options: .regularExpression) != nil }
         let ourSet = Set(ours)
@@ -137,13 +136,13 @@ struct GuestKernelCorpusTests {
         let c = Corpus.named(name)
         let core = try Corpus.corePath(c)
         let own = try Tool.run(["--core", core, "--unwind", "auto", "-C", "-l", "0"])
-        let withMap = try Tool.run(["--core", core, "-s", try Corpus.mapPath(c), "--unwind", "auto", "-C", "-l", "0"])
+        // With --describe, whose `#` lines say where a relocated kernel (KASLR; a 32-bit one its
+        // decompressor moved) runs: the map's addresses shifted by that offset.
+        let withMap = try Tool.run(["--core", core, "-s", try Corpus.mapPath(c), "--describe", "--unwind", "auto", "-C", "-l", "0"])
         #expect(own.status == 0, "\(own.stderr)")
-        // A relocated kernel (KASLR; a 32-bit one its decompressor moved): the map's addresses
-        // shifted by the offset --describe reports.
-        let describe = try Tool.run(["--core", core, "-s", try Corpus.mapPath(c), "--describe", "-l", "0", "0"])
+        let mapReport = withMap.stdout.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("#") }.joined(separator: "\n")
         var shift: UInt64 = 0
-        if let m = describe.stdout.firstMatch(of: /loaded ([+-])0x([0-9a-f]+) from the symbol table/), let v = UInt64(m.2, radix: 16) {
+        if let m = withMap.stdout.firstMatch(of: /# .*loaded ([+-])0x([0-9a-f]+) from the symbol table/), let v = UInt64(m.2, radix: 16) {
             shift = m.1 == "+" ? v : 0 &- v
         }
         let map = try SystemMap.load(path: try Corpus.mapPath(c))
@@ -164,7 +163,7 @@ struct GuestKernelCorpusTests {
         }
         let ours = frames(own.stdout)
         #expect(ours.count > 3)
-        #expect(ours == frames(withMap.stdout))
+        #expect(ours == frames(mapReport))
         // Every named frame's symbol + offset is the frame's address.
         for f in ours where f.contains(" = ") {
             let p = f.split(separator: " ")

@@ -93,7 +93,7 @@ struct TaskListTests {
 
     func compare(_ name: String, extra: [String], atLeast: Int) throws {
         let c = Corpus.named(name)
-        let truth = Self.sysrqT(try String(contentsOf: c.dir.appendingPathComponent("console.log"), encoding: .utf8))
+        let truth = Self.sysrqT(try c.consoleText())
         try #require(truth.count >= atLeast, "sysrq-t listed \(truth.count) tasks")
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"] + extra)
         #expect(r.status == 0, "\(r.stderr)")

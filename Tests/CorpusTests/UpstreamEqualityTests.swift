@@ -86,8 +86,9 @@ struct UpstreamEqualityTests {
             let u = text.split(separator: "\n", omittingEmptySubsequences: false), o = ours.split(separator: "\n", omittingEmptySubsequences: false)
             let cut = o.last == "" ? o.dropLast() : o[...]
             if u.count > cut.count, let last = cut.last, Array(u.prefix(cut.count - 1)) == Array(cut.dropLast()), u[cut.count - 1].hasPrefix(last) {
-                let rest = [u[cut.count - 1].dropFirst(last.count)] + u[cut.count...].map { $0.replacing(/^[0-9a-f]+:/, with: "") }
-                if rest.joined().contains("0"), rest.allSatisfy({ $0.allSatisfy { " 0.".contains($0) } }) { text = ours }
+                // Ours stopped at the line's first word here, so its ASCII column holds nothing of ours.
+                let rest = ([u[cut.count - 1].dropFirst(last.count)] + u[cut.count...]).joined(separator: "\n")
+                if Self.onlyZeroWords(rest[...], cutLineColumnIsOurs: false) { text = ours }
             }
         }
         // 5. A vCPU that never started is in no core (Xen writes contexts of started vCPUs
@@ -150,7 +151,7 @@ struct UpstreamEqualityTests {
             guard let unreadable, let ur = u.range(of: "\n" + o[r.lowerBound...].dropFirst().prefix { $0 != "\n" } + "\n") else { return false }
             let uHead = u[..<ur.lowerBound], uTrace = u[ur.lowerBound...]
             let cut = head.hasSuffix("\n") ? head.dropLast() : head[...]
-            guard uHead.hasPrefix(cut), Self.onlyZeroWords(uHead.dropFirst(cut.count)) else { return false }
+            guard uHead.hasPrefix(cut), Self.onlyZeroWords(uHead.dropFirst(cut.count), cutLineColumnIsOurs: true) else { return false }
             let kept = uTrace.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
                 guard let colon = line.firstIndex(of: ":"), let a = UInt64(line[..<colon], radix: 16) else { return true }
                 return a < unreadable
@@ -160,15 +161,15 @@ struct UpstreamEqualityTests {
     }
 
     /// Whether the rest of a dump (the rest of the line where ours stopped, then whole lines)
-    /// is zero words only: addresses and the ASCII column (after two spaces) aside, where
-    /// the cut line's column also decodes the words before the cut.
-    static func onlyZeroWords(_ rest: Substring) -> Bool {
+    /// is zero words only: addresses aside, and ASCII columns (after two spaces) only dots,
+    /// but for the cut line's when `cutLineColumnIsOurs` (it also decodes our words before the cut).
+    static func onlyZeroWords(_ rest: Substring, cutLineColumnIsOurs: Bool) -> Bool {
         let lines = rest.split(separator: "\n", omittingEmptySubsequences: false)
         let words = lines.map { line -> Substring in
             let body = line.firstMatch(of: /^[0-9a-f]+:/).map { line[$0.range.upperBound...] } ?? line
             return body.range(of: "  ").map { body[..<$0.lowerBound] } ?? body
         }
-        let columns = lines.dropFirst().compactMap { line in line.range(of: "  ").map { line[$0.upperBound...] } }
+        let columns = lines.dropFirst(cutLineColumnIsOurs ? 1 : 0).compactMap { line in line.range(of: "  ").map { line[$0.upperBound...] } }
         return words.joined().contains("0") && words.allSatisfy { $0.allSatisfy { $0 == " " || $0 == "0" } }
             && columns.allSatisfy { $0.allSatisfy { $0 == "." || $0 == " " } }
     }
