@@ -58,6 +58,16 @@ def blocks(s):
     out.append(cur)
     return ["\n".join(b) for b in out]
 
+def only_zero_words(lines, cut_line_column_is_ours):
+    """Whether the rest of a dump (the rest of the line where ours stopped, then whole lines)
+    is zero words only: addresses aside, and ASCII columns (after two spaces) only dots, but
+    for the cut line's when it also decodes our words before the cut (as the upstream-equality
+    test's onlyZeroWords)."""
+    bodies = [re.sub(r"^[0-9a-f]+:", "", l) for l in lines]
+    words = [b.split("  ")[0] for b in bodies]
+    columns = [b.split("  ", 1)[1] for b in bodies[1 if cut_line_column_is_ours else 0:] if "  " in b]
+    return "0" in "".join(words) and all(set(w) <= set(" 0") for w in words) and all(set(c) <= set(". ") for c in columns)
+
 def stopped_dump_divergence(up, ours, err):
     """A stack dump that reached an unmapped page (`-n 2 -l MAX` past a PVH stack's guard
     page): upstream reads it as guest frame 0 and goes on; ours stops there with a warning
@@ -80,9 +90,8 @@ def stopped_dump_divergence(up, ours, err):
         if len(ul) < len(head) or ul[:len(head) - 1] != head[:-1] or not ul[len(head) - 1].startswith(head[-1]): return False
         um = re.search(r"\n" + m.group(1) + r" Trace:\n", u)
         if um:
-            rest = [ul[len(head) - 1][len(head[-1]):]] + [re.sub(r"^[0-9a-f]+:", "", l) for l in u[:um.start()].split("\n")[len(head):]]
-            words = [l.split("  ")[0] if l.strip() else "" for l in rest]
-            if not all(set(w) <= set(" 0") for w in words): return False
+            rest = [ul[len(head) - 1][len(head[-1]):]] + u[:um.start()].split("\n")[len(head):]
+            if not only_zero_words(rest, cut_line_column_is_ours=True): return False
             kept = [l for l in u[um.start():].split("\n")
                     if not (re.match(r"^[0-9a-f]+:", l) and int(l.split(":")[0], 16) >= unreadable)]
             if "\n".join(kept) != o[m.start():]: return False
@@ -126,8 +135,8 @@ def unmapped_dump_divergence(up, ours, err):
     u, o = up.split("\n"), ours.split("\n")
     if o and o[-1] == "": o = o[:-1]
     if not o or len(u) <= len(o) or u[:len(o) - 1] != o[:-1] or not u[len(o) - 1].startswith(o[-1]): return False
-    rest = [u[len(o) - 1][len(o[-1]):]] + [re.sub(r"^[0-9a-f]+:", "", l) for l in u[len(o):]]
-    return "0" in "".join(rest) and all(set(l) <= set(" 0.") for l in rest)
+    # Ours stopped at the line's first word, so the cut line's ASCII column holds nothing of ours.
+    return only_zero_words([u[len(o) - 1][len(o[-1]):]] + u[len(o):], cut_line_column_is_ours=False)
 
 def first_diff(a, b):
     a, b = a.split("\n"), b.split("\n")
@@ -145,6 +154,9 @@ for dom in sorted(os.listdir(results)):
     mapfile = os.path.join(d, "System.map") if os.path.exists(os.path.join(d, "System.map")) else default_map
     text, end = image_bounds(mapfile)
     gtype = open(os.path.join(d, "type.txt")).read().strip() if os.path.exists(os.path.join(d, "type.txt")) else "pv"
+    # Upstream runs the lab's timeout killed: their output is cut short, and they never undid
+    # their pause of the domain.
+    killed = sorted(f[:-3] for f in os.listdir(d) if f.startswith("xenctx") and f.endswith(".rc") and open(os.path.join(d, f)).read().strip() == "124")
     for f in sorted(os.listdir(d)):
         if not (f.startswith("xenctx") and f.endswith(".out")) or "after-dump" in f: continue
         n = f[:-4]
@@ -156,7 +168,7 @@ for dom in sorted(os.listdir(results)):
         err = open(os.path.join(d, "swift-" + n + ".err")).read() if os.path.exists(os.path.join(d, "swift-" + n + ".err")) else ""
         up_err = open(os.path.join(d, n + ".err")).read() if os.path.exists(os.path.join(d, n + ".err")) else ""
         cmd = open(os.path.join(d, n + ".cmd")).read()
-        if open(os.path.join(d, n + ".rc")).read().strip() == "124":
+        if n in killed:
             print(f"SKIP {dom} {n}: upstream was killed by the lab's timeout (its output is cut short)")
             continue
         if " -k " in cmd and " -s " in cmd: up = drop_symbols_outside_image(up, text, end)
@@ -199,9 +211,8 @@ for dom in sorted(os.listdir(results)):
     if os.path.exists(desc):
         m = re.search(r"was paused for ([0-9.]+ ms)", open(desc).read())
         check(m is not None, f"{dom}: pause window reported" + (f" ({m.group(1)})" if m else ""))
-    # An upstream run killed by the lab's timeout never undid its pause; runs of the lab
-    # before swift-sig-before.txt did not undo it either, so the domain stayed paused.
-    killed = [f[:-3] for f in os.listdir(d) if f.startswith("xenctx") and f.endswith(".rc") and open(os.path.join(d, f)).read().strip() == "124"]
+    # Runs of the lab before swift-sig-before.txt did not undo a killed upstream run's pause,
+    # so the domain stayed paused.
     for sig, signo in (("INT", 2), ("TERM", 15), ("HUP", 1)):
         during = os.path.join(d, f"swift-sig{sig}-during.txt")
         if not os.path.exists(during): continue
