@@ -27,16 +27,18 @@ extension FuzzTargets {
     static func tasks(_ data: UnsafeRawBufferPointer) {
         var h = FuzzHeader(data)
         let wordSize = h.u8() & 1 == 0 ? 8 : 4
+        // 4-byte words take 32-bit x86's paths too (its user-entry padding and stack size).
+        let architecture: GuestArchitecture = wordSize == 8 ? .x86_64 : .x86_32
         let initTask = base &+ UInt64(h.u32() & 0x3_ffff)
         let modules = base &+ UInt64(h.u32() & 0x3_ffff)
         let memory = FuzzMemory(h.rest, firstFrame: base >> 12)
         let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: wordSize)
-        guard let layout = try? TaskLayout(types: FuzzTypes(), architecture: .x86_64, how: "fuzz"),
+        guard let layout = try? TaskLayout(types: FuzzTypes(), architecture: architecture, how: "fuzz"),
               let moduleLayout = try? ModuleLayout(types: FuzzTypes()) else { return }
         if case .success(let list) = TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: [initTask &+ 0x100], maxTasks: 512) {
             for t in list.tasks.prefix(64) {
                 _ = try? t.savedContext(reader: reader, layout: layout)
-                _ = t.userEntry(reader: reader, layout: layout, architecture: .x86_64)
+                _ = t.userEntry(reader: reader, layout: layout, architecture: architecture)
             }
         }
         _ = ModuleList.walk(reader: reader, layout: moduleLayout, head: modules)

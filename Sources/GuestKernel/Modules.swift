@@ -94,7 +94,9 @@ public struct ModuleList: Sendable {
             }
             let name = String(decoding: nameBytes[..<end], as: UTF8.self)
             guard let base = try? reader.word(address &+ UInt64(layout.base)),
-                  let size = try? reader.u32(address &+ UInt64(layout.size)), size > 0, UInt64(size) <= KernelModule.maxSize else {
+                  let size = try? reader.u32(address &+ UInt64(layout.size)), size > 0, UInt64(size) <= KernelModule.maxSize,
+                  // Guest data: a base whose module would run past the top of the address space.
+                  base <= UInt64.max - UInt64(size) else {
                 throw fail("module \(name) has no readable or plausible base and size")
             }
             let textSize = layout.textSize.flatMap { try? reader.u32(address &+ UInt64($0)) }.map { UInt64($0) } ?? UInt64(size)

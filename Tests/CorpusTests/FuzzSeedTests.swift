@@ -46,13 +46,28 @@ struct FuzzTaskSeedTests {
         #expect(modules.modules.first?.symbols.map(\.name) == ["rfkill_read", "rfkill_poll"])
         #expect(modules.problems.isEmpty)
     }
+
+    /// Fuzzing finding (tasks target, Fuzz/regressions/tasks): a module whose base and size
+    /// run past the top of the address space made its text range trap (upper < lower bound).
+    /// The seed's module moved there: a problem named, no module, no trap.
+    @Test func moduleRunningPastTheTopIsAProblem() throws {
+        var seed = Seeds.taskRing()
+        let at = 9 + 0x900 + FuzzTypes.at("module", "core_layout.base")
+        for i in 0..<8 { seed[at + i] = UInt8(truncatingIfNeeded: UInt64(0xffff_ffff_ffff_f800) >> (8 * UInt64(i))) }
+        let memory = seed.dropFirst(9).withUnsafeBytes { FuzzMemory($0, firstFrame: FuzzTargets.base >> 12) }
+        let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: 8)
+        let modules = ModuleList.walk(reader: reader, layout: try ModuleLayout(types: FuzzTypes()), head: FuzzTargets.base + 0x800)
+        #expect(modules.modules.isEmpty)
+        #expect(modules.problems.contains { $0.contains("module rfkill has no readable or plausible base and size") }, "\(modules.problems)")
+    }
 }
 
 /// Every input a fuzzing run found (Fuzz/regressions/TARGET/), replayed: each must return,
 /// without hanging or trapping. The unwind one placed the ARM32 exception-index search at
 /// an address above Int64.max, where converting it trapped (prel31 now wraps). The printk ones are rings whose garbage head and tail ids made the reader walk
 /// 4 million unreadable descriptors, noting each (now: at most one pass from tail to head,
-/// 2^20 descriptors, and 64 unreadable in a row end it).
+/// 2^20 descriptors, and 64 unreadable in a row end it). The tasks one is a module whose
+/// base and size run past the top of the address space (its text range trapped).
 struct FuzzRegressionTests {
     @Test func findingsStayFixed() throws {
         let root = Corpus.root.appendingPathComponent("Fuzz/regressions")
