@@ -171,7 +171,10 @@ public enum FuzzTargets {
         let text: (UInt64) -> Bool = { $0 >= at && $0 < at + (1 << 18) }
         switch which {
         case 0:
-            let tables = ORCUnwinder.Tables(ipTable: r[0], stopIPTable: r[0] &+ (r[1] & 0xfff), entries: r[2])
+            // The format as the entries show it, and both formats whatever they show.
+            let found = ORCUnwinder.Tables(ipTable: r[0], stopIPTable: r[0] &+ (r[1] & 0xfff), entries: r[2], format: nil).detectingFormat(memory: memory)
+            var tables = found
+            tables.format = found.format ?? (r[1] & 0x1000 == 0 ? .twoBitType : .threeBitType)
             _ = ORCUnwinder(tables: tables, isKernelText: text)
                 .unwind(from: .init(ip: r[3], sp: r[4], bp: r[5], r10: r[4], r13: r[5], di: r[4], dx: r[5]), memory: memory)
         case 1:

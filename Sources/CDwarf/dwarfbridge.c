@@ -383,7 +383,15 @@ long dwb_member_offset(void *handle, const char *structname, const char *path) {
         Dwarf_Die member;
         if (find_member(&s, part, &offset, &member, 0) != 0) return -1;
         p += n;
-        if (*p == '.') { p++; if (peel(&member, &s) != 0) return -1; }
+        if (*p == '.') {
+            p++;
+            if (peel(&member, &s) != 0) return -1;
+            /* `mem.base` is `mem[0].base`: through arrays to their element type. */
+            for (int k = 0; k < 4 && p_dwarf_tag(&s) == DW_TAG_array_type; k++) {
+                Dwarf_Die array = s;
+                if (peel(&array, &s) != 0) return -1;
+            }
+        }
     }
     return offset;
 }

@@ -170,11 +170,22 @@ extension BTF: KernelTypes {
         guard var id = structID(named: structName) else { return nil }
         var total = 0
         for part in path.split(separator: ".") {
-            guard let m = member(id, Array(part.utf8)) else { return nil }
+            guard let m = member(throughArrays(id), Array(part.utf8)) else { return nil }
             total += m.offset
             id = m.type
         }
         return total
+    }
+
+    /// An array's first element type, as a member path goes through it: `mem.base` is
+    /// `mem[0].base` (6.4's `struct module` keeps its text in `mem[MOD_TEXT]`, element 0).
+    func throughArrays(_ id: Int) -> Int {
+        var current = id
+        for _ in 0..<4 {
+            guard let r = resolve(current), r.kind == .array else { return current }
+            current = u32(r.at + 12)     // struct btf_array { type, index_type, nelems }
+        }
+        return current
     }
 }
 

@@ -25,13 +25,25 @@ public struct CurrentTask: Sendable, Equatable {
             let task: UInt64, how: String
             switch (guest.description.architecture, vcpu.registers) {
             case (.x86_64, _), (.x86_32, _):
-                guard let offsets = symbol("__per_cpu_offset"), let variable = symbol("current_task") else {
-                    throw KernelDataError("current task", "the symbols name no __per_cpu_offset or current_task")
+                guard let offsets = symbol("__per_cpu_offset") else {
+                    throw KernelDataError("current task", "the symbols name no __per_cpu_offset")
+                }
+                // Its own per-CPU variable, except from 6.2 until 6.15, where it is a member
+                // of the per-CPU `pcpu_hot` (the kernel's types say where).
+                let variable: UInt64, name: String
+                if let v = symbol("current_task") {
+                    (variable, name) = (v, "current_task")
+                } else if let hot = symbol("pcpu_hot"), let member = layout.pcpuHotCurrentTask {
+                    (variable, name) = (hot &+ UInt64(member), "pcpu_hot.current_task")
+                } else if symbol("pcpu_hot") != nil {
+                    throw KernelDataError("current task", "the kernel keeps current in pcpu_hot, and its types have no pcpu_hot.current_task")
+                } else {
+                    throw KernelDataError("current task", "the symbols name neither current_task nor pcpu_hot")
                 }
                 let base: UInt64
                 do { base = try reader.word(offsets &+ UInt64(vcpu.id) &* UInt64(reader.wordSize)) } catch { throw KernelDataError("current task", "__per_cpu_offset[\(vcpu.id)] unreadable: \(error)") }
-                do { task = try reader.word(base &+ variable) } catch { throw KernelDataError("current task", "per-CPU current_task of CPU \(vcpu.id) unreadable: \(error)") }
-                how = "the per-CPU current_task of CPU \(vcpu.id) (__per_cpu_offset[\(vcpu.id)] = \(hex(base)))"
+                do { task = try reader.word(base &+ variable) } catch { throw KernelDataError("current task", "per-CPU \(name) of CPU \(vcpu.id) unreadable: \(error)") }
+                how = "the per-CPU \(name) of CPU \(vcpu.id) (__per_cpu_offset[\(vcpu.id)] = \(hex(base)))"
             case (.aarch64, .arm(let r)):
                 let el = (r.cpsr >> 2) & 3
                 guard el == 1 else { throw KernelDataError("current task", "the vCPU is at EL\(el): SP_EL0 holds current only in the kernel (EL1)") }

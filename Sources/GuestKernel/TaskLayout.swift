@@ -26,6 +26,8 @@ public struct TaskLayout: Sendable, Equatable {
     public let entryRegisters: EntryRegisters?
     /// `rq.idle` and `rq.curr` in the per-CPU `runqueues`.
     public let runqueueIdle: Int?, runqueueCurrent: Int?
+    /// x86 from 6.2 until 6.15: `current` is `current_task` inside the per-CPU `struct pcpu_hot`.
+    public let pcpuHotCurrentTask: Int?
     /// What was found and from where, for `--describe`.
     public let how: String
 
@@ -72,6 +74,7 @@ public struct TaskLayout: Sendable, Equatable {
         stack = at("stack")
         runqueueIdle = at("idle", "rq")
         runqueueCurrent = at("curr", "rq")
+        pcpuHotCurrentTask = at("current_task", "pcpu_hot")
         switch architecture {
         case .x86_64, .x86_32:
             // 32-bit x86 has the same structures under the same names, in 4-byte words.

@@ -5,17 +5,32 @@ import VCPUContext
 /// (sorted 32-bit self-relative addresses) and `__start_orc_unwind` (6-byte entries),
 /// located through System.map, so no vmlinux is needed.
 ///
-/// Entry layout of Linux 6.1 (`orc_types.h`): s16 sp_offset, s16 bp_offset, then
-/// sp_reg:4, bp_reg:4, type:2 (CALL 0, REGS 1, REGS_PARTIAL 2), end:1.
+/// Entries (`orc_types.h`) are s16 sp_offset, s16 bp_offset, then 16 bits of flags whose
+/// meaning changed with the kernel: see `Format`, which the tables' own shape decides.
 public struct ORCUnwinder {
     public struct Tables: Sendable {
         public let ipTable: UInt64     // __start_orc_unwind_ip
         public let count: Int          // (__stop_orc_unwind_ip - __start_orc_unwind_ip) / 4
         public let entries: UInt64     // __start_orc_unwind
-        public init(ipTable: UInt64, stopIPTable: UInt64, entries: UInt64) {
+        /// How the entries' flags read; nil when the tables' shape did not tell (`unformatted` says why).
+        public var format: Format?
+        public var unformatted: String?
+        public init(ipTable: UInt64, stopIPTable: UInt64, entries: UInt64, format: Format?, unformatted: String? = nil) {
             self.ipTable = ipTable
             self.count = stopIPTable > ipTable ? Int(min((stopIPTable - ipTable) / 4, 1 << 24)) : 0
             self.entries = entries
+            self.format = format
+            self.unformatted = unformatted
+        }
+
+        /// The same tables with the format their entries show (`Format.detect`).
+        public func detectingFormat(memory: some StackMemory) -> Tables {
+            var t = self
+            switch Format.detect(entries: entries, count: count, memory: memory) {
+            case .success(let f): (t.format, t.unformatted) = (f, nil)
+            case .failure(let why): (t.format, t.unformatted) = (nil, why.reason)
+            }
+            return t
         }
     }
 
@@ -28,13 +43,16 @@ public struct ORCUnwinder {
         }
     }
 
+    /// An entry with its flags read in its kernel's format.
     struct Entry: Equatable {
         let spOffset: Int16, bpOffset: Int16
-        let spReg: UInt8, bpReg: UInt8, type: UInt8, end: Bool
+        let spReg: UInt8, bpReg: UInt8, kind: Kind
+        /// Whether the next lookup takes the ip as is (the frame was interrupted, not a call).
+        let signal: Bool
     }
 
     enum Reg { static let undefined: UInt8 = 0, prevSP: UInt8 = 1, dx: UInt8 = 2, di: UInt8 = 3, bp: UInt8 = 4, sp: UInt8 = 5, r10: UInt8 = 6, r13: UInt8 = 7, bpIndirect: UInt8 = 8, spIndirect: UInt8 = 9 }
-    enum Kind { static let call: UInt8 = 0, regs: UInt8 = 1, regsPartial: UInt8 = 2 }
+    enum Kind: Equatable { case undefined, endOfStack, call, regs, regsPartial, unknown(UInt8) }
 
     public let tables: Tables
     public let maxFrames: Int
@@ -65,10 +83,9 @@ public struct ORCUnwinder {
         guard let found else { return nil }
         let e = tables.entries &+ UInt64(found) &* 6
         let spOff = try memory.word(e, width: 2), bpOff = try memory.word(e &+ 2, width: 2)
-        let regs = try memory.word(e &+ 4, width: 2)
-        return Entry(spOffset: Int16(truncatingIfNeeded: spOff), bpOffset: Int16(truncatingIfNeeded: bpOff),
-                     spReg: UInt8(regs & 0xf), bpReg: UInt8((regs >> 4) & 0xf), type: UInt8((regs >> 8) & 3),
-                     end: (regs >> 10) & 1 == 1)
+        let flags = UInt16(truncatingIfNeeded: try memory.word(e &+ 4, width: 2))
+        guard let format = tables.format else { return nil }
+        return format.entry(spOffset: Int16(truncatingIfNeeded: spOff), bpOffset: Int16(truncatingIfNeeded: bpOff), flags: flags)
     }
 
     /// pt_regs offsets (arch/x86/include/asm/ptrace.h).
@@ -89,12 +106,17 @@ public struct ORCUnwinder {
             return nil
         }
         do {
+            guard tables.format != nil else {
+                return stop(frames, "the ORC entries' format is not one this tool reads (\(tables.unformatted ?? "not decided")): no exact trace")
+            }
             while frames.count < maxFrames {
                 guard let orc = try find(signal ? ip : ip &- 1, memory: memory) else {
                     return Unwind(frames: frames, stop: "no ORC entry for \(hex(ip))", complete: false)
                 }
-                if orc.spReg == Reg.undefined {
-                    return Unwind(frames: frames, stop: orc.end ? "end of the kernel stack" : "ORC says the stack ends here without an end marker", complete: orc.end)
+                switch orc.kind {
+                case .endOfStack: return Unwind(frames: frames, stop: "end of the kernel stack", complete: true)
+                case .undefined: return stop(frames, "ORC says the stack ends here without an end marker")
+                default: break
                 }
                 var newSP: UInt64
                 var indirect = false
@@ -115,31 +137,31 @@ public struct ORCUnwinder {
                 }
                 let previousSP = sp
                 let frame: UnwoundFrame
-                switch orc.type {
-                case Kind.call:
+                switch orc.kind {
+                case .call:
                     let slot = newSP &- 8
                     ip = try memory.word(slot, width: 8)
                     sp = newSP
                     regs = (nil, nil)
-                    signal = false
                     frame = UnwoundFrame(ip: ip, sp: sp, slot: slot, trust: .orc)
-                case Kind.regs:
+                case .regs:
                     // A full pt_regs at newSP: an exception, interrupt or syscall entry.
                     ip = try memory.word(newSP &+ PtRegs.ip, width: 8)
                     sp = try memory.word(newSP &+ PtRegs.sp, width: 8)
                     regs = (newSP, nil)
-                    signal = true
                     frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP &+ PtRegs.ip, trust: .exceptionRegs)
-                case Kind.regsPartial:
+                case .regsPartial:
                     // Only the hardware iret frame (ip, cs, flags, sp, ss) at newSP.
                     ip = try memory.word(newSP, width: 8)
                     sp = try memory.word(newSP &+ 24, width: 8)
                     regs = (nil, nil)
-                    signal = true
                     frame = UnwoundFrame(ip: ip, sp: sp, slot: newSP, trust: .exceptionRegs)
-                default:
-                    return stop(frames, "unknown ORC type \(orc.type)")
+                case .unknown(let type):
+                    return stop(frames, "unknown ORC type \(type)")
+                case .undefined, .endOfStack:
+                    return stop(frames, "unreachable ORC type")
                 }
+                signal = orc.signal
                 switch orc.bpReg {
                 case Reg.undefined:
                     if let base = regs.base { bp = try memory.word(base &+ PtRegs.bp, width: 8) }
@@ -158,7 +180,7 @@ public struct ORCUnwinder {
                 if from != to {
                     guard !left.contains(to) else { return stop(frames, "the walk returns to a stack it left (\(hex(previousSP)) → \(hex(sp)))") }
                     left.insert(from)
-                } else if sp <= previousSP && orc.type == Kind.call {
+                } else if sp <= previousSP && orc.kind == .call {
                     return stop(frames, "the stack pointer did not move up (\(hex(previousSP)) → \(hex(sp)))")
                 }
             }

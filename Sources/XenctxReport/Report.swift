@@ -6,7 +6,7 @@ import VCPUContext
 /// Where the guest kernel keeps its unwind metadata (found through the symbol table).
 struct UnwindTables: Sendable {
     /// x86_64 ORC (`CONFIG_UNWINDER_ORC`).
-    let orc: ORCUnwinder.Tables?
+    var orc: ORCUnwinder.Tables?
     /// ARM32 EHABI index (`CONFIG_ARM_UNWIND`).
     let exidx: EHABIUnwinder.Tables?
 
@@ -21,7 +21,8 @@ struct UnwindTables: Sendable {
         let wanted = symbols?.addresses(of: ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]) ?? [:]
         if architecture == .x86_64, let ip = wanted["__start_orc_unwind_ip"], let stop = wanted["__stop_orc_unwind_ip"],
            let entries = wanted["__start_orc_unwind"] {
-            orc = ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries)
+            // The entries' format is decided from guest memory by `detectingORCFormat`.
+            orc = ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries, format: nil, unformatted: "not read from guest memory")
         } else {
             orc = nil
         }
@@ -114,7 +115,12 @@ public struct Report: Sendable {
         self.classifier = classifier
         let needsTables = [.auto, .exidx, .orc].contains(options.unwind) || options.tasks != nil
         var tables = UnwindTables(symbols: imageSymbols, architecture: arch, guest: needsTables ? guest : nil)
-        tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries)) } } ?? []
+        if let orc = tables.orc, let memory = KernelReader(guest: guest)?.memory {
+            tables.orc = orc.detectingFormat(memory: memory)
+        }
+        // Modules are built by the same objtool as the kernel: their entries read the same way.
+        let format = tables.orc?.format, unformatted = tables.orc?.unformatted
+        tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries, format: format, unformatted: unformatted)) } } ?? []
         unwindTables = tables
         if let reader, let layout = taskLayout {
             currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: imageSymbols, absolute: options.absoluteSymbols)
@@ -130,7 +136,7 @@ public struct Report: Sendable {
         if guest.description.architecture == .arm32 {
             return currentTasksByStack(guest: guest, reader: reader, layout: layout, symbols: symbols)
         }
-        let known = perCPUVariables(["current_task"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
+        let known = perCPUVariables(["current_task", "pcpu_hot"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
         var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
         for v in guest.vcpus {
             tasks[v.id] = CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }
@@ -313,6 +319,10 @@ public struct Report: Sendable {
         for f in options.symbolFacts { s += "# \(f)\n" }
         if let k = kernelOffset { s += "# symbols: \(k.describe)\n" }
         if let note = unwindTables.exidxNote { s += "# unwind: \(note)\n" }
+        if let orc = unwindTables.orc {
+            s += "# unwind: ORC, \(orc.count) entries at \(hex(orc.entries)); " + (orc.format.map { "their flags read as \($0.kernels) (\($0.rawValue), decided from the entries' shape)" }
+                ?? "format not known: \(orc.unformatted ?? "not read")") + "\n"
+        }
         switch taskLayout {
         case .success(let layout)?:
             s += "# tasks: \(layout.how)\n"

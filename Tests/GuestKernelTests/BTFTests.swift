@@ -52,3 +52,30 @@ struct BTFTests {
         #expect(cycle.memberOffset(structID: 2, member: "nothing") == nil)
     }
 }
+
+/// 6.4's `struct module` keeps its text in `mem[MOD_TEXT]`, an array of structs: a member
+/// path goes through the array to its first element (`mem.base` is `mem[0].base`).
+struct BTFArrayPathTests {
+    @Test func memberPathsGoThroughArrays() throws {
+        var strings: [UInt8] = [0]
+        func str(_ s: String) -> UInt32 { let o = UInt32(strings.count); strings += Array(s.utf8) + [0]; return o }
+        let sInt = str("int"), sMM = str("module_memory"), sBase = str("base"), sSize = str("size"), sModule = str("module"),
+            sName = str("name"), sMem = str("mem")
+        var types: [UInt8] = []
+        func u32(_ v: UInt32) { for i in 0..<4 { types.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
+        u32(sInt); u32(1 << 24); u32(4); u32(32)                                                // 1: int
+        u32(sMM); u32(4 << 24 | 2); u32(8); u32(sBase); u32(1); u32(0); u32(sSize); u32(1); u32(32)  // 2: struct module_memory {base; size@4}
+        u32(0); u32(3 << 24); u32(0); u32(2); u32(1); u32(7)                                    // 3: module_memory[7]
+        u32(sModule); u32(4 << 24 | 2); u32(64); u32(sName); u32(1); u32(0); u32(sMem); u32(3); u32(64)  // 4: struct module {name; mem@8}
+        var b: [UInt8] = [0x9f, 0xeb, 1, 0]
+        func h(_ v: Int) { for i in 0..<4 { b.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+        h(24); h(0); h(types.count); h(types.count); h(strings.count)
+        b += types + strings
+        let btf = try BTF(bytes: b)
+        #expect(btf.offset(of: "mem.base", in: "module") == 8)
+        #expect(btf.offset(of: "mem.size", in: "module") == 12)
+        #expect(btf.offset(of: "mem", in: "module") == 8)
+        #expect(btf.offset(of: "mem.nothing", in: "module") == nil)
+        #expect(btf.offset(of: "name.base", in: "module") == nil)      // an int has no members
+    }
+}

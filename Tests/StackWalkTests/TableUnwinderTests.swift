@@ -76,7 +76,7 @@ struct ORCHostileTests {
         m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)       // one ip entry: 0xffffffff81000000 (truncated rel)
         m.put(0x2000, 8, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0005, width: 2)  // sp_reg 5, CALL
         for a in stride(from: UInt64(0x10_0000), to: 0x11_0000, by: 8) { m.put(a, 0xffff_ffff_8100_0010, width: 8) }
-        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000), maxFrames: 64) { $0 >> 32 == 0xffff_ffff }
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .twoBitType), maxFrames: 64) { $0 >> 32 == 0xffff_ffff }
         let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
         #expect(r.frames.count <= 64)
         #expect(!r.complete)
@@ -87,7 +87,7 @@ struct ORCHostileTests {
         m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
         m.put(0x2000, 0, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0005, width: 2)  // sp += 0
         m.put(0x0f_fff8, 0xffff_ffff_8100_0010, width: 8)
-        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .twoBitType)) { $0 >> 32 == 0xffff_ffff }
         let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
         #expect(r.stop.contains("did not move up"))
     }
@@ -101,7 +101,7 @@ struct ORCHostileTests {
         // Stack A (0x10_0000) → B (0xf_8000, below: allowed) → A again: stopped.
         m.put(0x10_0000, 0xf_8000, width: 8); m.put(0xf_7ff8, 0xffff_ffff_8100_0010, width: 8)
         m.put(0xf_8000, 0x10_0100, width: 8); m.put(0x10_00f8, 0xffff_ffff_8100_0010, width: 8)
-        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .twoBitType)) { $0 >> 32 == 0xffff_ffff }
         let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
         #expect(r.frames.count == 3, "\(r.frames)")
         #expect(r.stop.contains("returns to a stack it left"), "\(r.stop)")
@@ -115,9 +115,73 @@ struct ORCHostileTests {
         m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
         // sp_reg SP with offset -0x10 (from sp 0: the top 16 bytes), type REGS (1 << 8).
         m.put(0x2000, 0xfff0, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0105, width: 2)
-        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000)) { $0 >> 32 == 0xffff_ffff }
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .twoBitType)) { $0 >> 32 == 0xffff_ffff }
         let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
         #expect(!r.complete)
         #expect(r.frames.count == 1)
+    }
+}
+
+/// The ORC entry's flags changed meaning in Linux 6.4 (type:2 + end → type:3 + signal); the
+/// format is read from the entries' own shape, and a table of neither shape is named.
+struct ORCFormatTests {
+    /// `count` entries with sp_reg SP (5) and the given type bits, one in 16 a REGS entry.
+    static func table(count: Int, call: UInt16, regs: UInt16) -> ByteMemory {
+        var m = ByteMemory()
+        for i in 0..<count {
+            let type = i % 16 == 0 ? regs : call
+            m.put(0x2000 + UInt64(i) * 6, 8, width: 2); m.put(0x2002 + UInt64(i) * 6, 0, width: 2)
+            m.put(0x2004 + UInt64(i) * 6, UInt64(type << 8 | 5), width: 2)
+        }
+        return m
+    }
+
+    @Test func formatsAreToldApartByTheirShape() throws {
+        let old = Self.table(count: 4096, call: 0, regs: 1)
+        #expect(try ORCUnwinder.Format.detect(entries: 0x2000, count: 4096, memory: old).get() == .twoBitType)
+        let new = Self.table(count: 4096, call: 2, regs: 3)
+        #expect(try ORCUnwinder.Format.detect(entries: 0x2000, count: 4096, memory: new).get() == .threeBitType)
+        // Half and half: neither format; bits 12-15 set: no known ORC; nothing readable: said.
+        var mixed = Self.table(count: 64, call: 0, regs: 2)
+        for i in stride(from: 1, to: 64, by: 2) { mixed.put(0x2004 + UInt64(i) * 6, 0x205, width: 2) }
+        #expect(throws: ORCUnwinder.FormatUnknown.self) { try ORCUnwinder.Format.detect(entries: 0x2000, count: 64, memory: mixed).get() }
+        var high = Self.table(count: 64, call: 0, regs: 1)
+        high.put(0x2004, 0x1005, width: 2)
+        #expect(throws: ORCUnwinder.FormatUnknown.self) { try ORCUnwinder.Format.detect(entries: 0x2000, count: 64, memory: high).get() }
+        #expect(throws: ORCUnwinder.FormatUnknown.self) { try ORCUnwinder.Format.detect(entries: 0x9000, count: 64, memory: old).get() }
+    }
+
+    /// One frame read in each format: CALL is 0 before 6.4 and 2 after; END_OF_STACK is the
+    /// end bit (10, or 11 in 6.3) before and type 1 after.
+    @Test func entriesReadInTheirFormat() {
+        let f2 = ORCUnwinder.Format.twoBitType, f3 = ORCUnwinder.Format.threeBitType
+        #expect(f2.entry(spOffset: 8, bpOffset: 0, flags: 0x0005).kind == .call)
+        #expect(f3.entry(spOffset: 8, bpOffset: 0, flags: 0x0205).kind == .call)
+        #expect(f2.entry(spOffset: 8, bpOffset: 0, flags: 0x0205).kind == .regsPartial)
+        #expect(f2.entry(spOffset: 0, bpOffset: 0, flags: 0x0400).kind == .endOfStack)   // ≤ 6.2
+        #expect(f2.entry(spOffset: 0, bpOffset: 0, flags: 0x0800).kind == .endOfStack)   // 6.3
+        #expect(f2.entry(spOffset: 0, bpOffset: 0, flags: 0x0000).kind == .undefined)
+        #expect(f3.entry(spOffset: 0, bpOffset: 0, flags: 0x0100).kind == .endOfStack)
+        #expect(f3.entry(spOffset: 0, bpOffset: 0, flags: 0x0000).kind == .undefined)
+        #expect(f3.entry(spOffset: 0, bpOffset: 0, flags: 0x0305).signal == false)
+        #expect(f3.entry(spOffset: 0, bpOffset: 0, flags: 0x0b05).signal == true)
+        #expect(f2.entry(spOffset: 0, bpOffset: 0, flags: 0x0105).signal == true)          // REGS implies it before 6.3
+        #expect(f3.entry(spOffset: 0, bpOffset: 0, flags: 0x0705).kind == .unknown(7))
+    }
+
+    /// The same one-entry walk as `ORCHostileTests` in the 6.4 format, and with no format:
+    /// a table whose format is unknown gives no trace past the registers, and says why.
+    @Test func walksInTheNewFormatAndStopsWithoutOne() {
+        var m = ByteMemory()
+        m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
+        m.put(0x2000, 8, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0205, width: 2)  // SP+8, CALL (6.4+)
+        m.put(0x10_0000, 0xffff_ffff_8100_0020, width: 8); m.put(0x10_0008, 0xffff_ffff_8100_0020, width: 8)
+        let start = ORCUnwinder.Registers(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0)
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .threeBitType), maxFrames: 3) { $0 >> 32 == 0xffff_ffff }
+        let r = u.unwind(from: start, memory: m)
+        #expect(r.frames.count == 3 && r.frames[1].trust == .orc && r.frames[1].ip == 0xffff_ffff_8100_0020, "\(r.frames)")
+        let none = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: nil, unformatted: "test")) { $0 >> 32 == 0xffff_ffff }
+        let n = none.unwind(from: start, memory: m)
+        #expect(n.frames.count == 1 && !n.complete && n.stop.contains("format"), "\(n.stop)")
     }
 }
