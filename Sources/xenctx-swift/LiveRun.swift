@@ -35,9 +35,14 @@ extension XenctxCommand {
             var prepared = prepare(guest: guest, files: files, options: options)
             resolveSymbolAddresses(&prepared.options)
             let analysis = Report(guest: guest, options: prepared.options)
-            if json || summary { return modelText(analysis, prepared, known: prepared.warnings).prefixingErrors(prepared.warnings) }
+            if json || summary {
+                var out = modelText(analysis, prepared, known: prepared.warnings).prefixingErrors(prepared.warnings)
+                out.notes = prepared.notes + out.notes
+                return out
+            }
             var report = reportWanted ? try analysis.renderAll() : Report.Output()
             report.errors = prepared.warnings + report.errors
+            report.notes = prepared.notes + report.notes
             for view in kernelViews(analysis, prepared) {
                 switch view {
                 case .shown(let out):

@@ -1,3 +1,4 @@
+import Glibc
 import ELFSymbols
 import GuestKernel
 import Symbols
@@ -57,20 +58,15 @@ extension XenctxCommand {
         var options: ReportOptions
         var kernel: GuestKernel?
         var warnings: [String]
+        /// What the reader should know that is no failure (a vmlinux fetched by debuginfod).
+        var notes: [String] = []
     }
 
     func prepare(guest: Guest, files: SymbolFiles, options base: ReportOptions) -> Prepared {
         var options = base
         let arch = guest.description.architecture
         if let identity = files.identity, let vmlinux {
-            let expected: UInt16
-            switch arch {
-            case .x86_64: expected = ELFIdentity.emX86_64
-            case .aarch64: expected = ELFIdentity.emAArch64
-            case .arm32: expected = ELFIdentity.emARM
-            case .x86_32: expected = ELFIdentity.em386
-            }
-            guard identity.machine == expected else {
+            guard identity.machine == arch.elfMachine else {
                 fail("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
             }
         }
@@ -102,10 +98,78 @@ extension XenctxCommand {
             if elf.hasDWARF { options.kernelTypes = VmlinuxTypes(elf: elf) }
             if elf.hasDWARF { options.sourceLocator = elf } else { warnings.append("\(TerminalSafe.escape(vmlinux ?? "")) has no DWARF: symbols only, no file:line") }
         }
+        var notes: [String] = []
+        if files.elf == nil, guestSymbols, let kernel {
+            switch debuginfodVmlinux(guest: guest, kernel: kernel, symbols: options.symbols) {
+            case .fetched(let elf, let path, let buildID)?:
+                options.kernelTypes = VmlinuxTypes(elf: elf)
+                options.sourceLocator = elf
+                options.cfiUnwinder = elf
+                notes.append("the guest kernel has no BTF: its types and source lines come from the vmlinux of build id \(buildID) that debuginfod gave (\(TerminalSafe.escape(path)))")
+            case .failed(let why)?:
+                warnings.append("the guest kernel has no BTF, and debuginfod gave no vmlinux for it: \(why)")
+            case .skipped(let why)?:
+                notes.append(why)
+            case nil: break
+            }
+        }
         if let method = unwind, ["orc", "exidx"].contains(method), options.symbols == nil {
             fail("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
         }
-        return Prepared(options: options, kernel: kernel, warnings: warnings)
+        return Prepared(options: options, kernel: kernel, warnings: warnings, notes: notes)
+    }
+
+    enum Fetched {
+        case fetched(ELFFile, path: String, buildID: String)
+        case failed(String)
+        case skipped(String)
+    }
+
+    /// A guest kernel without BTF (Debian's armmp and 686) and no --vmlinux: its vmlinux by
+    /// the build id VMCOREINFO gives, through debuginfod, as gdb and drgn fetch theirs. Nil
+    /// when there is nothing to do: DEBUGINFOD_URLS unset, or the guest has BTF. What the
+    /// server sends is checked as a given --vmlinux is (a Linux kernel of that build id).
+    func debuginfodVmlinux(guest: Guest, kernel: GuestKernel, symbols: SystemMap?) -> Fetched? {
+        guard Debuginfod.urls(getenv("DEBUGINFOD_URLS").map { String(cString: $0) }) != nil, let reader = KernelReader(guest: guest) else { return nil }
+        let bounds = symbols?.addresses(of: ["__start_BTF", "__stop_BTF", "_etext"]) ?? [:]
+        guard (try? BTF.locate(guest: guest, reader: reader, symbols: bounds)) == nil else { return nil }
+        guard case .success(let located) = kernel.vmcoreinfo, let buildID = located.info.buildID else {
+            return .failed("the guest's VMCOREINFO names no build id to ask for")
+        }
+        // A live run may hold the domain paused while it analyses: no download then.
+        guard core != nil else {
+            return .skipped("the guest kernel has no BTF; debuginfod is not asked in a live run, which may hold the domain paused: fetch its vmlinux first (debuginfod-find debuginfo \(buildID)) and give it as --vmlinux")
+        }
+        let path: String
+        do { path = try Debuginfod.findDebuginfo(buildID: buildID, progress: isatty(2) == 1) } catch {
+            return .failed("build id \(buildID): \(TerminalSafe.escape(error.description))")
+        }
+        do {
+            let identity = try ELFIdentity(path: path)
+            guard identity.isLinuxKernel, identity.machine == guest.description.architecture.elfMachine else {
+                return .failed("\(TerminalSafe.escape(path)) is not a Linux kernel for \(guest.description.architecture.rawValue)")
+            }
+            guard identity.buildID == buildID else {
+                return .failed("\(TerminalSafe.escape(path)) has build id \(identity.buildID ?? "none"), not the guest's \(buildID)")
+            }
+            let elf = try ELFFile(path: path)
+            guard elf.hasDWARF else { return .failed("\(TerminalSafe.escape(path)) has no DWARF") }
+            return .fetched(elf, path: path, buildID: buildID)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
+
+extension GuestArchitecture {
+    /// The ELF machine of this architecture's kernels.
+    var elfMachine: UInt16 {
+        switch self {
+        case .x86_64: return ELFIdentity.emX86_64
+        case .aarch64: return ELFIdentity.emAArch64
+        case .arm32: return ELFIdentity.emARM
+        case .x86_32: return ELFIdentity.em386
+        }
     }
 }
 

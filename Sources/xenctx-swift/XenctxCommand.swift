@@ -232,6 +232,7 @@ struct XenctxCommand: ParsableCommand {
         var partial = !guest.warnings.isEmpty
         var prepared = prepare(guest: guest, files: files, options: options)
         resolveSymbolAddresses(&prepared.options)
+        for n in prepared.notes { note(n) }
         for w in prepared.warnings { warn(w) }
         partial = partial || !prepared.warnings.isEmpty
 
