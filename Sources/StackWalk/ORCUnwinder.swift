@@ -61,13 +61,48 @@ public struct ORCUnwinder {
 
     /// Modules' own tables, each for its text (`mod->arch.orc_unwind_ip`, sorted at load).
     public let moduleTables: [(text: Range<UInt64>, tables: Tables)]
+    /// Where the function holding an address starts (the symbols'), to prove a call site.
+    public let functionStart: ((UInt64) -> UInt64?)?
 
-    public init(tables: Tables, moduleTables: [(text: Range<UInt64>, tables: Tables)] = [], maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
+    public init(tables: Tables, moduleTables: [(text: Range<UInt64>, tables: Tables)] = [], maxFrames: Int = 256,
+                functionStart: ((UInt64) -> UInt64?)? = nil, isKernelText: @escaping (UInt64) -> Bool) {
         self.tables = tables
         self.moduleTables = moduleTables
         self.maxFrames = maxFrames
+        self.functionStart = functionStart
         self.isKernelText = isKernelText
     }
+
+    /// A vCPU stopped in code that has no unwind entry — a Xen PV guest's hypercall page,
+    /// which Xen fills at run time (`xen_hypercall_sched_op` before the fix of XSA-466), marked
+    /// undefined for ORC — is a leaf the kernel itself never unwinds from. Its caller is
+    /// proven by the stack: the first of the few words above the stack pointer that is a
+    /// return address whose call instruction (`call rel32`, or `call *disp32(%rip)` through
+    /// a pointer in memory) targets the start of the function the vCPU is in.
+    func callSiteStep(ip: UInt64, sp: UInt64, memory: some StackMemory) -> UnwoundFrame? {
+        guard let functionStart, let start = functionStart(ip) else { return nil }
+        for k in 0..<Self.leafWords {
+            let slot = sp &+ UInt64(k) &* 8
+            guard let ret = try? memory.word(slot, width: 8), isKernelText(ret), callTarget(returnAddress: ret, memory: memory) == start else { continue }
+            return UnwoundFrame(ip: ret, sp: slot &+ 8, slot: slot, trust: .callSite)
+        }
+        return nil
+    }
+
+    /// What the call instruction just before a return address calls, when it says so itself.
+    func callTarget(returnAddress ret: UInt64, memory: some StackMemory) -> UInt64? {
+        if let op = try? memory.word(ret &- 5, width: 1), op == 0xe8, let rel = try? memory.word(ret &- 4, width: 4) {
+            return ret &+ UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: rel)))
+        }
+        if let op = try? memory.word(ret &- 6, width: 2), op == 0x15ff, let disp = try? memory.word(ret &- 4, width: 4) {
+            return try? memory.word(ret &+ UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: disp))), width: 8)
+        }
+        return nil
+    }
+
+    /// How far above a leaf's stack pointer its return address may lie: what a stub pushes
+    /// before it traps (the hypercall page pushes rcx and r11), and no more.
+    static let leafWords = 4
 
     /// The entry covering `ip`: the rightmost table address ≤ ip (`__orc_find`).
     func find(_ ip: UInt64, memory: some StackMemory) throws(MemoryFault) -> Entry? {
@@ -110,7 +145,14 @@ public struct ORCUnwinder {
                 return stop(frames, "the ORC entries' format is not one this tool reads (\(tables.unformatted ?? "not decided")): no exact trace")
             }
             while frames.count < maxFrames {
-                guard let orc = try find(signal ? ip : ip &- 1, memory: memory) else {
+                let found = try find(signal ? ip : ip &- 1, memory: memory)
+                // The registers' own ip in code without unwind information: a leaf, when a call site proves it.
+                if frames.count == 1, found == nil || found?.kind == .undefined, let caller = callSiteStep(ip: ip, sp: sp, memory: memory) {
+                    frames.append(caller)
+                    (ip, sp, regs, signal) = (caller.ip, caller.sp, (nil, nil), false)
+                    continue
+                }
+                guard let orc = found else {
                     return Unwind(frames: frames, stop: "no ORC entry for \(hex(ip))", complete: false)
                 }
                 switch orc.kind {

@@ -10,6 +10,7 @@ public struct UnwoundFrame: Equatable, Sendable {
         case exceptionRegs = "regs"   // registers saved in an exception/interrupt frame (pt_regs)
         case framePointer = "fp"
         case linkRegister = "lr"   // ARM: a leaf's return address, still in LR (proved by the step after it)
+        case callSite = "call"     // x86: a return address whose call instruction targets the function stopped in
         case scan
     }
     /// The instruction address (a return address for frames after the first).

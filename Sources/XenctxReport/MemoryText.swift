@@ -194,6 +194,10 @@ struct VCPUMemoryView {
         if let exact {
             render(exact, into: &out)
             if !exact.complete { unreliableTail(after: exact, into: &out) }
+            // A trace of the registers alone is no trace: say so, and fail the run.
+            if !exact.complete && exact.frames.count <= 1 {
+                out.errors.append("vcpu\(vcpu.id): no exact call trace past the registers: \(exact.stop)")
+            }
         } else if options.framePointers {
             framePointerTrace(stackPointer: stackPointer, limit: traceLimit, into: &out)
         } else if isARM && !isDumpAsStack {
@@ -260,7 +264,9 @@ struct VCPUMemoryView {
 
     func orcTrace() -> Unwind? {
         guard let tables = orcTables(), case .x86_64(let r) = vcpu.registers else { return nil }
-        let unwinder = ORCUnwinder(tables: tables, moduleTables: report.unwindTables.moduleORC) { classifier.classify($0) >= .text }
+        let symbols = classifier.symbols
+        let unwinder = ORCUnwinder(tables: tables, moduleTables: report.unwindTables.moduleORC,
+                                   functionStart: { symbols?.lookup($0)?.symbol.address }) { classifier.classify($0) >= .text }
         let start = ORCUnwinder.Registers(ip: r.rip, sp: r.rsp, bp: r.rbp, r10: r.r10, r13: r.r13, di: r.rdi, dx: r.rdx)
         return unwinder.unwind(from: start, memory: memory)
     }
@@ -466,15 +472,17 @@ struct VCPUMemoryView {
         let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in
             if failed != nil { return }
             if options.stackTrace {
-                // Upstream prints every word up to the next record; a wild frame pointer
-                // could make that gigabytes, so more than 1 MiB ends the walk instead.
-                guard record.savedFramePointerSlot &- position <= 1 << 20 else {
-                    failed = MemoryFault(address: record.address, reason: "frame pointer \(hex(record.address)) is more than 1 MiB above the stack position \(hex(position)); not printing the words between")
-                    return
-                }
+                // Upstream prints every word up to the next record, as far as it can read
+                // (a wild frame pointer: to the end of the stack's pages); at most 1 MiB of
+                // words here, where upstream would go on for gigabytes.
+                let first = position
                 while position < record.savedFramePointerSlot {
+                    guard position &- first < 1 << 20 else {
+                        failed = MemoryFault(address: record.address, reason: "frame pointer \(hex(record.address)) is more than 1 MiB above the stack position \(hex(first)); stopped printing the words between after 1 MiB")
+                        return
+                    }
                     guard let w = try? memory.word(position, width: width) else {
-                        failed = MemoryFault(address: position, reason: "unreadable stack word")
+                        failed = MemoryFault(address: position, reason: "unreadable stack word (on the way to frame pointer \(hex(record.address)))")
                         return
                     }
                     out.text += "\(wordText(position)): |   \(wordText(w))\n"

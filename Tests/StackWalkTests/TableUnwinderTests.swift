@@ -185,3 +185,42 @@ struct ORCFormatTests {
         #expect(n.frames.count == 1 && !n.complete && n.stop.contains("format"), "\(n.stop)")
     }
 }
+
+/// A vCPU stopped in code without ORC entries (a PV guest's hypercall page, filled by Xen):
+/// the caller is taken from the stack only when its call instruction targets the function
+/// the vCPU is in.
+struct ORCLeafCallSiteTests {
+    static let stub: UInt64 = 0xffff_ffff_8100_2000      // the function without unwind entries
+    static let caller: UInt64 = 0xffff_ffff_8100_0100    // code that calls it
+
+    /// ORC: one entry at 0xffffffff81000000 (SP+8, CALL, for the caller) and one undefined at the stub.
+    static func memory(callTarget: UInt64) -> ByteMemory {
+        var m = ByteMemory()
+        m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
+        m.put(0x1004, stub &- 0x1004, width: 4)
+        m.put(0x2000, 8, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0005, width: 2)
+        m.put(0x2006, 0, width: 2); m.put(0x2008, 0, width: 2); m.put(0x200a, 0x0000, width: 2)
+        // The caller's `call rel32` to callTarget, returning to caller.
+        m.put(caller &- 5, 0xe8, width: 1); m.put(caller &- 4, callTarget &- caller, width: 4)
+        // The stub pushed two words; the return address above them; the caller's return above that.
+        m.put(0x10_0000, 0x1111, width: 8); m.put(0x10_0008, 0x2222, width: 8)
+        m.put(0x10_0010, caller, width: 8); m.put(0x10_0018, 0x1234, width: 8)
+        return m
+    }
+
+    static func unwind(_ m: ByteMemory) -> Unwind {
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1008, entries: 0x2000, format: .twoBitType),
+                            functionStart: { $0 >= stub && $0 < stub + 32 ? stub : nil }) { $0 >> 32 == 0xffff_ffff }
+        return u.unwind(from: .init(ip: stub + 0xa, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
+    }
+
+    @Test func callerProvenByItsCallInstruction() {
+        let r = Self.unwind(Self.memory(callTarget: Self.stub))
+        #expect(r.frames.count >= 2 && r.frames[1].ip == Self.caller && r.frames[1].trust == .callSite && r.frames[1].slot == 0x10_0010, "\(r.frames)")
+    }
+
+    @Test func aCallElsewhereProvesNothing() {
+        let r = Self.unwind(Self.memory(callTarget: Self.stub + 0x100))
+        #expect(r.frames.count == 1 && !r.complete && r.stop.contains("without an end marker"), "\(r.frames) \(r.stop)")
+    }
+}
