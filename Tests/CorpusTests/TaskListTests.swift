@@ -8,7 +8,7 @@ import Testing
 struct TaskListTests {
     struct KernelTask { var comm: String; var state: String; var ppid: Int; var running: Bool; var frames: [String] = [] }
 
-    /// sysrq-t: `task:COMM state:S … pid:P ppid:Q`, then the reliable frames as
+    /// sysrq-t: `task:COMM state:S … pid:P [tgid:T] ppid:Q`, then the reliable frames as
     /// `func+0x1 [mod]` (`? func` guesses are left out, as they are not a trace). x86 and
     /// arm64 print a frame a line (`func+0x1/0x2`); ARM32 prints `f from g+0x1/0x2`: the
     /// first function bare (where the switch saved its pc), then each caller's return address.
@@ -16,7 +16,8 @@ struct TaskListTests {
         var tasks: [Int: KernelTask] = [:]
         var current: Int? = nil
         for line in console.split(whereSeparator: \.isNewline).map(String.init) {
-            if let m = line.firstMatch(of: /task:(\S+)\s+state:(\S)\s.*?pid:(\d+)\s+ppid:(\d+)/) {
+            // 5.10 pads the numbers (`pid:  100 ppid:     1`), 6.12 adds `tgid:` between them.
+            if let m = line.firstMatch(of: /task:(\S+)\s+state:(\S)\s.*?pid:\s*(\d+)\s.*?ppid:\s*(\d+)/) {
                 current = Int(m.3)!
                 tasks[current!] = KernelTask(comm: String(m.1), state: String(m.2), ppid: Int(m.4)!, running: line.contains("running task"))
             } else if line.contains("LAB-GUEST") || line.contains("LABGUEST") || line.contains("sysrq:") {
@@ -62,7 +63,9 @@ struct TaskListTests {
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
-    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50)])
+    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
+                      ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
+                      ("x86-run10-pv510-hcpage-crash-tasks", 45)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
     }
@@ -131,9 +134,15 @@ struct TaskListTests {
         #expect(woken.count + moved.count <= 2, "woken since sysrq-t: \(woken), slept again in their loop: \(moved)")
     }
 
-    @Test func moduleFrameNamedFromTheModulesOwnSymbols() throws {
-        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run5-lab-crash-tasks")), "--task", "99"])
-        #expect(r.stdout.contains("] rfkill_fop_read+0xc9 [rfkill] (orc)\n"))
+    /// The reader asleep in rfkill's code, as sysrq-t printed its frame (6.1, 6.12's module
+    /// memory in `mem[MOD_TEXT]`, 5.10's `core_layout`).
+    @Test(arguments: [("x86-run5-lab-crash-tasks", "99", "rfkill_fop_read+0xc9"), ("x86-run10-pv612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
+                      ("x86-run10-pv510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run10-pv510-hcpage-crash-tasks", "87", "rfkill_fop_read+0x98")])
+    func moduleFrameNamedFromTheModulesOwnSymbols(_ name: String, _ pid: String, _ frame: String) throws {
+        let c = Corpus.named(name)
+        #expect(try c.consoleText().contains(" \(frame)/"), "the console's sysrq-t shows \(frame)")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--task", pid])
+        #expect(r.stdout.contains("] \(frame) [rfkill] (orc)\n"), "\(r.stdout)")
     }
 
     @Test func oneTaskWithItsUserEntry() throws {
@@ -157,8 +166,9 @@ struct TaskListTests {
         #expect(r.stdout.contains("User: RIP: 0033:000000000047b7a0 RSP: 002b:00007ffe11ae69a8 EFLAGS: 00000202\n"))
     }
 
-    @Test func modulesListed() throws {
-        let c = Corpus.named("x86-run5-lab-crash-tasks")
+    @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"])
+    func modulesListed(_ name: String) throws {
+        let c = Corpus.named(name)
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--modules"])
         #expect(r.status == 0)
         let rows = r.stdout.split(separator: "\n")
