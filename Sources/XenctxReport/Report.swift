@@ -60,6 +60,8 @@ public struct Report: Sendable {
     let taskLayout: Result<TaskLayout, KernelDataError>?
     /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
     public let modules: ModuleList?
+    /// Why there is no module list, when there is none.
+    let modulesMissing: String?
     /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
     let currentTasks: [Int: Result<CurrentTask, KernelDataError>]
 
@@ -75,6 +77,7 @@ public struct Report: Sendable {
         var symbols = imageSymbols
         var types: Result<any KernelTypes, KernelDataError>? = nil
         var moduleList: ModuleList? = nil
+        var modulesMissing: String? = "no kernel types were looked for"
         let reader = options.kernel != nil && (!options.upstreamExact || options.tasks != nil) ? KernelReader(guest: guest) : nil
         // Types (for tasks) come from the guest's BTF (x86_64 and arm64 kernels have it);
         // with them, the loaded modules, whose symbols and text join the image's.
@@ -96,15 +99,29 @@ public struct Report: Sendable {
                     }
                 }
             }
-            if case .success(let kernelTypes)? = types, let head = bounds["modules"], let layout = try? ModuleLayout(types: kernelTypes) {
-                let list = ModuleList.walk(reader: reader, layout: layout, head: head)
-                moduleList = list
-                symbols = symbols?.merging(list.modules.flatMap { m in m.symbols.map { SystemMap.Symbol(address: $0.address, name: $0.name, module: m.name) } })
+            switch (types, bounds["modules"]) {
+            case (.success(let kernelTypes)?, let head?):
+                do {
+                    let layout = try ModuleLayout(types: kernelTypes)
+                    let list = ModuleList.walk(reader: reader, layout: layout, head: head)
+                    moduleList = list
+                    modulesMissing = nil
+                    symbols = symbols?.merging(list.modules.flatMap { m in m.symbols.map { SystemMap.Symbol(address: $0.address, name: $0.name, module: m.name) } })
+                } catch {
+                    modulesMissing = error.description
+                }
+            case (.success?, nil):
+                modulesMissing = "the symbols do not name the `modules` list head (kallsyms without data symbols, as on Debian's arm64, does not: give -s System.map)"
+            case (.failure(let e)?, _):
+                modulesMissing = "no kernel types: \(e)"
+            case (nil, _):
+                break
             }
         } else {
             taskLayout = nil
         }
         modules = moduleList
+        self.modulesMissing = modulesMissing
         var classifier = KernelAddressClassifier(
             symbols: symbols,
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,

@@ -62,9 +62,7 @@ extension Report {
     /// `--modules`: each loaded module as the kernel's list holds it.
     public func moduleText() -> Result<Output, KernelDataError> {
         guard let list = modules else {
-            let why = taskLayout == nil ? "no kernel types were looked for"
-                : "the guest's types (BTF) or the `modules` list head are missing (kallsyms without data symbols, as on Debian's arm64, does not name it: give -s System.map)"
-            return .failure(KernelDataError("modules", why))
+            return .failure(KernelDataError("modules", modulesMissing ?? "not read"))
         }
         let w = guest.description.wordSize * 2
         var out = Output(text: "MODULE".padding(w) + "  " + "NAME".padding(24) + "  " + "BASE".padding(w) + "  " + "SIZE".padding(8) + "  SYMBOLS\n",

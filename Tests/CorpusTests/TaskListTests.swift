@@ -204,3 +204,13 @@ struct TaskListTests {
         #expect(regsOnly.stderr.contains("no tasks: this core holds no guest memory"))
     }
 }
+
+/// Without a module list, `--modules` says which input was missing, not a guess at either.
+struct ModulesMissingTests {
+    @Test func eachCauseIsNamed() throws {
+        let arm64 = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-full-a64-crash")), "--modules"])
+        #expect(arm64.status == 2 && arm64.stderr.contains("no module list: the symbols do not name the `modules` list head"), "\(arm64.stderr)")
+        let arm32 = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-full-a32-crash")), "--modules"])
+        #expect(arm32.status == 2 && arm32.stderr.contains("no module list: no kernel types: BTF: none in the kernel image"), "\(arm32.stderr)")
+    }
+}
