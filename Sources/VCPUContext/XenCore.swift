@@ -48,6 +48,13 @@ public final class XenCore: Sendable {
                UInt64(magic) == XenCoreLayout.magicPV || UInt64(magic) == XenCoreLayout.magicHVM {
                 throw fail(.unsupported, "this is a pre-ELF xc_core file (Xen 3.0.x); only the ELF format of Xen ≥ 3.1 is supported")
             }
+            // Cores are stored compressed (the corpus's, a support case's): say so, and how.
+            let compressed: [(magic: [UInt8], name: String, tool: String)] = [
+                ([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz", "xz -dk"), ([0x1f, 0x8b], "gzip", "gzip -dk"),
+                ([0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstd -d"), ([0x42, 0x5a, 0x68], "bzip2", "bzip2 -dk")]
+            if let c = compressed.first(where: { ident.count >= $0.magic.count && Array(ident.bytes[0..<$0.magic.count]) == $0.magic }) {
+                throw fail(.notELF, "\(c.name)-compressed, not a core as such: decompress it first (\(c.tool) FILE) and give the result")
+            }
             throw fail(.notELF, "not an ELF file (no \\x7fELF magic at offset 0); expected a core written by `xl dump-core`")
         }
         if file.size < XenCoreLayout.elfHeaderSize {

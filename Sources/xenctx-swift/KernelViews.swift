@@ -65,7 +65,8 @@ extension XenctxCommand {
         }
         switch report.taskText(request) {
         case .success(let out): return .success(out)
-        case .failure(let e): return .failure(NoLog(why: "no task list: \(e)"))
+        // A pid that is not there is no failure of the list: say just that.
+        case .failure(let e): return .failure(NoLog(why: e.what.hasPrefix("--task") ? "\(e)" : "no task list: \(e)"))
         }
     }
 

@@ -160,7 +160,9 @@ struct XenctxCommand: ParsableCommand {
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
         if (tasks || task != nil || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
-            throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)")
+            // A core given without --core: say how to read it (checked by name only, no open).
+            let hint = core == nil && (p.contains("/") || p.hasSuffix(".core") || p.contains(".core.")) ? ": to read a core file, give --core \(p)" : ""
+            throw ValidationError("'\(p)' is not a domain or vCPU number (a non-negative decimal integer)\(hint)")
         }
         if allVCPUs && vcpuArgument != nil { throw ValidationError("both --all-vcpus and [VCPU] is not supported") }
         if stackPages < 1 || stackPages > 65536 { throw ValidationError("unsupported value (\(stackPages)) for --display-stack-pages: needs to be 1 to 65536") }

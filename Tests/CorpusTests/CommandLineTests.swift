@@ -25,6 +25,12 @@ struct CommandLineTests {
         #expect(text.status == 2 && text.stderr.contains("not an ELF file"))
         let dir = try Tool.run(["--core", Corpus.corpus.path])
         #expect(dir.status == 2 && dir.stderr.contains("directory"))
+        // The corpus's own compressed core, and a core's path given without --core.
+        let xz = Corpus.named("arm-run1-a64-crash").dir.appendingPathComponent("a64-crash.core.xz").path
+        let compressed = try Tool.run(["--core", xz])
+        #expect(compressed.status == 2 && compressed.stderr.contains("xz-compressed, not a core as such: decompress it first (xz -dk FILE)"), "\(compressed.stderr)")
+        let bare = try Tool.run([try core("arm-run1-a64-crash")])
+        #expect(bare.status == 64 && bare.stderr.contains("to read a core file, give --core "), "\(bare.stderr)")
         let map = try Tool.run(["-s", "/nonexistent/System.map", "--core", try core("arm-run1-a64-crash")])
         #expect(map.status == 2 && map.stderr.contains("cannot read symbol table"))
     }

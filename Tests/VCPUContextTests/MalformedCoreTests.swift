@@ -30,6 +30,13 @@ struct MalformedCoreTests {
 
     @Test func notELF() { expectError(Array("hello, this is a text file\n".utf8), .notELF, mentioning: "not an ELF file") }
 
+    /// A compressed core is named as such, with the command that opens it.
+    @Test func compressedCore() {
+        expectError([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] + [UInt8](repeating: 0, count: 58), .notELF, mentioning: "xz-compressed, not a core as such: decompress it first (xz -dk FILE)")
+        expectError([0x1f, 0x8b, 8, 0] + [UInt8](repeating: 0, count: 60), .notELF, mentioning: "gzip-compressed")
+        expectError([0x28, 0xb5, 0x2f, 0xfd] + [UInt8](repeating: 0, count: 60), .notELF, mentioning: "zstd-compressed")
+    }
+
     @Test func legacyXcCore() { expectError(le32(0xF00F_EBED) + [UInt8](repeating: 0, count: 60), .unsupported, mentioning: "pre-ELF") }
 
     @Test func truncatedELFHeader() { expectError(Array(good.prefix(40)), .truncated, mentioning: "shorter than an ELF header") }
