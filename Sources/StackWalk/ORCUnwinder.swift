@@ -212,6 +212,11 @@ public struct ORCUnwinder {
                 default: return stop(frames, "unknown ORC bp_reg \(orc.bpReg)")
                 }
                 if !isKernelText(ip) {
+                    // The kernel's half (sign bit set) is not user mode: text nobody named
+                    // (a module missing from the list, freed init code) or a bad return address.
+                    if ip >> 63 == 1 {
+                        return stop(frames, "ip \(hex(ip)) is in the kernel's half of the address space but in no text the symbols and modules name")
+                    }
                     // Back in user mode (the syscall's or interrupt's saved registers).
                     return Unwind(frames: frames, stop: "reached user mode (ip \(hex(ip)))", complete: frame.trust == .exceptionRegs)
                 }

@@ -224,3 +224,16 @@ struct ORCLeafCallSiteTests {
         #expect(r.frames.count == 1 && !r.complete && r.stop.contains("without an end marker"), "\(r.frames) \(r.stop)")
     }
 }
+
+/// A return address in the kernel's half that no symbols name is not "user mode".
+struct ORCUnnamedKernelTextTests {
+    @Test func kernelHalfIsNotUserMode() {
+        var m = ByteMemory()
+        m.put(0x1000, 0xffff_ffff_8100_0000 &- 0x1000, width: 4)
+        m.put(0x2000, 8, width: 2); m.put(0x2002, 0, width: 2); m.put(0x2004, 0x0005, width: 2)
+        m.put(0x10_0000, 0xffff_ffff_c020_1a49, width: 8)      // a module's address, no module listed
+        let u = ORCUnwinder(tables: .init(ipTable: 0x1000, stopIPTable: 0x1004, entries: 0x2000, format: .twoBitType)) { $0 >> 32 == 0xffff_ffff && $0 < 0xffff_ffff_c000_0000 }
+        let r = u.unwind(from: .init(ip: 0xffff_ffff_8100_0010, sp: 0x10_0000, bp: 0, r10: 0, r13: 0, di: 0, dx: 0), memory: m)
+        #expect(!r.complete && r.stop.contains("kernel's half") && !r.stop.contains("user mode"), "\(r.stop)")
+    }
+}
