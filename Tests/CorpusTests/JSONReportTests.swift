@@ -91,6 +91,19 @@ struct JSONReportTests {
         #expect(try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary", "--json"]).status == 64)
     }
 
+    /// On every kernel series, the crashing vCPU says panic, with the task the oops names
+    /// (`CPU: 0 [UID: 0 ]PID: P Comm: sh`) and the panic frame with its caller.
+    @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"])
+    func summarySaysPanicOnEveryKernel(_ name: String) throws {
+        let c = Corpus.named(name)
+        let oops = try #require(try c.consoleText().firstMatch(of: /CPU: 0 (?:UID: 0 )?PID: ([0-9]+) Comm: sh/))
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--summary"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").first)
+        #expect(line.hasPrefix("vcpu0   panic     sh (pid \(oops.1)) "), "\(line)")
+        #expect(line.contains(" panic+0x") && line.contains(" ← sysrq_handle_crash+0x"), "\(line)")
+    }
+
     struct Doc: Decodable {
         struct Frame: Decodable { let address: String }
         struct Trace: Decodable { let frames: [Frame] }
