@@ -395,3 +395,39 @@ long dwb_member_offset(void *handle, const char *structname, const char *path) {
     }
     return offset;
 }
+
+int dwb_array_shape(void *handle, const char *structname, const char *path, long *count, long *stride) {
+    Dwarf_Die s;
+    if (find_struct(handle, structname, &s) != 0) return -1;
+    char part[128];
+    long offset = 0;
+    const char *p = path;
+    Dwarf_Die member;
+    while (*p) {
+        size_t n = strcspn(p, ".");
+        if (n == 0 || n >= sizeof part) return -1;
+        memcpy(part, p, n); part[n] = 0;
+        if (find_member(&s, part, &offset, &member, 0) != 0) return -1;
+        p += n;
+        if (*p == '.') {
+            p++;
+            if (peel(&member, &s) != 0) return -1;
+            for (int k = 0; k < 4 && p_dwarf_tag(&s) == DW_TAG_array_type; k++) {
+                Dwarf_Die array = s;
+                if (peel(&array, &s) != 0) return -1;
+            }
+        }
+    }
+    Dwarf_Die array, sub, element;
+    if (peel(&member, &array) != 0 || p_dwarf_tag(&array) != DW_TAG_array_type) return -1;
+    if (p_dwarf_child(&array, &sub) != 0 || p_dwarf_tag(&sub) != DW_TAG_subrange_type) return -1;
+    Dwarf_Attribute a; Dwarf_Word v = 0;
+    if (p_dwarf_attr_integrate(&sub, DW_AT_count, &a) && p_dwarf_formudata(&a, &v) == 0) *count = (long)v;
+    else if (p_dwarf_attr_integrate(&sub, DW_AT_upper_bound, &a) && p_dwarf_formudata(&a, &v) == 0) *count = (long)v + 1;
+    else return -1;
+    if (peel(&array, &element) != 0) return -1;
+    int size = p_dwarf_bytesize(&element);
+    if (size <= 0) return -1;
+    *stride = size;
+    return 0;
+}

@@ -73,6 +73,12 @@ extension ELFFile {
     }
 
     /// The byte offset of a member path (`thread.sp`) in `struct name`, from the DWARF.
+    public func arrayShape(_ path: String, in name: String) -> (count: Int, stride: Int)? {
+        var count = 0, stride = 0
+        let rc = lock.withLock { _ in dwb_array_shape(h, name, path, &count, &stride) }
+        return rc == 0 && count > 0 && count <= 1 << 16 && stride > 0 ? (count, stride) : nil
+    }
+
     public func memberOffset(_ path: String, in name: String) -> Int? {
         let n = lock.withLock { _ in dwb_member_offset(h, name, path) }
         return n < 0 ? nil : n

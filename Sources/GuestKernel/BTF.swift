@@ -177,6 +177,28 @@ extension BTF: KernelTypes {
         return total
     }
 
+    public func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)? {
+        guard var id = structID(named: structName) else { return nil }
+        for part in path.split(separator: ".") {
+            guard let m = member(throughArrays(id), Array(part.utf8)) else { return nil }
+            id = m.type
+        }
+        guard let r = resolve(id), r.kind == .array else { return nil }
+        let count = u32(r.at + 20)      // struct btf_array { type, index_type, nelems }
+        guard let stride = byteSize(u32(r.at + 12)), stride > 0, count > 0, count <= 1 << 16 else { return nil }
+        return (count, stride)
+    }
+
+    /// The size of a struct, union, int, enum or pointer type (through typedefs and qualifiers).
+    func byteSize(_ id: Int) -> Int? {
+        guard let r = resolve(id) else { return nil }
+        switch r.kind {
+        case .structure, .union, .int, .enumeration: return r.sizeOrType
+        case .ptr: return nil
+        default: return nil
+        }
+    }
+
     /// An array's first element type, as a member path goes through it: `mem.base` is
     /// `mem[0].base` (6.4's `struct module` keeps its text in `mem[MOD_TEXT]`, element 0).
     func throughArrays(_ id: Int) -> Int {

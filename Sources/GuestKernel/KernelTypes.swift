@@ -9,9 +9,15 @@ public protocol KernelTypes: Sendable {
     /// The byte offset of a member path such as `thread.sp` from the start of the struct,
     /// looking through anonymous struct and union members as C does; nil when absent.
     func offset(of path: String, in structName: String) -> Int?
+    /// The element count and size of the array member at `path` (`mem` in `struct module`),
+    /// nil when it is not an array or its shape is unknown.
+    func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)?
 }
 
 extension KernelTypes {
+    /// Sources that know no arrays (test and fuzz layouts) answer nil.
+    public func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)? { nil }
+
     /// The first of `paths` the struct has (members renamed between kernel versions).
     func offset(ofAny paths: [String], in structName: String) -> (path: String, offset: Int)? {
         for p in paths { if let o = offset(of: p, in: structName) { return (p, o) } }

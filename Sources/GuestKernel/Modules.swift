@@ -5,12 +5,15 @@ public struct ModuleLayout: Sendable, Equatable {
     public let list: Int, name: Int, nameLength: Int
     /// The core text and data (`core_layout.base/size/text_size` before 6.4, `mem[MOD_TEXT]` after).
     public let base: Int, size: Int, textSize: Int?
+    /// 6.4+: `mem[]`'s element count and size. The module's size is the sum of every
+    /// element's, as /proc/modules adds them (init memory's are 0 once it is freed).
+    public let memory: (count: Int, stride: Int)?
     /// `module.kallsyms` → `struct mod_kallsyms` {symtab, num_symtab, strtab}.
     public let kallsyms: Int?, symtab: Int?, numSymtab: Int?, strtab: Int?
     /// x86_64 ORC of the module (`arch.orc_unwind_ip`, `arch.orc_unwind`, `arch.num_orcs`).
     public let orc: (ip: Int, entries: Int, count: Int)?
 
-    public static func == (a: ModuleLayout, b: ModuleLayout) -> Bool { a.list == b.list && a.name == b.name && a.base == b.base }
+    public static func == (a: ModuleLayout, b: ModuleLayout) -> Bool { a.list == b.list && a.name == b.name && a.base == b.base && a.memory?.count == b.memory?.count }
 
     public init(types: some KernelTypes) throws(KernelDataError) {
         func at(_ path: String, _ s: String = "module") -> Int? { types.offset(of: path, in: s) }
@@ -19,8 +22,10 @@ public struct ModuleLayout: Sendable, Equatable {
         nameLength = 56 // MODULE_NAME_LEN on 64-bit (64 - sizeof(unsigned long)); names are bounded by it
         if let b = at("core_layout.base"), let s = at("core_layout.size") {
             (base, size, textSize) = (b, s, at("core_layout.text_size"))
+            memory = nil
         } else if let b = at("mem.base"), let s = at("mem.size") {
             (base, size, textSize) = (b, s, nil)   // mem[MOD_TEXT] is element 0
+            memory = types.arrayShape(of: "mem", in: "module").flatMap { $0.count <= 16 && $0.stride >= 8 ? $0 : nil }
         } else {
             throw KernelDataError(types.source, "struct module has neither core_layout nor mem")
         }
@@ -101,6 +106,16 @@ public struct ModuleList: Sendable {
             }
             let textSize = layout.textSize.flatMap { try? reader.u32(address &+ UInt64($0)) }.map { UInt64($0) } ?? UInt64(size)
             let text = base..<(base &+ min(textSize, UInt64(size)))
+            // 6.4+: size was mem[MOD_TEXT]'s; the module's is every element's together.
+            var total = UInt64(size)
+            if let m = layout.memory {
+                total = 0
+                for i in 0..<m.count {
+                    guard let s = try? reader.u32(address &+ UInt64(layout.size + i * m.stride)) else { throw fail("module \(name): mem[\(i)].size unreadable") }
+                    total += UInt64(s)
+                }
+                guard total <= KernelModule.maxSize else { throw fail("module \(name): its memory adds up to \(total) bytes") }
+            }
             var problems: [String] = []
             // Its function symbols (STT_FUNC) inside its text, from its Elf_Sym table.
             var symbols: [(address: UInt64, name: String)] = []
@@ -132,7 +147,7 @@ public struct ModuleList: Sendable {
                let count = try? reader.u32(address &+ UInt64(o.count)), count > 0, count < 1 << 20 {
                 orc = (ip, entries, Int(count))
             }
-            return KernelModule(address: address, name: name, base: base, size: UInt64(size), text: text, symbols: symbols, orc: orc, problems: problems)
+            return KernelModule(address: address, name: name, base: base, size: total, text: text, symbols: symbols, orc: orc, problems: problems)
         }
     }
 }

@@ -179,4 +179,5 @@ struct VmlinuxTypes: KernelTypes {
     var source: String { "DWARF" }
     func size(of structName: String) -> Int? { elf.structSize(structName) }
     func offset(of path: String, in structName: String) -> Int? { elf.memberOffset(path, in: structName) }
+    func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)? { elf.arrayShape(path, in: structName) }
 }

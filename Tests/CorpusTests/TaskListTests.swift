@@ -174,6 +174,10 @@ struct TaskListTests {
         let rows = r.stdout.split(separator: "\n")
         #expect(rows.count == 2)
         #expect(rows.last?.contains("  rfkill  ") == true)
+        // Base and size as the guest's /proc/modules gave them (`rfkill 40960 0 - Live 0x…`):
+        // 6.4+ adds up its mem[] regions, as the kernel does.
+        let proc = try #require(try c.consoleText().firstMatch(of: /\nrfkill ([0-9]+) [0-9]+ - Live 0x([0-9a-f]+)/))
+        #expect(rows.last?.contains("  \(proc.2)  \(proc.1)  ") == true, "\(rows.last ?? "") vs /proc/modules: rfkill \(proc.1) … 0x\(proc.2)")
     }
 
     /// arm64 from its BTF: the kernel threads' switched-out stacks unwind to ret_from_fork.

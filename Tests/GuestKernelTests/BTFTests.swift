@@ -77,5 +77,7 @@ struct BTFArrayPathTests {
         #expect(btf.offset(of: "mem", in: "module") == 8)
         #expect(btf.offset(of: "mem.nothing", in: "module") == nil)
         #expect(btf.offset(of: "name.base", in: "module") == nil)      // an int has no members
+        #expect(btf.arrayShape(of: "mem", in: "module").map { [$0.count, $0.stride] } == [7, 8])
+        #expect(btf.arrayShape(of: "name", in: "module") == nil)
     }
 }

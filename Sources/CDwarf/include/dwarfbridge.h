@@ -45,6 +45,9 @@ int dwb_unwind(void *handle, const uint64_t *regs, int nregs, uint64_t pc,
  * "thread.sp" (through anonymous members); -1 when absent. */
 long dwb_struct_size(void *handle, const char *name);
 long dwb_member_offset(void *handle, const char *structname, const char *path);
+/* The element count and byte size of the array member at `path`: 0, or -1 when it is not an
+ * array of known bounds. */
+int dwb_array_shape(void *handle, const char *structname, const char *path, long *count, long *stride);
 
 /* Whether the file has DWARF line information. */
 int dwb_has_dwarf(void *handle);
