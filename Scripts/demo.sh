@@ -3,9 +3,10 @@
 # Xen 4.17 that oopsed in PID 1 while booting (corpus/cases/arm-full-a32-crash-smp-bootoops1).
 # Everything named comes from the guest's own memory: kallsyms (found by content: the kernel
 # died before writing VMCOREINFO), its EHABI unwind tables, and its kernel log.
-# Then the tasks of an x86_64 PV guest that crashed with a task asleep in a module
-# (corpus/cases/x86-run5-lab-crash-tasks): every task, the modules, and that task's stack,
-# again from nothing but the core (kallsyms, BTF, the module list and its symbols).
+# Then the tasks of an x86_64 PV guest running Debian 13's kernel (6.12) that crashed with a
+# task asleep in a module (corpus/cases/x86-run10-pv612-crash-tasks): every task, the modules,
+# and that task's stack, again from nothing but the core (kallsyms, BTF, the module list and
+# its symbols, the kernel's ORC tables in their 6.4+ format).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
@@ -17,11 +18,11 @@ core="$cache/$case/a32-crash-smp-bootoops1.core"
 swift build -c release --product xenctx-swift >&2
 "$(swift build -c release --show-bin-path)/xenctx-swift" --describe -C -l 0 --log --core "$core" "$@"
 bin="$(swift build -c release --show-bin-path)/xenctx-swift"
-tasks=x86-run5-lab-crash-tasks
+tasks=x86-run10-pv612-crash-tasks
 mkdir -p "$cache/$tasks"
 core2="$cache/$tasks/lab-crash.core"
 [ -f "$core2" ] || xz -dc "corpus/cases/$tasks/lab-crash.core.xz" > "$core2"
-echo; echo "== $tasks: --tasks --modules, then --task 99 (cat /dev/rfkill, asleep in the rfkill module)"
+echo; echo "== $tasks (Linux 6.12): --tasks --modules, then --task 145 (cat /dev/rfkill, asleep in the rfkill module)"
 "$bin" --tasks --modules --core "$core2"
 echo
-"$bin" --task 99 --core "$core2"
+"$bin" --task 145 --core "$core2"
