@@ -40,6 +40,7 @@ extension Report {
         let tasks = options.tasks.map { _ in taskList() }
         if case .failure(let e)? = tasks { model.errors.append("no task list: \(e)") }
         if let request = options.tasks, case .success(let list)? = tasks {
+            model.errors += list.problems.map { "task list: \($0)" }
             var stacksFor: Set<UInt64> = []
             switch request {
             case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
@@ -57,7 +58,10 @@ extension Report {
                 return entry
             }
         }
+        // What the text report says on stderr about modules, JSON says in `errors`.
+        if request.modules, modules == nil { model.errors.append("no module list: \(modulesMissing ?? "not read")") }
         if request.modules, let list = modules {
+            model.errors += list.problems.map { "modules: \($0)" }
             model.modules = list.modules.map { m in
                 ReportModel.ModuleEntry(name: TerminalSafe.escape(m.name), address: hex(m.address, width: w), base: hex(m.base, width: w),
                                         size: Int(m.size), symbols: m.symbols.count)

@@ -104,6 +104,17 @@ struct JSONReportTests {
         #expect(line.contains(" panic+0x") && line.contains(" ← sysrq_handle_crash+0x"), "\(line)")
     }
 
+    /// What stderr says when there is no module list, `errors` says in JSON, and the run
+    /// does not pass (it exited 0 with `"errors": []` and no `modules` key).
+    @Test func missingModulesAreAnError() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-full-a64-crash")), "--json", "--modules"])
+        #expect(r.status == 1)
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let errors = try #require(doc["errors"] as? [String])
+        #expect(errors.contains { $0.hasPrefix("no module list: the symbols do not name the `modules` list head") }, "\(errors)")
+        #expect(r.stderr.contains("no module list: "))
+    }
+
     struct Doc: Decodable {
         struct Frame: Decodable { let address: String }
         struct Trace: Decodable { let frames: [Frame] }
