@@ -72,9 +72,33 @@ struct VCPUMemoryView {
             guard code(into: &out) else { return }
         }
         let protected = report.guest.description.protectedMode
-        guard !protected || classifier.classify(ip) >= .text else { return }
+        guard !protected || classifier.classify(ip) >= .text else {
+            if let why = privilegedOutsideText() { out.errors.append("vcpu\(vcpu.id): no stack or call trace: \(why)") }
+            return
+        }
         guard let sp else { return }
         stack(start: sp, stackPointer: sp, isDumpAsStack: false, into: &out)
+    }
+
+    /// An ARM vCPU in the kernel whose PC is in no kernel text gets no stack or trace, as a
+    /// vCPU in user mode does — but that is a gap to name, not a normal view: where it is
+    /// (the high vector page: an exception whose handler could not be fetched, a recursive
+    /// abort) and which stack the interrupted code was on.
+    func privilegedOutsideText() -> String? {
+        guard case .arm(let r) = vcpu.registers else { return nil }
+        if r.isAArch32State {
+            let mode = r.cpsr & 0x1f
+            guard mode != 0x10 else { return nil }       // USR: user space, nothing missing
+            let name = AArch32Mode(rawValue: mode).map { "\($0)".uppercased() } ?? String(mode, radix: 16)
+            let pc = UInt64(r.pc32)
+            let vectors = ["reset", "undefined instruction", "supervisor call", "prefetch abort", "data abort", "(unused)", "IRQ", "FIQ"]
+            let at = (0xffff_0000..<0xffff_0020).contains(pc)
+                ? "the \(vectors[Int((pc - 0xffff_0000) / 4)]) vector of the high vector page: an exception whose handler it could not fetch, taken again and again (a recursive abort)"
+                : "in no kernel text the symbols name"
+            return "the vCPU is in \(name) mode, PC \(hex(pc, width: 8)) is \(at); the interrupted kernel stack is sp_svc \(hex(UInt64(r.spSVC), width: 8)) (-d \(hex(UInt64(r.spSVC), width: 8)) dumps it)"
+        }
+        guard (r.cpsr >> 2) & 3 == 1 else { return nil }  // EL0: user space
+        return "the vCPU is at EL1 but its PC \(hex(ip, width: 16)) is in no kernel text the symbols name"
     }
 
     /// `print_code`: 32 bytes from IP-21, the IP's byte in <>.

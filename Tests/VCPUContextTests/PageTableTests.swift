@@ -104,6 +104,22 @@ struct PageTableTests {
         #expect(try t.translate(0xe020_1234, frames: m) == 0x6000_1234)
     }
 
+    /// T1SZ 0 with T0SZ set (Linux 6.12's LPAE kernel with TTBR0 PAN: T0SZ 7 cuts user
+    /// walks to 32 MiB while in the kernel): TTBR1 covers everything above TTBR0's region,
+    /// walked as a full 32-bit space from level 1 (ARM ARM B3.6.4). It was taken for a gap.
+    @Test func armLPAETTBR1TakesTheRestWhenT1SZIsZero() throws {
+        let m = TestFrames()
+        let ttbcr: UInt64 = 0x8000_0000 | 7                  // T0SZ 7, T1SZ 0
+        m.set64(0x4000 + 3 * 8, 0x9000 | 3)                  // L1 index 3 (c0000000-ffffffff) → L2 at 0x9000
+        m.set64(0x9000 + 0x8 * 8, 0x4100_0000 | 1)          // (c1000000 >> 21) & 0x1ff = 8: 2 MiB block
+        m.set64(0x3000, 0x5000 | 3)                          // TTBR0 (32 MiB region: starts at level 2)
+        let t = Translation.armLPAE(ArmLPAE(ttbcr: ttbcr, ttbr0: 0x3000, ttbr1: 0x4000))
+        #expect(try t.translate(0xc100_1234, frames: m) == 0x4100_1234)
+        // Both 0: TTBR0 for everything; T0SZ 0 with T1SZ 2: TTBR0 up to TTBR1's region.
+        let whole = Translation.armLPAE(ArmLPAE(ttbcr: 0x8000_0000, ttbr0: 0x4000, ttbr1: 0x7000))
+        #expect(try whole.translate(0xc100_1234, frames: m) == 0x4100_1234)
+    }
+
     @Test func armShortDescriptorSectionsAndPages() throws {
         let m = TestFrames()
         // N = 0: everything through TTBR0 at 0x4000 (16 KiB table)

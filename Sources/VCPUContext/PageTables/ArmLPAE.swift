@@ -19,9 +19,17 @@ public struct ArmLPAE: Sendable, Equatable {
 
     func translate(_ va: UInt64, _ t: TableReader) throws(MemoryFault) -> UInt64 {
         let v = va & 0xffff_ffff
-        // TTBR1 covers the top 2^(32-T1SZ) bytes when T1SZ != 0; TTBR0 the bottom 2^(32-T0SZ).
-        let ttbr1Start: UInt64 = t1sz == 0 ? 1 << 32 : (1 << 32) - (1 << (32 - t1sz))
-        let ttbr0End: UInt64 = 1 << (32 - t0sz)
+        // ARM ARM B3.6.4 (Xen's guest_walk_ld alike): with both sizes set, TTBR0 covers the
+        // bottom 2^(32-T0SZ) bytes and TTBR1 the top 2^(32-T1SZ), a gap between. A size of 0
+        // gives that register everything the other one does not cover: T0SZ 7, T1SZ 0 (Linux
+        // 6.12's LPAE kernel with TTBR0 PAN, user walks cut to 32 MiB) puts the kernel in TTBR1.
+        let ttbr1Start: UInt64, ttbr0End: UInt64
+        switch (t0sz, t1sz) {
+        case (0, 0): (ttbr0End, ttbr1Start) = (1 << 32, 1 << 32)
+        case (_, 0): (ttbr0End, ttbr1Start) = (1 << (32 - t0sz), 1 << (32 - t0sz))
+        case (0, _): (ttbr0End, ttbr1Start) = ((1 << 32) - (1 << (32 - t1sz)), (1 << 32) - (1 << (32 - t1sz)))
+        default: (ttbr0End, ttbr1Start) = (1 << (32 - t0sz), (1 << 32) - (1 << (32 - t1sz)))
+        }
         let tsz: UInt64, ttbr: UInt64, name: String
         if v >= ttbr1Start {
             guard !epd1 else { throw MemoryFault(address: va, reason: "TTBR1 walks are disabled (TTBCR.EPD1)") }
