@@ -27,7 +27,11 @@ public enum FuzzTargets {
         case "unwind": unwind(data)
         case "tasks": tasks(data)
         case "btf":
-            guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))), let task = btf.structID(named: "task_struct") else { return }
+            guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))) else { return }
+            // Member paths through arrays and array shapes (6.4's module.mem[]), on any struct.
+            _ = btf.offset(of: "mem.size", in: "module"); _ = btf.arrayShape(of: "mem", in: "module")
+            _ = btf.arrayShape(of: "comm", in: "task_struct"); _ = btf.offset(of: "thread.sp", in: "task_struct")
+            guard let task = btf.structID(named: "task_struct") else { return }
             for m in ["pid", "tgid", "comm", "stack", "thread"] { _ = btf.memberOffset(structID: task, member: m) }
         default: break
         }
