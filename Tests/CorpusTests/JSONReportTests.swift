@@ -91,16 +91,25 @@ struct JSONReportTests {
         #expect(try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary", "--json"]).status == 64)
     }
 
-    /// On every kernel series, the crashing vCPU says panic, with the task the oops names
-    /// (`CPU: 0 [UID: 0 ]PID: P Comm: sh`) and the panic frame with its caller.
-    @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"])
+    /// On every kernel series and guest kind, the vCPU the oops names (`CPU: N [UID: 0 ]PID: P
+    /// Comm: C`, the first after sysrq's "Trigger a crash") says panic, with the panic frame and
+    /// its caller; where the kernel has BTF (x86_64, arm64) also the task the oops names. The
+    /// 32-bit kernels have no BTF: no task, and the line says so with `-`.
+    static let crashCases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run5-lab-crash-tasks",
+                             "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run8-hvm32-crash",
+                             "arm-full-a64-crash", "arm-tasks-a64-crash", "arm-full-a32-crash", "arm-tasks-a32-crash-smp",
+                             "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"]
+    @Test(arguments: crashCases)
     func summarySaysPanicOnEveryKernel(_ name: String) throws {
         let c = Corpus.named(name)
-        let oops = try #require(try c.consoleText().firstMatch(of: /CPU: 0 (?:UID: 0 )?PID: ([0-9]+) Comm: sh/))
+        let console = try c.consoleText()
+        let afterTrigger = console[try #require(console.range(of: "Trigger a crash")).upperBound...]
+        let oops = try #require(afterTrigger.firstMatch(of: /CPU: ([0-9]+) (?:UID: 0 )?PID: ([0-9]+) Comm: (\S+)/))
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--summary"])
         #expect(r.status == 0, "\(r.stderr)")
-        let line = try #require(r.stdout.split(separator: "\n").first)
-        #expect(line.hasPrefix("vcpu0   panic     sh (pid \(oops.1)) "), "\(line)")
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("vcpu\(oops.1) ") })
+        let task = c.arch == "a32" || c.arch == "x86" ? "-" : "\(oops.3) (pid \(oops.2))"
+        #expect(line.hasPrefix("vcpu\(oops.1)   panic     \(task) "), "\(line)")
         #expect(line.contains(" panic+0x") && line.contains(" ← sysrq_handle_crash+0x"), "\(line)")
     }
 
