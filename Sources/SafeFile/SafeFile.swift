@@ -46,6 +46,12 @@ public enum SafeFile {
             throw no("it is \(kind), not \(what)")
         }
         let size = Int(st.st_size)
+        // procfs and sysfs report size 0 for files that read as text (/proc/kallsyms): taken
+        // as they are, they would be empty; and they describe this machine, not a guest.
+        if size == 0, let fs = pseudoFilesystem(st) {
+            close(fd)
+            throw no("a file of \(fs), whose size reads as 0 and which describes this machine, not a guest; to use it anyway, copy it to a file first")
+        }
         if let maxSize, size > maxSize {
             close(fd)
             throw no("\(size) bytes: larger than \(what) can be (\(maxSize >> 20) MiB at most)")
@@ -53,6 +59,16 @@ public enum SafeFile {
         // Back to blocking reads: a regular file never blocks, and callers expect full reads.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return (fd, size)
+    }
+
+    /// "procfs" or "sysfs" when the file (`st`) is on the same filesystem as /proc or /sys
+    /// (Swift's Glibc module has no statfs for the filesystem's magic number).
+    static func pseudoFilesystem(_ st: stat) -> String? {
+        for (name, probe) in [("procfs", "/proc/self"), ("sysfs", "/sys/kernel")] {
+            var p = stat()
+            if stat(probe, &p) == 0, p.st_dev == st.st_dev { return name }
+        }
+        return nil
     }
 
     /// The whole of a file opened by `open`, read with a bound the caller has checked.

@@ -87,6 +87,9 @@ struct HostileInputTests {
         try #require(truncate(sparse, 1 << 40) == 0)
         let big = try Tool.run(["-s", sparse, "--core", core], timeout: 20)
         #expect(big.status == 2 && big.stderr.contains("larger than a symbol table can be"), "\(big.stderr)")
+        // procfs says 0 bytes for /proc/kallsyms: it was "no symbol lines", as if the file were wrong.
+        let proc = try Tool.run(["-s", "/proc/kallsyms", "--core", core], timeout: 20)
+        #expect(proc.status == 2 && proc.stderr.contains("/proc/kallsyms: a file of procfs, whose size reads as 0"), "\(proc.stderr)")
     }
 
     @Test func pathsFromTheCommandLineAreEscaped() throws {
