@@ -27,6 +27,13 @@ extension SystemMap {
         if bytes.prefix(4096).contains(0) {
             throw .notASymbolTable(path: path, reason: "it holds binary data (NUL bytes), not lines of text")
         }
+        // A NUL anywhere means the file is not text from there on (a copy padded with zeros):
+        // parsed as it is, the rest would be one long skipped "line", accepted without a word.
+        // memchr stops at the first NUL, so a padded file costs only its text.
+        if let base = bytes.baseAddress, let nul = memchr(base, 0, bytes.count) {
+            let at = UnsafeRawPointer(nul) - UnsafeRawPointer(base)
+            throw .notASymbolTable(path: path, reason: "a NUL byte at offset \(at) of its \(bytes.count) bytes: it is not text from there on (a damaged or zero-padded copy? `head -c \(at)` keeps the text before it)")
+        }
         mapping.prefault()   // it looks like text: it is read whole next
         let map = try SystemMap(mapping: mapping, path: path)
         // A text file with a few lines that happen to parse is not a symbol table.

@@ -92,6 +92,19 @@ struct HostileInputTests {
         #expect(proc.status == 2 && proc.stderr.contains("/proc/kallsyms: a file of procfs, whose size reads as 0"), "\(proc.stderr)")
     }
 
+    /// A System.map followed by 246 MB of NULs was accepted as one long skipped line (1.5 s,
+    /// 550 MB RSS, exit 0): it is refused where its text ends, at the cost of its text.
+    @Test func zeroPaddedSystemMapIsRefusedWhereItsTextEnds() throws {
+        let c = Corpus.named("arm-run1-a64-crash")
+        let map = try Data(contentsOf: URL(fileURLWithPath: try Corpus.mapPath(c)))
+        let padded = FileManager.default.temporaryDirectory.appendingPathComponent("xenctx-hostile-nulmap-\(getpid())").path
+        try #require(FileManager.default.createFile(atPath: padded, contents: map))
+        defer { unlink(padded) }
+        try #require(truncate(padded, off_t(map.count + (246 << 20))) == 0)
+        let r = try Tool.run(["-s", padded, "--core", try Corpus.corePath(c)], timeout: 20)
+        #expect(r.status == 2 && r.stderr.contains("a NUL byte at offset \(map.count) of its \(map.count + (246 << 20)) bytes"), "\(r.status) \(r.stderr)")
+    }
+
     @Test func pathsFromTheCommandLineAreEscaped() throws {
         let r = try Tool.run(["--core", "/nonexistent/\u{1b}]0;pwned\u{07}core"])
         #expect(r.status == 2)
