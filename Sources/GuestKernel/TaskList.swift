@@ -73,8 +73,10 @@ public struct TaskList: Sendable {
 
     public static let maxTasks = 1 << 16
 
+    /// `threadCount` is the kernel's own count of threads with a pid (`nr_threads`), when
+    /// the symbols name it: a list that holds another number was cut or is being changed.
     public static func walk(reader: KernelReader, layout: TaskLayout, initTask: UInt64, idleTasks: [UInt64] = [],
-                            maxTasks: Int = TaskList.maxTasks) -> Result<TaskList, KernelDataError> {
+                            threadCount: Int? = nil, maxTasks: Int = TaskList.maxTasks) -> Result<TaskList, KernelDataError> {
         Result { () throws(KernelDataError) in
             guard let tasksOffset = layout.tasks else { throw KernelDataError("task list", "the types give no task_struct.tasks") }
             var tasks: [KernelTask] = []
@@ -103,7 +105,11 @@ public struct TaskList: Sendable {
                 guard let p = next(leader &+ UInt64(tasksOffset), memberOffset: tasksOffset) else { break }
                 if p == initTask { break }
                 leaders += 1
-                guard !seen.contains(p) || p == leader else {
+                guard p != leader else {
+                    problems.append("the task list entry of \(hex(p)) points to itself: the list is cut there")
+                    break
+                }
+                guard !seen.contains(p) else {
                     problems.append("the task list loops back to \(hex(p)) without reaching init_task")
                     break
                 }
@@ -136,6 +142,11 @@ public struct TaskList: Sendable {
             }
             for idle in idleTasks where !seen.contains(idle) && tasks.count < maxTasks { _ = add(idle) }
             _ = leaders
+            // nr_threads counts every task with a pid, from fork to release (zombies too);
+            // the idle tasks (pid 0) are not counted.
+            if let threadCount, problems.isEmpty, case let listed = tasks.filter({ $0.pid != 0 }).count, listed != threadCount {
+                problems.append("the kernel counts \(threadCount) threads (nr_threads), the task lists hold \(listed): a list is cut or was changing")
+            }
             return TaskList(tasks: tasks, problems: problems)
         }
     }

@@ -80,7 +80,9 @@ extension Report {
             // Each vCPU's current task too: an idle vCPU's is its idle task, which is on no
             // list (and kallsyms without data symbols names no runqueues to find it by).
             for v in guest.vcpus { if case .success(let t)? = currentTasks[v.id] { idle.append(t.address) } }
-            return try TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: idle).get()
+            // The kernel's own count, to check the walk against (an int; absent from kallsyms without data symbols).
+            let threadCount = classifier.symbols?.address(of: "nr_threads").flatMap { try? reader.u32($0) }.map { Int(Int32(bitPattern: $0)) }
+            return try TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: idle, threadCount: threadCount).get()
         }
     }
 

@@ -105,6 +105,25 @@ struct HostileInputTests {
         #expect(r.status == 2 && r.stderr.contains("a NUL byte at offset \(map.count) of its \(map.count + (246 << 20)) bytes"), "\(r.status) \(r.stderr)")
     }
 
+    /// The task lists are checked against the kernel's own count: with nr_threads one more
+    /// than the 68 the lists hold (patched in a copy of the core), --tasks says so and exits 1.
+    @Test func aTaskListShorterThanTheKernelsCountIsAProblem() throws {
+        let c = Corpus.named("x86-run10-pv612-crash-tasks")
+        let map = try Corpus.mapPath(c)
+        let words = try Tool.run(["--core", try Corpus.corePath(c), "-s", map, "-m", "nr_threads", "-l", "4"])
+        // `-m` prints the words as hex: the same bytes, little-endian, are unique in the core.
+        let values = words.stdout.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").compactMap { UInt64($0, radix: 16) } } ?? []
+        try #require(values.count == 4 && values[0] == 68, "\(words.stdout)")
+        let needle = Data(values.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } })
+        let core = try patched(c.name, as: "nr-threads") { d in
+            let r = try #require(d.range(of: needle))
+            d[r.lowerBound] = 69
+        }
+        let r = try Tool.run(["--core", core, "--tasks"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("the kernel counts 69 threads (nr_threads), the task lists hold 68"), "\(r.stderr)")
+    }
+
     @Test func pathsFromTheCommandLineAreEscaped() throws {
         let r = try Tool.run(["--core", "/nonexistent/\u{1b}]0;pwned\u{07}core"])
         #expect(r.status == 2)

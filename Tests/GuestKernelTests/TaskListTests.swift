@@ -63,6 +63,24 @@ struct TaskListTests {
         #expect(list.problems.contains { $0.contains("unreadable") || $0.contains("does not hold a task") })
     }
 
+    /// An entry whose next points to itself ended the walk without a word (5 of 63 tasks
+    /// listed, exit 0): it is a problem, and so is a list shorter than the kernel's count.
+    @Test func aSelfPointerAndAShortListAreProblems() throws {
+        let m = TestMemory()
+        task(m, 0, pid: 0, next: 1)
+        task(m, 1, pid: 1, next: 1)   // points to itself: 2 is never reached
+        task(m, 2, pid: 2, next: 0)
+        let list = try TaskList.walk(reader: m.reader(), layout: layout(), initTask: Self.base, threadCount: 2).get()
+        #expect(list.tasks.map(\.pid) == [0, 1])
+        #expect(list.problems.contains { $0.contains("points to itself") }, "\(list.problems)")
+        task(m, 1, pid: 1, next: 0)   // init_task -> 1 -> init_task: whole, but the kernel counts 2
+        let short = try TaskList.walk(reader: m.reader(), layout: layout(), initTask: Self.base, threadCount: 2).get()
+        #expect(short.tasks.map(\.pid) == [0, 1])
+        #expect(short.problems == ["the kernel counts 2 threads (nr_threads), the task lists hold 1: a list is cut or was changing"])
+        let whole = try TaskList.walk(reader: m.reader(), layout: layout(), initTask: Self.base, threadCount: 1).get()
+        #expect(whole.problems.isEmpty)
+    }
+
     @Test func garbageIsNotATask() throws {
         let m = TestMemory()
         m.write(Self.base, [UInt8](repeating: 0xff, count: 128))
