@@ -34,8 +34,9 @@ extension XenctxCommand {
         }
         if log {
             switch logText(prepared) {
-            case .success(let text):
-                views.append(.shown(Report.Output(text: (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + text)))
+            case .success(var out):
+                out.text = (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + out.text
+                views.append(.shown(out))
             case .failure(let no): views.append(.failed(why: no.why, alone: !reportWanted))
             }
         }
@@ -49,7 +50,11 @@ extension XenctxCommand {
         var errors = known
         if log {
             switch prepared.kernel?.log(symbols: prepared.options.symbols) {
-            case .success(let l)?: request.log = l
+            case .success(let l)?:
+                switch Self.checked(l) {
+                case .success(let problems): request.log = l; errors += problems
+                case .failure(let no): errors.append(no.why)
+                }
             case .failure(let e)?: errors.append("no kernel log: \(e)")
             case nil: errors.append("no kernel log: this core holds no guest memory")
             }
@@ -81,15 +86,26 @@ extension XenctxCommand {
         }
     }
 
-    /// The kernel log as text, or one line saying why there is none.
-    func logText(_ prepared: Prepared) -> Result<String, NoLog> {
+    /// The kernel log as text, with what stopped or skipped its records as errors, or one
+    /// line saying why there is none.
+    func logText(_ prepared: Prepared) -> Result<Report.Output, NoLog> {
         guard let kernel = prepared.kernel else {
             return .failure(NoLog(why: "no kernel log: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has it"))
         }
         switch kernel.log(symbols: prepared.options.symbols) {
-        case .success(let log): return .success(LogText.render(log))
+        case .success(let log): return Self.checked(log).map { Report.Output(text: LogText.render(log), errors: $0) }
         case .failure(let e): return .failure(NoLog(why: "no kernel log: \(e)"))
         }
+    }
+
+    /// A ring read without a single record is no log (an empty text with exit 0 said
+    /// nothing); records it could not read are problems of the log shown.
+    static func checked(_ log: KernelLog) -> Result<[String], NoLog> {
+        if log.records.isEmpty {
+            let why = log.notes.first.map { ": \($0)" } ?? (log.skipped > 0 ? ": \(log.skipped) descriptors, none committed" : ": it is empty")
+            return .failure(NoLog(why: "no kernel log: no record could be read from the \(log.source)\(why)"))
+        }
+        return .success(log.notes.map { "kernel log: \($0)" })
     }
 }
 

@@ -124,6 +124,31 @@ struct HostileInputTests {
         #expect(r.stderr.contains("the kernel counts 69 threads (nr_threads), the task lists hold 68"), "\(r.stderr)")
     }
 
+    /// The printk ring's descriptor array pointer made absurd (patched in a copy of the
+    /// core): the log was empty with exit 0; it is no log, and says which record failed.
+    @Test func aRingWithAnAbsurdDescriptorPointerIsNoLog() throws {
+        let c = Corpus.named("x86-run10-pv612-crash-tasks")
+        let core0 = try Corpus.corePath(c), map = try Corpus.mapPath(c)
+        func words(_ at: String) throws -> [UInt64] {
+            let r = try Tool.run(["--core", core0, "-s", map, "-m", at, "-l", "4"])
+            return r.stdout.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").compactMap { UInt64($0, radix: 16) } } ?? []
+        }
+        // prb points to the ring: count_bits, descs, infos, head_id lead it.
+        let rb = try #require(try words("prb").first)
+        let ring = try words(String(rb, radix: 16))
+        try #require(ring.count == 4 && ring[1] >> 48 == 0xffff, "\(ring)")
+        let needle = Data(ring.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } })
+        let core = try patched(c.name, as: "prb-descs") { d in
+            let r = try #require(d.range(of: needle))
+            d.replaceSubrange(r.lowerBound + 8..<r.lowerBound + 16, with: [0, 0, 0, 0, 0xad, 0xde, 0x00, 0x00])
+        }
+        let r = try Tool.run(["--core", core, "--log"])
+        #expect(r.status != 0 && r.stdout.isEmpty)
+        #expect(r.stderr.contains("no kernel log: no record could be read from the printk ring buffer at ffffffff82c5c3a0"), "\(r.stderr)")
+        let j = try Tool.run(["--core", core, "--log", "--json"])
+        #expect(j.status == 1 && j.stdout.contains("no kernel log: no record could be read"), "\(j.status)")
+    }
+
     @Test func pathsFromTheCommandLineAreEscaped() throws {
         let r = try Tool.run(["--core", "/nonexistent/\u{1b}]0;pwned\u{07}core"])
         #expect(r.status == 2)
