@@ -183,7 +183,27 @@ public enum Kallsyms {
         } else {
             throw KernelDataError("kallsyms", "neither kallsyms_addresses nor kallsyms_offsets with kallsyms_relative_base is known")
         }
+        if let why = Self.implausible(addresses) { throw KernelDataError("kallsyms", why) }
         return Decoded(addresses: addresses, types: sink.types, nameBytes: sink.nameBytes, nameEnds: sink.nameEnds, encoding: encoding)
+    }
+
+    /// Why decoded addresses cannot be a kernel's, or nil. scripts/kallsyms sorts the
+    /// table by address, and however many aliases a kernel has, most symbols have an
+    /// address of their own: a table that is out of order, or nearly one address repeated
+    /// (offsets overwritten with one value, which _stext's own check can still pass), is
+    /// not an address table, and names taken from it would be wrong.
+    static func implausible(_ addresses: [UInt64]) -> String? {
+        var distinct = addresses.isEmpty ? 0 : 1
+        for i in addresses.indices.dropFirst() {
+            if addresses[i] < addresses[i - 1] {
+                return "the addresses go back at symbol \(i) (\(hex(addresses[i - 1])) then \(hex(addresses[i]))): not the sorted table scripts/kallsyms writes"
+            }
+            if addresses[i] != addresses[i - 1] { distinct += 1 }
+        }
+        if addresses.count >= 64 && distinct * 4 < addresses.count {
+            return "only \(distinct) distinct addresses for \(addresses.count) symbols: not an address table"
+        }
+        return nil
     }
 }
 

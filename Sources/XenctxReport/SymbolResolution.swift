@@ -73,7 +73,10 @@ public struct SymbolResolution: Sendable {
         guard useGuest, let kernel else { return }
         switch kernel.symbols() {
         case .success(let own): adopt(own, inPlaceOf: nil)
-        case .failure(let e): symbolFacts.append("symbols: none (no symbol file given, and \(e))")
+        case .failure(let e):
+            symbolFacts.append("symbols: none (no symbol file given, and \(e))")
+            // Found but unreadable is no silent "no names": the tables may have been damaged.
+            do { warnings.append("no symbols: the guest's own kallsyms could not be read (\(e)); frames are not named: give -s System.map or --vmlinux") }
         }
     }
 

@@ -149,6 +149,24 @@ struct HostileInputTests {
         #expect(j.status == 1 && j.stdout.contains("no kernel log: no record could be read"), "\(j.status)")
     }
 
+    /// kallsyms_offsets partly overwritten with 0xff (in a copy of the core): frames were
+    /// left unnamed, or named wrong, with exit 0 and no word. The table is refused for being
+    /// out of order, and the report says it has no symbols and why.
+    @Test func damagedKallsymsOffsetsAreRefusedAndSaid() throws {
+        let c = Corpus.named("x86-run10-pv612-crash-tasks")
+        let r0 = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "-m", "kallsyms_offsets", "-l", "4"])
+        let values = r0.stdout.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").compactMap { UInt64($0, radix: 16) } } ?? []
+        try #require(values.count == 4, "\(r0.stdout)")
+        let needle = Data(values.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } })
+        let core = try patched(c.name, as: "kallsyms-ff") { d in
+            let r = try #require(d.range(of: needle))
+            d.replaceSubrange(r.lowerBound..<r.lowerBound + 256, with: [UInt8](repeating: 0xff, count: 256))
+        }
+        let r = try Tool.run(["--core", core, "-C"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("warning: no symbols: the guest's own kallsyms could not be read (kallsyms: the addresses go back at symbol 64"), "\(r.stderr)")
+    }
+
     @Test func pathsFromTheCommandLineAreEscaped() throws {
         let r = try Tool.run(["--core", "/nonexistent/\u{1b}]0;pwned\u{07}core"])
         #expect(r.status == 2)

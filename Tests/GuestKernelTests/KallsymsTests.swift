@@ -93,6 +93,17 @@ struct KallsymsTests {
         }
     }
 
+    /// With VMCOREINFO's _stext only _stext's own offset was checked: a table out of order
+    /// after it, or one value repeated, was taken.
+    @Test func addressesAreCheckedWhenStextDecidesTheEncoding() {
+        let m = Self.memory(symbols: [("T", "_stext", 0x100), ("T", "b", 0x80), ("T", "c", 0x200)])
+        #expect { try Kallsyms.decode(tables: Self.tables, reader: m.reader(), stext: 0xffff_ffff_8100_0100) } throws: {
+            "\($0)".contains("the addresses go back at symbol 1")
+        }
+        #expect(Kallsyms.implausible([UInt64](repeating: 0xffff_ffff_8100_0000, count: 100)) == "only 1 distinct addresses for 100 symbols: not an address table")
+        #expect(Kallsyms.implausible((0..<100).map { 0xffff_ffff_8100_0000 + UInt64($0 / 2) * 16 }) == nil)
+    }
+
     @Test func perCPUEncodingIsTold() throws {
         // x86_64 --absolute-percpu: per-CPU symbols non-negative absolute, the rest negative.
         let m = Self.memory(symbols: [("D", "fixed_percpu_data", 0), ("D", "cpu_number", 0x20), ("T", "_stext", UInt32(bitPattern: -1))])
