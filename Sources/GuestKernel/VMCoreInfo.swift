@@ -69,7 +69,12 @@ public struct VMCoreInfo: Sendable, Equatable {
                     let v = Int(value)
                     ok = v.map { $0 >= 4096 && $0 <= 1 << 20 && $0 & ($0 - 1) == 0 } ?? false
                     if ok, pageSize == nil { pageSize = v }
-                case "KERNELOFFSET": kernelOffset = Self.hex(value); ok = kernelOffset != nil
+                case "KERNELOFFSET":
+                    // KASLR moves the image up, in steps of at least 64 KiB, by less than
+                    // 2^47 (arm64's bound, the largest): anything else is not an offset.
+                    let v = Self.hex(value)
+                    ok = v.map { $0 < 1 << 47 && $0 & 0xffff == 0 } ?? false
+                    if ok { kernelOffset = v }
                 default: other[key] = value
                 }
             }

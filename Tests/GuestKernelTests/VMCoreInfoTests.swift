@@ -54,5 +54,11 @@ struct VMCoreInfoTests {
         #expect(v.ignoredLines == 7)
         #expect(v.pageSize == 4096)   // the first, valid one; the later bad one is ignored
         #expect(throws: KernelDataError.self) { try VMCoreInfo(text: [UInt8](repeating: 0x41, count: VMCoreInfo.maxBytes + 1)) }
+        // A KASLR offset moves the image up by whole 64 KiB steps, less than 2^47: these were
+        // taken and printed by --describe.
+        for bad in ["ffffffffffff0000", "1234", "800000000000"] {
+            let k = try VMCoreInfo(text: Array("OSRELEASE=x\nPAGESIZE=4096\nKERNELOFFSET=\(bad)\n".utf8))
+            #expect(k.kernelOffset == nil && k.ignoredLines == 1, "\(bad)")
+        }
     }
 }
