@@ -224,25 +224,49 @@ extension BTF {
         }
         let header: [UInt8] = [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]
         var lastError: KernelDataError? = nil
+        // Bytes of failed candidates parsed so far: memory full of headers that pass the
+        // cheap checks below still costs at most this much before the search gives up.
+        var parsed = 0
+        var candidates = 0
         let (found, _) = reader.firstInKernelImage(guest: guest, from: symbols["_etext"]) { va, page -> (BTF, UInt64)? in
             var from = 0
             while let o = find(header, in: page, from: from) {
                 from = o + 1
                 let at = va + UInt64(o)
-                guard let h = try? reader.bytes(at, count: 24, limit: 24) else { continue }
-                func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
-                let size = 24 + max(field(8) + field(12), field(16) + field(20))
-                guard size > 1024, size <= maxBytes else { continue }
+                guard parsed < 2 * maxBytes else { return nil }
+                guard let h = try? reader.bytes(at, count: 24, limit: 24),
+                      let size = plausibleSize(header: h, at: at, reader: reader) else { continue }
+                candidates += 1
                 do throws(KernelDataError) {
                     return (try read(reader, at, count: size), at)
                 } catch {
                     lastError = error
+                    parsed += size
                 }
             }
             return nil
         }
+        if found == nil, parsed >= 2 * maxBytes {
+            throw KernelDataError("BTF", "gave up after \(candidates) headers in the kernel image that fit but hold no valid BTF (\(parsed >> 20) MiB parsed): give --vmlinux with DWARF")
+        }
         if let ((btf, at), window) = found { return (btf, at, "by its header in \(window)") }
         throw lastError ?? KernelDataError("BTF", "none in the kernel image (kernels built without CONFIG_DEBUG_INFO_BTF, such as Debian's armmp and 686 ones, have none: give --vmlinux with DWARF)")
+    }
+
+    /// The size a BTF header at `at` gives, if it follows the rules the kernel itself
+    /// enforces when it loads BTF (`btf_check_sec_info`, `btf_parse_str_sec`): the two
+    /// sections back to back from offset 0 with no gap, the strings beginning and ending
+    /// with NUL. Two bytes read per candidate instead of a parse of up to 64 MiB.
+    static func plausibleSize(header h: [UInt8], at: UInt64, reader: KernelReader) -> Int? {
+        func field(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
+        let typeOff = field(8), typeLen = field(12), strOff = field(16), strLen = field(20)
+        let backToBack = (typeOff == 0 && strOff == typeLen) || (strOff == 0 && typeOff == strLen)
+        let size = 24 + typeLen + strLen
+        guard backToBack, strLen > 0, size > 1024, size <= maxBytes else { return nil }
+        let strings = at &+ 24 &+ UInt64(strOff)
+        guard let first = try? reader.bytes(strings, count: 1, limit: 1), first == [0],
+              let last = try? reader.bytes(strings &+ UInt64(strLen - 1), count: 1, limit: 1), last == [0] else { return nil }
+        return size
     }
 
     /// The BTF at `va`: in place where the frame source holds it as one run (a core), else copied.

@@ -14,6 +14,15 @@ public enum KallsymsFinder {
     static let digits: [UInt8] = Array("0\u{0}1\u{0}2\u{0}3\u{0}4\u{0}5\u{0}6\u{0}7\u{0}8\u{0}9\u{0}".utf8)
     /// At most this much of the image is searched below the token table for the other tables.
     static let maxBelow = 24 << 20
+    /// The markers are searched for this far below the token table.
+    static let markersWindow = 2 << 20
+    /// Positions tried for names below markers candidates, in all: a real kernel's are found
+    /// at once, while memory full of runs that look like markers would cost 150 000 each.
+    static let maxWork = 1 << 25
+    /// At most this much is read below token-table candidates in all (2 MiB each without
+    /// markers, up to 24 MiB with): memory full of copies of a token table with its index
+    /// gives up after a few dozen instead of searching below every copy.
+    static let maxSearchedBelow = 96 << 20
 
     public struct Found: Sendable, Equatable {
         public let tables: Kallsyms.Tables
@@ -25,6 +34,7 @@ public enum KallsymsFinder {
         var lastReason = "the token table's run of digit tokens was not found"
         // Token tables are in .rodata: search upwards from the image's start.
         var previous: (va: UInt64, tail: [UInt8])? = nil
+        var searched = 0, candidates = 0, work = 0
         let (found, pages) = reader.firstInKernelImage(guest: guest) { va, page -> Kallsyms.Tables? in
             var hits: [UInt64] = []
             var from = 0
@@ -40,9 +50,9 @@ public enum KallsymsFinder {
                 }
             }
             previous = (va, Array(page.suffix(digits.count - 1)))
-            for hit in hits {
+            for hit in hits where searched < maxSearchedBelow && work < maxWork {
                 do throws(KernelDataError) {
-                    return try tables(digitTokenAt: hit, reader: reader)
+                    return try tables(digitTokenAt: hit, reader: reader, searched: &searched, candidates: &candidates, work: &work)
                 } catch {
                     lastReason = error.reason
                 }
@@ -52,11 +62,20 @@ public enum KallsymsFinder {
         if let (result, window) = found {
             return Found(tables: result, how: "by content in \(window): token table at \(hex(result.tokenTable))", pagesScanned: pages)
         }
+        if searched >= maxSearchedBelow || work >= maxWork {
+            throw KernelDataError("kallsyms", "gave up after \(candidates) token tables whose index fits but no names table does (\(searched >> 20) MiB searched below them): \(lastReason)")
+        }
         throw KernelDataError("kallsyms", "not found by content (\(pages) mapped pages searched): \(lastReason)")
     }
 
     /// The tables around a token table whose "0" token is at `zero`, or why not.
     public static func tables(digitTokenAt zero: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+        var searched = 0, candidates = 0, work = 0
+        return try tables(digitTokenAt: zero, reader: reader, searched: &searched, candidates: &candidates, work: &work)
+    }
+
+    /// `searched` counts the bytes searched below candidates, `candidates` those whose index fits.
+    static func tables(digitTokenAt zero: UInt64, reader: KernelReader, searched: inout Int, candidates: inout Int, work: inout Int) throws(KernelDataError) -> Kallsyms.Tables {
         func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
         // Tokens 0x30…0xff, forwards from "0".
         let after: [UInt8]
@@ -83,76 +102,122 @@ public enum KallsymsFinder {
                 && (0..<0x30).allSatisfy { index[$0 + 1] > index[$0] + 1 && index[$0 + 1] - index[$0] <= Kallsyms.maxTokenBytes + 1 }
             guard consistent else { continue }
             let tokenTable = zero &- UInt64(index[0x30])
-            return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader)
+            candidates += 1
+            return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader, searched: &searched, work: &work)
         }
         throw no("no kallsyms_token_index follows the token table candidate at \(hex(zero))")
     }
 
     /// Below the token table: markers, then names with their count before them, then the
     /// address table (6.1's order: offsets, relative_base, num_syms, names, markers, …).
-    static func namesAndAddresses(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
+    ///
+    /// The markers end right below the token table, or below `kallsyms_seqs_of_names` (3
+    /// bytes a symbol, 6.2–6.3): within `markersWindow` in every layout. Only that much is
+    /// searched for them; the names below are then read as far as the markers say they go.
+    /// So a candidate with no markers costs 2 MiB, and one with markers the size of its names.
+    static func namesAndAddresses(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader, searched: inout Int, work: inout Int) throws(KernelDataError) -> Kallsyms.Tables {
         func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
         let w = UInt64(reader.wordSize)
-        // The region below the token table, read once (bounded), as u32 words.
-        var below: [UInt8] = []
-        var span = 1 << 20
-        var regionStart: UInt64 = 0
-        while true {
-            regionStart = (tokenTable &- UInt64(span)) & ~3
-            if let b = try? reader.bytes(regionStart, count: Int(truncatingIfNeeded: tokenTable &- regionStart), limit: maxBelow + 8) { below = b } else { break }
-            if span >= maxBelow { break }
-            if let candidate = try? search(below: below, regionStart: regionStart, tokenTable: tokenTable, tokenIndex: tokenIndex, wordSize: w, reader: reader) {
-                return candidate
+        // The bytes from `start` (4-aligned) up to the token table; less where the image's
+        // mapping begins closer.
+        func readBelow(_ span: Int) -> (start: UInt64, bytes: [UInt8])? {
+            var span = span
+            while span >= 4096 {
+                let start = (tokenTable &- UInt64(span)) & ~3
+                if let b = try? reader.bytes(start, count: Int(truncatingIfNeeded: tokenTable &- start), limit: maxBelow + 8) {
+                    searched += b.count
+                    return (start, b)
+                }
+                span /= 2
             }
-            span *= 4
+            return nil
         }
-        guard !below.isEmpty else { throw no("the memory below the token table at \(hex(tokenTable)) is unreadable") }
-        return try search(below: below, regionStart: regionStart, tokenTable: tokenTable, tokenIndex: tokenIndex, wordSize: w, reader: reader)
+        guard let near = readBelow(markersWindow) else { throw no("the memory below the token table at \(hex(tokenTable)) is unreadable") }
+        let tokenLengths = tokenByteCounts(tokenTable: tokenTable, tokenIndex: tokenIndex, reader: reader)
+        var wide = near
+        var found: (names: UInt64, numSyms: UInt64, count: Int)? = nil
+        var lastReason = "no kallsyms_markers within \(near.bytes.count >> 10) KiB below the token table at \(hex(tokenTable))"
+        var failure: KernelDataError? = nil
+        near.bytes.withUnsafeBytes { (nb: UnsafeRawBufferPointer) -> Void in
+            func u32(_ at: Int) -> UInt32 { nb.loadUnaligned(fromByteOffset: at, as: UInt32.self) }
+            // Markers: a 0, then offsets rising by at least 2 bytes a symbol (256 per step).
+            var m = (nb.count - 4) & ~3
+            while m >= 0 {
+                defer { m -= 4 }
+                guard u32(m) == 0 else { continue }
+                var markers: [Int] = [0]
+                var j = m + 4
+                while j + 4 <= nb.count {
+                    let v = Int(u32(j)), last = markers.last!
+                    guard v > last + 511, v - last <= 256 * 600 else { break }
+                    markers.append(v)
+                    j += 4
+                }
+                guard markers.count >= 2 else { continue }
+                let k = markers.count
+                let markersAt = near.start &+ UInt64(m)
+                // The markers end at the token table (up to alignment), or where
+                // kallsyms_seqs_of_names (3 bytes for each of 256(k-1)+1…256k symbols) does.
+                let gap = nb.count - j
+                guard gap < 16 || (gap > 3 * 256 * (k - 1) && gap <= 3 * 256 * k + 16) else { continue }
+                // The names end at the markers; symbol 256(k-1)'s group starts markers[k-1]
+                // above the names' start, and the last group holds at most 256 names.
+                let lowest = markersAt &- UInt64(markers[k - 1]) &- UInt64(256 * 600) &- 8
+                guard markersAt > UInt64(markers[k - 1]) + 8 else { continue }
+                let needed = tokenTable &- max(lowest, tokenTable &- UInt64(maxBelow))
+                if wide.start > tokenTable &- needed {
+                    guard let b = readBelow(Int(needed)), b.start < wide.start else { lastReason = "the names below kallsyms_markers candidate at \(hex(markersAt)) are unreadable"; continue }
+                    wide = b
+                }
+                do throws(KernelDataError) {
+                    if let t = try names(in: wide, markersAt: markersAt, markers: markers, tokenLengths: tokenLengths, work: &work, tokenTable: tokenTable, wordSize: w) {
+                        found = t
+                        return
+                    }
+                } catch {
+                    failure = error
+                    return
+                }
+                lastReason = "no kallsyms_names fits the kallsyms_markers candidate at \(hex(markersAt)) below the token table at \(hex(tokenTable))"
+            }
+        }
+        if let failure { throw failure }
+        guard let found else { throw no(lastReason) }
+        return try addresses(names: found.names, numSyms: found.numSyms, count: found.count, tokenTable: tokenTable,
+                             tokenIndex: tokenIndex, wordSize: w, reader: reader)
     }
 
-    static func search(below: [UInt8], regionStart: UInt64, tokenTable: UInt64, tokenIndex: UInt64,
-                       wordSize w: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
-        func u32(_ at: Int) -> UInt32 { below.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) } }
-        let tokenLengths = tokenByteCounts(tokenTable: tokenTable, tokenIndex: tokenIndex, reader: reader)
-        // Markers: a 0, then offsets rising by at least 2 bytes a symbol (256 per step).
-        var m = below.count - 4
-        m &= ~3
-        while m >= 12 {
-            defer { m -= 4 }
-            guard u32(m) == 0 else { continue }
-            var markers: [Int] = [0]
-            var j = m + 4
-            while j + 4 <= below.count {
-                let v = Int(u32(j)), last = markers.last!
-                guard v > last + 511, v - last <= 256 * 600 else { break }
-                markers.append(v)
-                j += 4
+    /// num_syms and the names below markers at `markersAt`: the positions where a count
+    /// that fits the markers is followed by that many names ending at the markers.
+    static func names(in region: (start: UInt64, bytes: [UInt8]), markersAt: UInt64, markers: [Int], tokenLengths: [Int],
+                      work: inout Int, tokenTable: UInt64, wordSize w: UInt64) throws(KernelDataError) -> (names: UInt64, numSyms: UInt64, count: Int)? {
+        let b = region.bytes
+        let m = Int(markersAt &- region.start)
+        let k = markers.count
+        func u32(_ at: Int) -> Int { Int(b[at]) | Int(b[at + 1]) << 8 | Int(b[at + 2]) << 16 | Int(b[at + 3]) << 24 }
+        let lastGroupStart = m - markers[k - 1]           // names offset of symbol 256(k-1), relative to m
+        guard lastGroupStart > 8 else { return nil }
+        let lowestNames = max(8, lastGroupStart - 256 * 600)
+        var n = lastGroupStart - 1
+        while n >= lowestNames {
+            defer { n -= 1 }
+            work += 1
+            guard work < maxWork else {
+                throw KernelDataError("kallsyms", "gave up below the token table at \(hex(tokenTable)): too many runs that look like kallsyms_markers but fit no names table")
             }
-            guard markers.count >= 2 else { continue }
-            let k = markers.count
-            // num_syms (u32) just below the names, which end just below the markers.
-            let lastGroupStart = m - markers[k - 1]           // names offset of symbol 256(k-1), relative to m
-            guard lastGroupStart > 8 else { continue }
-            let lowestNames = max(8, lastGroupStart - 256 * 600)
-            var n = lastGroupStart - 1
-            while n >= lowestNames {
-                defer { n -= 1 }
-                // Names start right after num_syms, or after the padding to a word.
-                let namesStart = n
-                guard namesStart % 4 == 0 || (namesStart % Int(w) == 0) else { continue }
-                for countAt in [namesStart - 4, namesStart - Int(w)] where countAt >= 0 && countAt % 4 == 0 {
-                    let count = Int(u32(countAt))
-                    guard count > 256 * (k - 1), count <= 256 * k else { continue }
-                    guard let end = walkNames(below, from: namesStart, count: count, markers: markers, tokenLengths: tokenLengths),
-                          end <= m, m - end < 8 else { continue }
-                    let names = regionStart &+ UInt64(namesStart)
-                    let numSyms = regionStart &+ UInt64(countAt)
-                    return try addresses(names: names, numSyms: numSyms, count: count, tokenTable: tokenTable,
-                                         tokenIndex: tokenIndex, wordSize: w, reader: reader)
-                }
+            // Names start right after num_syms, or after the padding to a word.
+            let namesStart = n
+            guard namesStart % 4 == 0 || (namesStart % Int(w) == 0) else { continue }
+            for countAt in [namesStart - 4, namesStart - Int(w)] where countAt >= 0 && countAt % 4 == 0 {
+                let count = u32(countAt)
+                guard count > 256 * (k - 1), count <= 256 * k else { continue }
+                work += count
+                guard let end = walkNames(b, from: namesStart, count: count, markers: markers, tokenLengths: tokenLengths),
+                      end <= m, m - end < 8 else { continue }
+                return (region.start &+ UInt64(namesStart), region.start &+ UInt64(countAt), count)
             }
         }
-        throw KernelDataError("kallsyms", "no kallsyms_markers and kallsyms_names that fit together below the token table at \(hex(tokenTable))")
+        return nil
     }
 
     /// How many bytes each token expands to (a name's length is checked on the way);

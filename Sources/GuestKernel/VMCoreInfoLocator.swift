@@ -93,8 +93,14 @@ public enum VMCoreInfoLocator {
         var lastError: KernelDataError? = nil
         var pages = 0
 
+        // The text a failed candidate read: an occurrence inside it starts a suffix of the
+        // same lines, which fails too. Skipping those keeps the search linear in the bytes
+        // searched (memory filled with "OSRELEASE=A\n" made it 64 KiB per 12 bytes: 113 s).
+        var failedText: Range<UInt64> = 0..<0
         func tryText(at va: UInt64, how: String) -> Bool {
+            guard !failedText.contains(va) else { return false }
             guard let bytes = try? reader.cString(va, max: VMCoreInfo.maxBytes) else { return false }
+            failedText = va..<(va &+ UInt64(bytes.count))
             do {
                 found = (va, try VMCoreInfo(text: bytes), how)
                 return true
