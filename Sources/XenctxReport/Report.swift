@@ -64,6 +64,10 @@ public struct Report: Sendable {
     let modulesMissing: String?
     /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
     let currentTasks: [Int: Result<CurrentTask, KernelDataError>]
+    /// The guest's kind as the core and, for x86 HVM and PVH (alike in a core), the
+    /// kernel's own `xen_pvh` say; with the evidence for the latter.
+    public let guestSummary: String
+    let guestKindEvidence: String?
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
@@ -139,10 +143,29 @@ public struct Report: Sendable {
         let format = tables.orc?.format, unformatted = tables.orc?.unformatted
         tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries, format: format, unformatted: unformatted)) } } ?? []
         unwindTables = tables
+        (guestSummary, guestKindEvidence) = Self.guestKind(guest: guest, reader: reader, symbols: imageSymbols)
         if let reader, let layout = taskLayout {
             currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: imageSymbols, absolute: options.absoluteSymbols)
         } else {
             currentTasks = [:]
+        }
+    }
+
+    /// An x86 guest in an HVM container is HVM or PVH: Xen's core does not say which, the
+    /// kernel does (`xen_pvh`, a bool set when it booted through the PVH entry point).
+    static func guestKind(guest: Guest, reader: KernelReader?, symbols: SystemMap?) -> (String, String?) {
+        let d = guest.description
+        guard [.x86_64, .x86_32].contains(d.architecture), !d.isPV, d.protectedMode else { return (d.summary, nil) }
+        guard let reader, let at = symbols?.address(of: "xen_pvh") else {
+            return (d.summary, "HVM or PVH: the core does not say, and \(reader == nil ? "the guest's kernel was not read" : "the symbols name no xen_pvh") to tell")
+        }
+        guard let byte = try? reader.bytes(at, count: 1, limit: 1).first else {
+            return (d.summary, "HVM or PVH: the kernel's xen_pvh at \(hex(at)) is unreadable")
+        }
+        switch byte {
+        case 1: return (d.summary.replacing("HVM", with: "PVH"), "the kernel's xen_pvh at \(hex(at)) is 1: it booted as a PVH guest")
+        case 0: return (d.summary, "the kernel's xen_pvh at \(hex(at)) is 0: an HVM guest, not PVH")
+        default: return (d.summary, "HVM or PVH: the kernel's xen_pvh at \(hex(at)) holds \(byte), no bool")
         }
     }
 
@@ -317,8 +340,8 @@ public struct Report: Sendable {
 
     func describeText() -> String {
         let d = guest.description
-        var s = "# guest: \(d.summary), \(d.wordSize)-byte words\n"
-        for e in d.evidence { s += "#   evidence: \(e)\n" }
+        var s = "# guest: \(guestSummary), \(d.wordSize)-byte words\n"
+        for e in d.evidence + (guestKindEvidence.map { [$0] } ?? []) { s += "#   evidence: \(e)\n" }
         let start = options.kernelStart ?? guest.defaultKernelStart
         s += "# kernel_start: \(hex(start, width: d.wordSize * 2)) (\(options.kernelStart != nil ? "from -k" : "default for \(d.architecture.rawValue)"))\n"
         if let kernel = options.kernel {

@@ -20,8 +20,8 @@ extension Report {
         let d = guest.description
         let w = d.wordSize * 2
         let facts = ReportModel.GuestFacts(architecture: d.architecture.rawValue, wordSize: d.wordSize, paravirtualized: d.isPV,
-                                           summary: d.summary, kernelStart: hex(options.kernelStart ?? guest.defaultKernelStart, width: w),
-                                           evidence: d.evidence.map { TerminalSafe.escape($0) })
+                                           summary: guestSummary, kernelStart: hex(options.kernelStart ?? guest.defaultKernelStart, width: w),
+                                           evidence: (d.evidence + (guestKindEvidence.map { [$0] } ?? [])).map { TerminalSafe.escape($0) })
         var kernel: ReportModel.KernelFacts? = nil
         if options.kernel != nil || options.symbols != nil {
             let info = try? options.kernel?.vmcoreinfo.get().info

@@ -6,6 +6,17 @@ import Testing
 struct CommandLineTests {
     func core(_ name: String) throws -> String { try Corpus.corePath(Corpus.named(name)) }
 
+    /// HVM and PVH guests look alike in Xen's core (both HVM containers): the kernel's own
+    /// xen_pvh tells them apart, in --describe and in --json's guest summary.
+    @Test func pvhAndHVMAreToldApartByTheKernel() throws {
+        let pvh = try Tool.run(["--core", try core("x86-run9-pvh64-crash"), "--describe"])
+        #expect(pvh.stdout.contains("# guest: x86_64 PVH guest (64-bit mode), 8-byte words\n"), "\(pvh.stdout.prefix(400))")
+        #expect(pvh.stdout.contains("is 1: it booted as a PVH guest"))
+        let hvm = try Tool.run(["--core", try core("x86-run9-hvm64-crash"), "--describe", "--json"])
+        #expect(hvm.stdout.contains("\"summary\" : \"x86_64 HVM guest (64-bit mode)\"") || hvm.stdout.contains("\"summary\":\"x86_64 HVM guest (64-bit mode)\""), "\(hvm.stdout.prefix(400))")
+        #expect(hvm.stdout.contains("is 0: an HVM guest, not PVH"))
+    }
+
     /// CI and developer machines are not Xen dom0s: the live path must say so and exit.
     @Test func liveDomainOnAHostWithoutXen() throws {
         try #require(access("/proc/xen/privcmd", F_OK) != 0 && access("/dev/xen/privcmd", F_OK) != 0, "this host is a Xen dom0")
