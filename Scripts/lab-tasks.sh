@@ -10,18 +10,39 @@
 # from that suite (plus its security suite) with a private apt configuration under
 # $LAB_CACHE/apt-KSUITE (the host's apt sources are not touched) into $LAB_CACHE/debs, where the
 # lab's fetch stage finds them. KVER defaults to the newest KVER that has a -dbg package there
-# (trixie: 6.12.*+deb13*-amd64, bullseye: 5.10.0-*-amd64). The same kernel runs dom0 and guest;
-# Xen, its tools and dom0's rootfs stay bookworm's. Modules are taken from /lib/modules or
-# /usr/lib/modules (trixie), compressed (*.ko.xz, *.ko.zst) or not; the guest gets rfkill.ko
-# decompressed, for busybox's insmod.
+# (trixie: 6.12.*+deb13*-amd64, bullseye: 5.10.0-*-amd64). The same kernel runs dom0 and guest.
+# Modules are taken from /lib/modules or /usr/lib/modules (trixie), compressed (*.ko.xz,
+# *.ko.zst) or not; the guest gets rfkill.ko decompressed, for busybox's insmod.
+#
+# Another Xen: XENSUITE=trixie runs Debian trixie's Xen 4.20 instead of bookworm's 4.17: the
+# hypervisor and xen-utils .debs come through the same kind of private apt configuration
+# ($LAB_CACHE/apt-trixie), dom0's root filesystem is debootstrapped from trixie (upgraded from
+# trixie-security, so that tools == hypervisor) with xen-utils-4.20, and the lab's XENVER and
+# /usr/lib/xen-4.17 paths become 4.20. KSUITE then defaults to trixie too, and LAB_CACHE to
+# ~/.cache/xenlab/x86-420 (the trixie rootfs never replaces a bookworm one). Without XENSUITE,
+# Xen, its tools and dom0's rootfs stay bookworm's. The guest's busybox-static is bookworm's either way.
+#
+# Guest types: LAB_DOMS as the lab takes it (NAME:VCPUS:MEM:MODE:CRASHCPU:TYPE); TYPE hvm gets
+# Xen's device model (qemu-system-xen) in dom0 and its console on the emulated serial port too
+# (console/serial-NAME.log), as in Scripts/lab-check.sh (Scripts/lab/guest-types.sh). HVM and PVH
+# need QCPU='qemu64,+svm,+npt'; 64-bit HVM guests need 1 vCPU under this emulation (2 triple-fault).
 #
 # usage: Scripts/lab-tasks.sh [stages]   (default: "deps fetch extract dbg rootfs guest dom0 run collect")
-# env:   LAB_CACHE (default ~/.cache/xenlab/x86), XENLAB (default ../shared/xenlab),
-#        KVER (default 6.1.0-56-amd64 from the host's bookworm apt), KSUITE (trixie|bullseye)
+# env:   LAB_CACHE (default ~/.cache/xenlab/x86, with XENSUITE=trixie ~/.cache/xenlab/x86-420),
+#        XENLAB (default ../shared/xenlab), KVER (default 6.1.0-56-amd64 from the host's bookworm apt),
+#        KSUITE (trixie|bullseye), XENSUITE (trixie), LAB_DOMS, QCPU, LAB_CMD_TIMEOUT, LAB_CRASH_WAIT
 # e.g.:  KSUITE=trixie LAB_CACHE=~/.cache/xenlab/x86-612 Scripts/lab-tasks.sh
+#        XENSUITE=trixie KVER=6.12.118+deb13-amd64 Scripts/lab-tasks.sh
+#        XENSUITE=trixie KVER=6.12.118+deb13-amd64 QCPU='qemu64,+svm,+npt' \
+#          LAB_DOMS='hvm-crash:1:256:crash:0:hvm' Scripts/lab-tasks.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 xenlab=${XENLAB:-$here/../shared/xenlab}
+case ${XENSUITE:-} in
+  '') ;;
+  trixie) xenver=4.20; KSUITE=${KSUITE:-trixie}; export LAB_CACHE=${LAB_CACHE:-$HOME/.cache/xenlab/x86-420} ;;
+  *) echo "XENSUITE: trixie, not $XENSUITE" >&2; exit 2 ;;
+esac
 export LAB_CACHE=${LAB_CACHE:-$HOME/.cache/xenlab/x86}
 work=$LAB_CACHE/xenctx-swift-tasks
 [ -x "$xenlab/x86/build.sh" ] || { echo "no lab at $xenlab/x86" >&2; exit 2; }
@@ -39,7 +60,7 @@ cat > "$work/guest-rfkill.snippet" <<'SNIP'
 SNIP
 sed -i '/^  install -m 755 "\$HERE\/files\/guest-init.sh" "\$G\/init"$/r '"$work/guest-rfkill.snippet" "$work/build.sh"
 # dom0's modules: copy from whichever of lib/modules and usr/lib/modules the package used, and
-# prune compressed modules too (dom0's bookworm kmod loads .ko.xz)
+# prune compressed modules too (dom0's kmod loads .ko.xz)
 sed -i 's|^  cp -a "\$E/lib/modules/\$KVER" "\$S/lib/modules/"$|  if [ -d "$E/lib/modules/$KVER" ]; then cp -a "$E/lib/modules/$KVER" "$S/lib/modules/"; else cp -a "$E/usr/lib/modules/$KVER" "$S/lib/modules/"; fi|' "$work/build.sh"
 sed -i "s|^  find \"\$S/lib/modules/\$KVER\" -name '\*.ko' |  find \"\$S/lib/modules/\$KVER\" \\\\( -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' \\\\) |" "$work/build.sh"
 # ... and loads it, with a reader asleep in module code, before the known tasks start
@@ -48,39 +69,80 @@ grep -c rfkill "$work/build.sh" "$work/files/guest-init.sh"
 grep -c 'usr/lib/modules' "$work/build.sh"
 grep -c "ko.zst' " "$work/build.sh"
 
+# sapt SUITE apt-get|apt-cache ARGS...: apt with only SUITE's sources (and SUITE-security's), its own
+# lists and cache under $LAB_CACHE/apt-SUITE; the host's apt configuration is not touched.
+# sapt_update SUITE writes that sources.list and updates those lists (once per run).
+sapt() {
+  local suite=$1 c=$2; shift 2
+  local d=$LAB_CACHE/apt-$suite
+  "$c" -o Dir::Etc::SourceList="$d/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::Etc::PreferencesParts=/dev/null -o Dir::State::Lists="$d/lists" \
+    -o Dir::Cache="$d/cache" "$@"
+}
+sapt_done=" "
+sapt_update() {
+  local d=$LAB_CACHE/apt-$1
+  [[ $sapt_done == *" $1 "* ]] && return 0
+  mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+  printf '%s\n' "deb http://deb.debian.org/debian $1 main" \
+    "deb http://deb.debian.org/debian-security $1-security main" > "$d/sources.list"
+  sapt "$1" apt-get -q update
+  sapt_done="$sapt_done$1 "
+}
+mkdir -p "$LAB_CACHE/debs"
 if [ -n "${KSUITE:-}" ]; then
-  # a kernel from another Debian suite, downloaded with a private apt configuration
-  apt_dir=$LAB_CACHE/apt-$KSUITE
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$LAB_CACHE/debs"
+  # a kernel from another Debian suite
   case $KSUITE in
     trixie)   kpat='^linux-image-6\.12\.[0-9]+\+deb13(\.[0-9]+)?-amd64-dbg$' ;;
     bullseye) kpat='^linux-image-5\.10\.0-[0-9]+-amd64-dbg$' ;;
     *) echo "KSUITE: trixie or bullseye, not $KSUITE" >&2; exit 2 ;;
   esac
-  printf '%s\n' "deb http://deb.debian.org/debian $KSUITE main" \
-    "deb http://deb.debian.org/debian-security $KSUITE-security main" > "$apt_dir/sources.list"
-  kapt() { # kapt apt-get|apt-cache ARGS...: apt with only $KSUITE's sources and its own lists/cache
-    local c=$1; shift
-    "$c" -o Dir::Etc::SourceList="$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-      -o Dir::Etc::PreferencesParts=/dev/null -o Dir::State::Lists="$apt_dir/lists" \
-      -o Dir::Cache="$apt_dir/cache" "$@"
-  }
-  kapt apt-get -q update
+  sapt_update "$KSUITE"
   if [ -z "${KVER:-}" ]; then
-    KVER=$(kapt apt-cache search --names-only "$kpat" | awk '{print $1}' \
+    KVER=$(sapt "$KSUITE" apt-cache search --names-only "$kpat" | awk '{print $1}' \
            | sed 's/^linux-image-//; s/-dbg$//' | sort -V | tail -1)
     [ -n "$KVER" ] || { echo "no kernel matching $kpat in $KSUITE" >&2; exit 1; }
   fi
   ( cd "$LAB_CACHE/debs"
     for p in linux-image-$KVER linux-image-$KVER-dbg; do
-      ls ${p}_*.deb >/dev/null 2>&1 || kapt apt-get -q download "$p"
+      ls ${p}_*.deb >/dev/null 2>&1 || sapt "$KSUITE" apt-get -q download "$p"
     done
     ls -l linux-image-"$KVER"*_*.deb )
+fi
+if [ -n "${XENSUITE:-}" ]; then
+  # Xen from another Debian suite: the hypervisor and tools .debs for the lab's fetch and extract
+  # stages (the dom0 rootfs gets its own xen-utils from the suite's archive through debootstrap)
+  sapt_update "$XENSUITE"
+  ( cd "$LAB_CACHE/debs"
+    for p in xen-hypervisor-$xenver-amd64 xen-utils-$xenver; do
+      ls ${p}_*.deb >/dev/null 2>&1 || sapt "$XENSUITE" apt-get -q download "$p"
+    done
+    ls -l xen-*_*.deb )
+  sed -i "s|^XENVER=4\.17\$|XENVER=$xenver|" "$work/build.sh"
+  sed -i "s|^    bookworm \"\$R\" http://deb.debian.org/debian\$|    $XENSUITE \"\$R\" http://deb.debian.org/debian|" "$work/build.sh"
+  sed -i "s#^\(deb http://deb.debian.org/debian\(-security\)\?\) bookworm\(-updates\|-security\)\? main\$#\1 $XENSUITE\3 main#" "$work/build.sh"
+  sed -i "s|/usr/lib/xen-4\.17/|/usr/lib/xen-$xenver/|g" "$work/files/scenario.sh"
+  grep -qx "XENVER=$xenver" "$work/build.sh" || { echo "lab-tasks: cannot set XENVER in the lab's build.sh" >&2; exit 2; }
+  [ "$(grep -c "^    $XENSUITE \"\$R\" \|^deb http://deb.debian.org/debian\(-security\)\? $XENSUITE\(-updates\|-security\)\? main\$" "$work/build.sh")" = 4 ] \
+    || { echo "lab-tasks: cannot make the lab's dom0 rootfs $XENSUITE's" >&2; exit 2; }
+  ! grep -n 'bookworm\|4\.17' "$work/build.sh" "$work/files/scenario.sh" | grep -v '^[^:]*:[0-9]*: *#' \
+    || { echo "lab-tasks: bookworm or 4.17 left in the lab (above)" >&2; exit 2; }
+  grep -c "xen-$xenver/" "$work/files/scenario.sh"
+fi
+export LAB_DOMS=${LAB_DOMS:-"lab-crash:2:256:crash:0:pv"}
+# HVM (and PVH) guests as Scripts/lab-check.sh runs them: device model, xl configuration, consoles
+if [[ " $LAB_DOMS " == *:hvm* || " $LAB_DOMS " == *:pvh* ]]; then
+  . "$here/Scripts/lab/guest-types.sh"
+fi
+# a cached dom0 rootfs without the device model HVM guests need is built again
+if [[ " $LAB_DOMS " == *:hvm* ]] && [ -e "$LAB_CACHE/rootfs-dom0/.done" ] \
+   && ! grep -qx 'Package: qemu-system-xen' "$LAB_CACHE/rootfs-dom0/var/lib/dpkg/status"; then
+  echo "lab-tasks: the cached dom0 rootfs has no qemu-system-xen: building it again"
+  rm -f "$LAB_CACHE/rootfs-dom0/.done"
 fi
 # the corpus maps are for this kernel; the lab would otherwise take the newest in apt
 export KVER=${KVER:-6.1.0-56-amd64}
 echo "KVER=$KVER"
-export LAB_DOMS=${LAB_DOMS:-"lab-crash:2:256:crash:0:pv"}
 stages=${*:-"deps fetch extract dbg rootfs guest dom0 run collect"}
 FORCE= bash "$work/build.sh" $stages
 echo "results: $LAB_CACHE/results/latest"
