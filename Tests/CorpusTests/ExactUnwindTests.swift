@@ -16,7 +16,8 @@ struct ExactUnwindTests {
                         "x86-run9-pvh64-crash", "x86-run9-hvm64-crash",
                         // Debian 13's 6.12 (ORC entries of the 6.4 format) and Debian 11's 5.10,
                         // one of them stopped in the hypercall page (a leaf without ORC).
-                        "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"]
+                        "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
+                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks"]
 
     /// With the case's System.map, and with nothing but the core (the guest's own kallsyms).
     @Test(arguments: cases, [true, false])

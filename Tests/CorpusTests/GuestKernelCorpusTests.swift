@@ -10,7 +10,8 @@ import VCPUContext
 struct GuestKernelCorpusTests {
     static let fullRAM = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore",
                           "arm-full-a64-crash", "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1",
-                          "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"]
+                          "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
+                          "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
     static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",
                             "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live"]
@@ -45,12 +46,15 @@ struct GuestKernelCorpusTests {
         #expect(located.info.pageSize == 4096)
         #expect(located.info.buildID?.count == 40)
         #expect(located.how.contains("vmcoreinfo_data"))
-        // The prb, kallsyms and _stext addresses it gives are the System.map's (no KASLR here).
+        // The prb, kallsyms and _stext addresses it gives are the System.map's, moved by the
+        // KASLR offset it gives (x86-run11-xen420-hvm612: 0x1f000000, as the panic printed).
         let map = try SystemMap.load(path: try Corpus.mapPath(Corpus.named(name)))
+        let shift = located.info.kernelOffset ?? 0
+        if name == "x86-run11-xen420-hvm612-crash-tasks" { #expect(shift == 0x1f00_0000) }
         // VMCOREINFO names kallsyms' tables since 6.0 (5.10's does not: they are found by content).
         for symbol in ["prb", "_stext", "kallsyms_names", "kallsyms_token_table", "init_uts_ns"]
             where located.info.symbol(symbol) != nil || !symbol.hasPrefix("kallsyms_") {
-            #expect(located.info.symbol(symbol) == map.address(of: symbol), "\(symbol)")
+            #expect(located.info.symbol(symbol) == map.address(of: symbol).map { $0 &+ shift }, "\(symbol)")
         }
     }
 
@@ -63,7 +67,8 @@ struct GuestKernelCorpusTests {
         let guest = try Guest(core: XenCore(path: try Corpus.corePath(c)))
         let map = try SystemMap.load(path: try Corpus.mapPath(c))
         let searched = try #require(GuestKernel(guest: guest)).vmcoreinfo.get()
-        let hinted = try #require(GuestKernel(guest: guest, vmcoreinfoPointer: map.address(of: "vmcoreinfo_data"))).vmcoreinfo.get()
+        let shift = searched.info.kernelOffset ?? 0
+        let hinted = try #require(GuestKernel(guest: guest, vmcoreinfoPointer: map.address(of: "vmcoreinfo_data").map { $0 &+ shift })).vmcoreinfo.get()
         #expect(hinted.address == searched.address && hinted.pagesScanned == 0)
         #expect(hinted.how.contains("from the symbol file"))
         let wrong = try #require(GuestKernel(guest: guest, vmcoreinfoPointer: map.address(of: "linux_banner"))).vmcoreinfo.get()
@@ -90,7 +95,9 @@ struct GuestKernelCorpusTests {
         // 5.10's kallsyms also keeps the compiler's local labels (`.LC0`, data), which the
         // System.map leaves out (scripts/mksysmap drops ` .L` names).
         let ours = Set(own.map.symbols.filter { !$0.name.hasPrefix(".L") }.map { "\($0.address) \($0.name)" })
-        let lines = try Self.mapLines(c).filter { !"UvwAa".contains($0.1) }
+        // The image's symbols moved by the KASLR offset (per-CPU ones are offsets, not moved).
+        let shift = (try? k.vmcoreinfo.get())?.info.kernelOffset ?? 0
+        let lines = try Self.mapLines(c).filter { !"UvwAa".contains($0.1) }.map { ($0.0 >= 0xffff_ffff_8000_0000 ? $0.0 &+ shift : $0.0, $0.1, $0.2) }
         let theirs = Set(lines.map { "\($0.0) \($0.2)" })
         #expect(ours.subtracting(theirs).isEmpty, "kallsyms symbols not in the map: \(ours.subtracting(theirs).prefix(5))")
         func at(_ name: String) -> UInt64 { lines.first { $0.2 == name }?.0 ?? 0 }

@@ -98,7 +98,8 @@ struct JSONReportTests {
     static let crashCases = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run5-lab-crash-tasks",
                              "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run8-hvm32-crash",
                              "arm-full-a64-crash", "arm-tasks-a64-crash", "arm-full-a32-crash", "arm-tasks-a32-crash-smp",
-                             "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"]
+                             "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
+                             "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks"]
     @Test(arguments: crashCases)
     func summarySaysPanicOnEveryKernel(_ name: String) throws {
         let c = Corpus.named(name)

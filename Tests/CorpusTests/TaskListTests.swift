@@ -65,7 +65,8 @@ struct TaskListTests {
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
     @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
                       ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
-                      ("x86-run10-pv510-hcpage-crash-tasks", 45)])
+                      ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
+                      ("x86-run11-xen420-hvm612-crash-tasks", 50)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
     }
@@ -137,7 +138,8 @@ struct TaskListTests {
     /// The reader asleep in rfkill's code, as sysrq-t printed its frame (6.1, 6.12's module
     /// memory in `mem[MOD_TEXT]`, 5.10's `core_layout`).
     @Test(arguments: [("x86-run5-lab-crash-tasks", "99", "rfkill_fop_read+0xc9"), ("x86-run10-pv612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
-                      ("x86-run10-pv510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run10-pv510-hcpage-crash-tasks", "87", "rfkill_fop_read+0x98")])
+                      ("x86-run10-pv510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run10-pv510-hcpage-crash-tasks", "87", "rfkill_fop_read+0x98"),
+                      ("x86-run11-xen420-pv612-crash-tasks", "150", "rfkill_fop_read+0xcd"), ("x86-run11-xen420-hvm612-crash-tasks", "142", "rfkill_fop_read+0xcd")])
     func moduleFrameNamedFromTheModulesOwnSymbols(_ name: String, _ pid: String, _ frame: String) throws {
         let c = Corpus.named(name)
         #expect(try c.consoleText().contains(" \(frame)/"), "the console's sysrq-t shows \(frame)")
@@ -166,7 +168,8 @@ struct TaskListTests {
         #expect(r.stdout.contains("User: RIP: 0033:000000000047b7a0 RSP: 002b:00007ffe11ae69a8 EFLAGS: 00000202\n"))
     }
 
-    @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks"])
+    @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
+                      "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks"])
     func modulesListed(_ name: String) throws {
         let c = Corpus.named(name)
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--modules"])
