@@ -18,6 +18,10 @@ public struct UserEntry: Sendable, Equatable {
     public let ip: UInt64, sp: UInt64, flags: UInt64
     /// x86_64: the code and stack segment selectors (0033 / 002b in 64-bit mode).
     public let cs: UInt64?, ss: UInt64?
+
+    public init(ip: UInt64, sp: UInt64, flags: UInt64, cs: UInt64?, ss: UInt64?) {
+        self.ip = ip; self.sp = sp; self.flags = flags; self.cs = cs; self.ss = ss
+    }
 }
 
 extension KernelTask {

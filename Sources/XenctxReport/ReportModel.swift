@@ -121,6 +121,8 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var kernelThread: Bool
         public var comm: String
         public var trace: Trace?
+        /// Why a task asked for has no trace (as the text's `-- no call trace: … --`).
+        public var noTrace: String? = nil
         public var userEntry: UserRegisters?
     }
 

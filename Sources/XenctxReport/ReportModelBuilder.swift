@@ -53,6 +53,7 @@ extension Report {
                 if stacksFor.contains(t.address) {
                     let s = taskStack(t)
                     entry.trace = taskTraceModel(s)
+                    if s.unwind == nil { entry.noTrace = s.note.map { TerminalSafe.escape($0) } }
                     entry.userEntry = s.userEntry.map { userModel($0) }
                 }
                 return entry

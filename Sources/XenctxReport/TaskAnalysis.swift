@@ -134,6 +134,15 @@ extension Report {
         return task.userEntry(reader: reader, layout: layout, architecture: guest.description.architecture)
     }
 
+    /// A user-mode vCPU's registers as the kernel's entry would have saved them.
+    static func liveUserEntry(_ registers: RegisterFile, stackPointer: UInt64?) -> UserEntry {
+        switch registers {
+        case .x86_64(let r): return UserEntry(ip: r.rip, sp: r.rsp, flags: r.rflags, cs: UInt64(r.cs), ss: UInt64(r.ss))
+        case .x86_32(let r): return UserEntry(ip: UInt64(r.eip), sp: UInt64(r.esp), flags: UInt64(r.eflags), cs: UInt64(r.cs), ss: UInt64(r.ss))
+        case .arm(let r): return UserEntry(ip: r.pc, sp: stackPointer ?? 0, flags: r.cpsr, cs: nil, ss: nil)
+        }
+    }
+
     /// The vCPU whose current task `task` is.
     func vcpuRunning(_ task: KernelTask) -> Int? {
         currentTasks.first { if case .success(let t) = $0.value { return t.address == task.address } else { return false } }?.key
@@ -149,6 +158,12 @@ extension Report {
         let user = task.userEntry(reader: reader, layout: layout, architecture: arch)
         if let id = vcpuRunning(task), let v = guest.vcpus.first(where: { $0.id == id }) {
             let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+            // Running in user mode: its kernel stack holds nothing live (the frame at its top
+            // is from its last entry, long returned from); its user registers are the vCPU's.
+            if VCPUState.isUserMode(v, guest: guest) {
+                return TaskStack(task: task, vcpu: id, unwind: nil, note: "running in user mode on vcpu\(id): no kernel frames",
+                                 userEntry: Self.liveUserEntry(v.registers, stackPointer: choice.address))
+            }
             let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
             let unwind = view.exactUnwind(method: .auto)
             return TaskStack(task: task, vcpu: id, unwind: unwind,

@@ -160,6 +160,25 @@ struct TaskListTests {
         #expect(none.stderr.contains("no task has that pid"))
     }
 
+    /// A task running in user mode (x86-run4-pvh-live: `sh`, pid 98, on vCPU 1) has no
+    /// kernel frames: its kernel stack's top holds its last entry, long returned from. Its
+    /// user registers are its vCPU's, as upstream printed them for vCPU 1 of the same moment.
+    @Test func aTaskRunningInUserModeShowsItsLiveRegisters() throws {
+        let c = Corpus.named("x86-run4-pvh-live")
+        let upstream = try Corpus.upstreamText(try #require(c.upstream.first { $0.stdoutFile == "upstream/xenctx-C.txt" }))
+        let block = try #require(upstream.components(separatedBy: "vcpu1:\n").dropFirst().first)
+        func field(_ name: String) throws -> String {
+            let line = try #require(block.split(separator: "\n").first { $0.hasPrefix("\(name): ") })
+            return String(line.dropFirst(name.count + 2).prefix { $0 != " " })
+        }
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--task", "98"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("(running on vcpu1)\n-- no call trace: running in user mode on vcpu1: no kernel frames --\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("User: RIP: 0033:\(try field("rip")) RSP: 002b:\(try field("rsp")) EFLAGS: \(try field("flags"))\n"), "\(r.stdout)")
+        let j = try Tool.run(["--core", try Corpus.corePath(c), "--task", "98", "--json"])
+        #expect(j.stdout.contains("\"noTrace\" : \"running in user mode on vcpu1: no kernel frames\""), "\(j.stdout.suffix(600))")
+    }
+
     /// The crashing task's user registers equal what the oops printed (`RIP: 0033:0x47b7a0`).
     @Test func crashingTaskEnteredFromWhereTheOopsSays() throws {
         let c = Corpus.named("x86-run1-lab-crash")
