@@ -17,7 +17,8 @@ struct ExactUnwindTests {
                         // Debian 13's 6.12 (ORC entries of the 6.4 format) and Debian 11's 5.10,
                         // one of them stopped in the hypercall page (a leaf without ORC).
                         "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
-                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks"]
+                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks",
+                        "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp"]
 
     /// With the case's System.map, and with nothing but the core (the guest's own kallsyms).
     @Test(arguments: cases, [true, false])
@@ -35,7 +36,9 @@ struct ExactUnwindTests {
             let expected = printed.filter { !ConsoleTraceTests.dumpers.contains($0) }
             try #require(!expected.isEmpty, "no frames in the console trace of CPU \(cpu)")
             let ours = ConsoleTraceTests.traceFunctions(result.stdout, vcpu: cpu)
-            let fromFirst = Array(ours.drop { $0 != expected[0] })
+            var fromFirst = Array(ours.drop { $0 != expected[0] })
+            // Where the console's name stands for one of several callers (`a|b`), ours must be one.
+            for (i, e) in expected.enumerated() where i < fromFirst.count && e.contains("|") && ConsoleTraceTests.matches(fromFirst[i], e) { fromFirst[i] = e }
             // The kernel's ARM32 unwinder stops at the caller of a noreturn function (it looks
             // up the return address, which is the next function's first instruction); ours
             // looks up the call site and goes on to the kernel entry.
@@ -160,7 +163,8 @@ struct ExactUnwindTests {
 
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
-    @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp"])
+    @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp",
+                      "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp"])
     func panicCalledFromSysrqHandleCrash(_ name: String) throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(name)), "-C", "-l", "0"])
         #expect(r.stdout.contains("] sysrq_handle_crash+0x"), "\(name)")

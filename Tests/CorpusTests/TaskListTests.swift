@@ -60,13 +60,14 @@ struct TaskListTests {
     }
     static let armmpVmlinux = cachedVmlinux("6.1.0-50-armmp-lpae")
     static let i686Vmlinux = cachedVmlinux("6.1.0-50-686")
+    static let armmp612Vmlinux = cachedVmlinux("6.12.118+deb13-armmp-lpae")
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
     @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
                       ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
                       ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
-                      ("x86-run11-xen420-hvm612-crash-tasks", 50)])
+                      ("x86-run11-xen420-hvm612-crash-tasks", 50), ("arm-tasks612-a64-crash", 55)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
     }
@@ -75,6 +76,13 @@ struct TaskListTests {
     @Test(.enabled(if: armmpVmlinux != nil, "Debian's armmp-lpae -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh 6.1.0-50-armmp-lpae)"))
     func arm32TasksFromDWARF() throws {
         try compare("arm-tasks-a32-crash-smp", extra: ["--vmlinux", Self.armmpVmlinux!], atLeast: 55)
+    }
+
+    /// ARM32 with Debian 13's 6.12: the vmlinux of trixie's `linux-image-6.12.118+deb13-armmp-lpae-dbg`
+    /// (`KSUITE=trixie Scripts/lab-tasks-arm.sh` extracts it under ~/.cache/xenlab/arm-trixie/dbg).
+    @Test(.enabled(if: armmp612Vmlinux != nil, "trixie's 6.12 armmp-lpae -dbg vmlinux is not in the cache"))
+    func arm32With612TasksFromDWARF() throws {
+        try compare("arm-tasks612-a32-crash-smp", extra: ["--vmlinux", Self.armmp612Vmlinux!], atLeast: 55)
     }
 
     /// 32-bit x86 (Debian's 686 kernel, an HVM guest with one vCPU): types from the -dbg
@@ -132,7 +140,10 @@ struct TaskListTests {
             compared += 1
         }
         #expect(compared >= atLeast)
-        #expect(woken.count + moved.count <= 2, "woken since sysrq-t: \(woken), slept again in their loop: \(moved)")
+        // At most 4: arm-tasks612-a64-crash ran 6 s between sysrq-t and the crash, in which
+        // migration/1 (the panic's CPU stop), kcompactd0 (its timer), kworker/1:1 and khvcd
+        // (the console's own output) were woken; their stacks still equal sysrq-t's.
+        #expect(woken.count + moved.count <= 4, "woken since sysrq-t: \(woken), slept again in their loop: \(moved)")
     }
 
     /// The reader asleep in rfkill's code, as sysrq-t printed its frame (6.1, 6.12's module
