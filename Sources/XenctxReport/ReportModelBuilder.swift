@@ -109,8 +109,37 @@ extension Report {
         let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
         entry.trace = view.traceModel()
         if entry.trace?.complete == true, entry.trace?.method != "scan" { entry.userEntry = userEntry(vcpu: v.id).map { userModel($0) } }
-        (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: entry.trace)
+        // Without a trace (a registers-only core), what the registers themselves name.
+        let reliable = entry.trace?.frames.contains(where: \.reliable) == true
+        (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: reliable ? entry.trace : registerFrames(v))
         return entry
+    }
+
+    /// The PC and, on ARM, the current mode's link register (the caller, or where a leaf
+    /// returns to), as frames to classify a vCPU by when no stack could be read.
+    func registerFrames(_ v: VCPU) -> ReportModel.Trace? {
+        var addresses: [UInt64] = []
+        switch v.registers {
+        case .x86_64(let r): addresses = [r.rip]
+        case .x86_32(let r): addresses = [UInt64(r.eip)]
+        case .arm(let r):
+            addresses = [r.pc]
+            if !r.isAArch32State, (r.cpsr >> 2) & 3 == 1 { addresses.append(r.x[30]) }
+            if r.isAArch32State {
+                switch r.cpsr & 0x1f {
+                case 0x13: addresses.append(UInt64(r.lrSVC))
+                case 0x12: addresses.append(UInt64(r.lrIRQ))
+                case 0x17: addresses.append(UInt64(r.lrABT))
+                default: break
+                }
+            }
+        }
+        let w = guest.description.wordSize * 2
+        let frames = addresses.filter { classifier.classify($0) == .text }.map { ip in
+            ReportModel.Frame(address: hex(ip, width: w), symbol: String(classifier.symbolSuffix(ip, kind: .text).dropFirst()), how: "registers",
+                              reliable: true, slot: nil, source: nil)
+        }
+        return frames.isEmpty ? nil : ReportModel.Trace(method: "registers", complete: false, stop: nil, frames: frames)
     }
 
     /// Each register by the name upstream's block gives it, as hexadecimal.

@@ -79,6 +79,19 @@ struct JSONReportTests {
         #expect(!(doc["errors"] as! [Any]).isEmpty, "\(name): a registers-only core says so")
     }
 
+    /// A registers-only ARM core (xl's) with its System.map: no stack, so the vCPU is classed
+    /// by what its PC and link register name. The idle guest was called `kernel` (#28): its
+    /// vCPUs are in cpu_do_idle, returning to arch_cpu_idle; the crashed one's vCPU 0 was
+    /// stopped by the panic's IPI, as the complete core of the same kernel shows.
+    @Test func registersOnlySummaryFromPCAndLinkRegister() throws {
+        for (name, expected) in [("arm-run1-a64-alive", "vcpu0   idle      -\nvcpu1   idle      -\n"),
+                                 ("arm-run3-a64-crash-big", "vcpu0   stopped   -                         local_cpu_stop+0x44\n")] {
+            let c = Corpus.named(name)
+            let r = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--summary"])
+            #expect(r.stdout.hasPrefix(expected), "\(name): \(r.stdout)")
+        }
+    }
+
     @Test func summaryIsOneLinePerVCPU() throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary"])
         #expect(r.stdout == """
