@@ -18,7 +18,7 @@ struct ExactUnwindTests {
                         // one of them stopped in the hypercall page (a leaf without ORC).
                         "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
                         "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks",
-                        "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp"]
+                        "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"]
 
     /// With the case's System.map, and with nothing but the core (the guest's own kallsyms).
     @Test(arguments: cases, [true, false])
@@ -164,7 +164,7 @@ struct ExactUnwindTests {
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp",
-                      "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp"])
+                      "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"])
     func panicCalledFromSysrqHandleCrash(_ name: String) throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(name)), "-C", "-l", "0"])
         #expect(r.stdout.contains("] sysrq_handle_crash+0x"), "\(name)")

@@ -12,7 +12,7 @@ struct GuestKernelCorpusTests {
                           "arm-full-a64-crash", "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1",
                           "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
                           "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks",
-                          "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp"]
+                          "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
     static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",
                             "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live"]
@@ -44,7 +44,7 @@ struct GuestKernelCorpusTests {
         }
         let located = try k.vmcoreinfo.get()
         #expect(located.info.osRelease == Corpus.named(name).kernel)
-        #expect(located.info.pageSize == 4096)
+        #expect(located.info.pageSize == (name.contains("-16k") ? 16384 : 4096))
         #expect(located.info.buildID?.count == 40)
         #expect(located.how.contains("vmcoreinfo_data"))
         // The prb, kallsyms and _stext addresses it gives are the System.map's, moved by the
