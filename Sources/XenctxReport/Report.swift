@@ -271,6 +271,10 @@ public struct Report: Sendable {
         }
         let separator = blocks.isEmpty ? "" : "\n"
         if options.allVCPUs {
+            // Upstream's `vcpuN offline` on stdout; where to see what it was doing, on stderr
+            // (first, as notes are, live or not).
+            let offline = guest.vcpus.filter { !$0.isOnline }.map { "vcpu\($0.id) is offline: give its number instead of -C to see the last context Xen holds for it" }
+            if !offline.isEmpty { emit(Output(notes: offline)) }
             var first = true
             for v in guest.vcpus {
                 var out: Output

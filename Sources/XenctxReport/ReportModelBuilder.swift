@@ -98,7 +98,16 @@ extension Report {
         let w = guest.description.wordSize * 2
         var entry = ReportModel.VCPUEntry(id: v.id, online: v.isOnline, state: v.isOnline ? "kernel" : "offline", at: nil,
                                           registers: registerValues(v), namedRegisters: [], stackPointer: nil, task: nil, trace: nil, userEntry: nil)
-        guard v.isOnline else { return entry }
+        guard v.isOnline else {
+            // Its last context, which -C leaves out as upstream does: where it went down
+            // (x86-run9-pvh64's vCPU 1: in stop_this_cpu, stopped by the panic).
+            let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: StackPointerChoice.choose(v.registers, guest: guest.description))
+            let trace = view.traceModel()
+            let reliable = trace?.frames.contains(where: \.reliable) == true
+            let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: reliable ? trace : registerFrames(v))
+            entry.at = at.map { "last context: \(state) \($0)" } ?? "last context: \(state)"
+            return entry
+        }
         entry.namedRegisters = namedRegisters(v).map { ReportModel.NamedRegister(register: $0.0, value: hex($0.1, width: w), symbol: String($0.2.dropFirst())) }
         let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
         entry.stackPointer = ReportModel.StackPointer(address: choice.address.map { hex($0, width: w) }, register: choice.register,

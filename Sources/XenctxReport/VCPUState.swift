@@ -23,6 +23,12 @@ enum VCPUState {
 
     static func classify(_ v: VCPU, guest: Guest, trace: ReportModel.Trace?) -> (String, String?) {
         guard v.isOnline else { return ("offline", nil) }
+        return classifyContext(v, guest: guest, trace: trace)
+    }
+
+    /// The state the context itself shows, online or not (an offline vCPU's last context
+    /// says what it was doing when it went down).
+    static func classifyContext(_ v: VCPU, guest: Guest, trace: ReportModel.Trace?) -> (String, String?) {
         if isUserMode(v, guest: guest) { return ("user", nil) }
         let frames = (trace?.frames ?? []).filter(\.reliable)
         let names = frames.map { name(of: $0.symbol) }

@@ -107,7 +107,10 @@ struct CommandLineTests {
         let up = try Tool.run(["--core", c, "1"])
         #expect(up.status == 0 && up.stderr.isEmpty)
         let all = try Tool.run(["--core", c, "-C"])
-        #expect(all.stdout.hasPrefix("vcpu0 offline\n") && all.stderr.isEmpty)
+        #expect(all.stdout.hasPrefix("vcpu0 offline\n"))
+        #expect(all.stderr == "xenctx-swift: note: vcpu0 is offline: give its number instead of -C to see the last context Xen holds for it\n", "\(all.stderr)")
+        let summary = try Tool.run(["--core", c, "--summary"])
+        #expect(summary.stdout.hasPrefix("vcpu0   offline   -                         last context: "), "\(summary.stdout)")
         // PVH: the vCPU that the panic's stop IPI took down (HLT with interrupts off), of
         // which upstream, named, prints nothing at all.
         let pvh = try core("x86-run9-pvh64-crash")
