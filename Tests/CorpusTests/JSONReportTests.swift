@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VCPUContext
 
 /// `--json` against its schema (docs/report.schema.json) on every full-RAM case, and against
 /// the text report of the same run: the same frames, in order, for every vCPU and task.
@@ -66,6 +67,26 @@ struct JSONReportTests {
         for expected in ["$.vcpus[0].state", "$.vcpus[0].online: not boolean", "$.vcpus[1]: unexpected extra", "$.guest.kernelStart", "$: missing errors"] {
             #expect(problems.contains { $0.hasPrefix(expected) }, "\(expected) in \(problems)")
         }
+    }
+
+    /// A vCPU in real mode (CR0.PE clear, patched into a copy of an HVM core's context): the
+    /// guest has 2-byte words, and the report still validates against the schema.
+    @Test func realModeGuestValidates() throws {
+        let c = Corpus.named("x86-run9-hvm64-live")
+        let original = try Corpus.corePath(c)
+        let core = try XenCore(path: original)
+        var data = try Data(contentsOf: URL(fileURLWithPath: original))
+        let cr0At = Int(core.prstatus.offset) + 4984   // ctrlreg[0] of context entry 0
+        data[cr0At] &= 0xfe
+        data[cr0At + 3] &= 0x7f
+        let path = Corpus.cache.appendingPathComponent("\(c.name)/real-mode.core").path
+        try data.write(to: URL(fileURLWithPath: path))
+        let r = try Tool.run(["--core", path, "--json", "-C"])
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        let guestFacts = (object as? [String: Any])?["guest"] as? [String: Any]
+        #expect(guestFacts?["wordSize"] as? Int == 2, "\(r.stdout.prefix(300))")
+        let problems = try JSONSchemaCheck(schemaAt: Self.schema).check(object)
+        #expect(problems.isEmpty, "\(problems.prefix(10))")
     }
 
     /// Registers-only cores: registers and stack pointers, no traces, and why in errors.
