@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks}
+targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators}
 
 # libFuzzer without its main (SwiftPM gives the executable its own), from the toolchain.
 toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")

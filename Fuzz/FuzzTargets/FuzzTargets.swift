@@ -13,7 +13,7 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks"]
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
@@ -26,6 +26,7 @@ public enum FuzzTargets {
         case "pagetables": pageTables(data)
         case "unwind": unwind(data)
         case "tasks": tasks(data)
+        case "locators": locators(data)
         case "btf":
             guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))) else { return }
             // Member paths through arrays and array shapes (6.4's module.mem[]), on any struct.
@@ -83,6 +84,21 @@ public enum FuzzTargets {
         var h = FuzzHeader(data)
         for _ in 0..<4 { _ = map.lookup(h.u64()) }
         _ = map.addresses(of: ["_start", "_stext", "vmcoreinfo_data"])
+    }
+
+    /// The searches by content, over an ARM32 guest's lowmem made of the input (the window
+    /// ARM32 and 32-bit x86 search upwards): VMCOREINFO, kallsyms by its token table, BTF by
+    /// its header. Each must cost a bounded amount per byte, whatever the memory holds.
+    static func locators(_ data: UnsafeRawBufferPointer) {
+        let lowmem = FuzzLowmem(data)
+        let description = GuestDescription(architecture: .arm32, isPV: false, layout: .arm(entrySize: 352), protectedMode: true,
+                                           wordSize: 4, evidence: [])
+        let guest = Guest(description: description, vcpus: [], frames: lowmem, warnings: [], facts: [])
+        let reader = KernelReader(memory: GuestMemory(frames: lowmem, translation: lowmem.translation), wordSize: 4)
+        var kallsyms: KallsymsFinder.Found? = nil
+        _ = try? VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &kallsyms)
+        if kallsyms == nil { _ = try? KallsymsFinder.locate(guest: guest, reader: reader) }
+        _ = try? BTF.locate(guest: guest, reader: reader, symbols: [:])
     }
 
     /// Memory at a kernel address; the header places the kallsyms tables inside it.

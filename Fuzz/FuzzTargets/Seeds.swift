@@ -81,6 +81,16 @@ public enum Seeds {
                let slice = kallsymsSlice(t, reader: reader) {
                 save("kallsyms", name, slice)
             }
+            // locators (ARM32's lowmem): kallsyms' tables for the first 300 symbols laid out as
+            // 6.1 lays them out, markers right below the token table, then the real VMCOREINFO
+            // text, so the searches by content start from what they look for.
+            if guest.description.architecture == .arm32, case .success(let located) = kernel.vmcoreinfo,
+               let text = try? reader.cString(located.address, max: 4000),
+               case .success(let own) = kernel.symbols(), let slice = kallsymsImage(own.tables, reader: reader) {
+                // The text above the tables, as .bss is above .rodata (an upward search starts at them).
+                let padded = slice + [UInt8](repeating: 0, count: (4096 - slice.count % 4096) % 4096)
+                save("locators", name, padded + text + [0])
+            }
             // printk: the first records of the real log, in a ring of 16 descriptors.
             if case .success(let log) = kernel.log(symbols: try? kernel.symbols().get().map) {
                 save("printk", name, printkSlice(log, wordSize: reader.wordSize))
@@ -149,6 +159,38 @@ public enum Seeds {
         var header: [UInt8] = [reader.wordSize == 8 ? 0 : 1]
         for v in [0, namesOffset, tokensOffset, indexOffset, offsetsOffset, 8] { for i in 0..<4 { header.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
         return header + memory
+    }
+
+    /// kallsyms_offsets, relative_base, num_syms, names, markers, token_table, token_index
+    /// for the first 300 symbols (two markers: symbols 0 and 256), 4-byte words.
+    static func kallsymsImage(_ t: Kallsyms.Tables, reader: KernelReader) -> [UInt8]? {
+        let count = 300
+        guard reader.wordSize == 4, let offsetsAt = t.offsets, let baseAt = t.relativeBase,
+              let index = try? reader.bytes(t.tokenIndex, count: 512, limit: 512),
+              let tokens = try? reader.bytes(t.tokenTable, count: Int(truncatingIfNeeded: t.tokenIndex &- t.tokenTable), limit: 8192),
+              let names = try? reader.bytes(t.names, count: 16384, limit: 16384),
+              let offsets = try? reader.bytes(offsetsAt, count: count * 4, limit: 4096),
+              let base = try? reader.u32(baseAt) else { return nil }
+        var p = 0, marker256 = 0
+        for i in 0..<count where p < names.count {
+            if i == 256 { marker256 = p }
+            var l = Int(names[p]); p += 1
+            if l & 0x80 != 0 { l = (l & 0x7f) | Int(names[p]) << 7; p += 1 }
+            p += l
+        }
+        var m: [UInt8] = []
+        func le(_ v: UInt64, _ n: Int) { for i in 0..<n { m.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+        m += offsets
+        le(UInt64(base), 4)
+        le(UInt64(count), 4)
+        m += names.prefix(p)
+        while m.count % 4 != 0 { m.append(0) }
+        le(0, 4); le(UInt64(marker256), 4)
+        m += tokens
+        while m.count % 2 != 0 { m.append(0) }
+        m += index
+        // What follows the index in an image: the search reads the tokens a page beyond.
+        return m + [UInt8](repeating: 0, count: 8192)
     }
 
     /// [flags] then a ring at the base in the 5.10–6.x layout holding the first records.

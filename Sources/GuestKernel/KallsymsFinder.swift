@@ -165,10 +165,8 @@ public enum KallsymsFinder {
                 let lowest = markersAt &- UInt64(markers[k - 1]) &- UInt64(256 * 600) &- 8
                 guard markersAt > UInt64(markers[k - 1]) + 8 else { continue }
                 let needed = tokenTable &- max(lowest, tokenTable &- UInt64(maxBelow))
-                if wide.start > tokenTable &- needed {
-                    guard let b = readBelow(Int(needed)), b.start < wide.start else { lastReason = "the names below kallsyms_markers candidate at \(hex(markersAt)) are unreadable"; continue }
-                    wide = b
-                }
+                // As far down as is readable (the image may begin closer): the names must fit in it.
+                if wide.start > tokenTable &- needed, let b = readBelow(Int(needed)), b.start < wide.start { wide = b }
                 do throws(KernelDataError) {
                     if let t = try names(in: wide, markersAt: markersAt, markers: markers, tokenLengths: tokenLengths, work: &work, tokenTable: tokenTable, wordSize: w) {
                         found = t

@@ -29,6 +29,11 @@ public struct GuestDescription: Sendable, Equatable, Codable {
     public var wordSize: Int
     public var evidence: [String]
 
+    public init(architecture: GuestArchitecture, isPV: Bool, layout: ContextLayout, protectedMode: Bool, wordSize: Int, evidence: [String]) {
+        self.architecture = architecture; self.isPV = isPV; self.layout = layout
+        self.protectedMode = protectedMode; self.wordSize = wordSize; self.evidence = evidence
+    }
+
     public var summary: String {
         switch architecture {
         case .x86_64: return isPV ? "x86_64 PV guest" : "x86_64 HVM guest (64-bit mode)"

@@ -30,6 +30,27 @@ struct FuzzSeedTests {
     }
 }
 
+/// The locators target's seed is the shape it claims: in its lowmem, kallsyms is found by
+/// its token table (the 300 symbols' tables laid out as 6.1's) and VMCOREINFO as text above.
+struct FuzzLocatorSeedTests {
+    @Test func locatorSeedHoldsWhatTheSearchesFind() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xenctx-locator-seeds-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Seeds.make(cores: [try Corpus.corePath(Corpus.named("arm-full-a32-crash"))], maps: [], into: dir)
+        let seed = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/locators/a32-crash.core"))
+        try seed.withUnsafeBytes { bytes in
+            let lowmem = FuzzLowmem(bytes)
+            let guest = Guest(description: GuestDescription(architecture: .arm32, isPV: false, layout: .arm(entrySize: 352), protectedMode: true, wordSize: 4, evidence: []),
+                              vcpus: [], frames: lowmem, warnings: [], facts: [])
+            let reader = KernelReader(memory: GuestMemory(frames: lowmem, translation: lowmem.translation), wordSize: 4)
+            let info = try VMCoreInfoLocator.locate(guest: guest, reader: reader)
+            #expect(info.address & 0xfff == 0 && info.address > 0xc000_1000 && info.info.osRelease == "6.1.0-50-armmp-lpae", "\(info)")
+            let found = try KallsymsFinder.locate(guest: guest, reader: reader)
+            #expect(found.tables.numSyms == 0xc000_0000 + 300 * 4 + 4, "\(found)")
+        }
+    }
+}
+
 /// The tasks target's seed is the shape it claims: a ring the walks read whole.
 struct FuzzTaskSeedTests {
     @Test func taskRingSeedWalks() throws {
