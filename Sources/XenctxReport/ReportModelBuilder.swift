@@ -7,6 +7,13 @@ import VCPUContext
 /// the guest or a file is escaped (`TerminalSafe`) first, so the JSON holds no control
 /// character the output gate would have to rewrite.
 extension Report {
+    /// Why a core without guest memory has no tasks, modules or log: one wording for the
+    /// text's stderr and the JSON's errors.
+    public static let noMemory = (
+        tasks: "no tasks: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them",
+        modules: "no modules: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them",
+        log: "no kernel log: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has it")
+
     public struct ModelRequest: Sendable {
         public var modules = false
         public var log: KernelLog? = nil
@@ -37,8 +44,13 @@ extension Report {
                                              types: types.map { TerminalSafe.escape($0) })
         }
         var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: guest.vcpus.map(vcpuModel), errors: errors)
+        // What the text says about each vCPU's block (an unreadable stack, an exact trace
+        // cut short), in the text's words and order.
+        for v in guest.vcpus where v.isOnline { model.errors += vcpuText(v, mode: .context).errors }
+        let noMemory = guest.frames == nil
         let tasks = options.tasks.map { _ in taskList() }
-        if case .failure(let e)? = tasks { model.errors.append("no task list: \(e)") }
+        if noMemory, options.tasks != nil { model.errors.append(Report.noMemory.tasks) }
+        else if case .failure(let e)? = tasks { model.errors.append("no task list: \(e)") }
         if let request = options.tasks, case .success(let list)? = tasks {
             model.errors += list.problems.map { "task list: \($0)" }
             var stacksFor: Set<UInt64> = []
@@ -60,7 +72,8 @@ extension Report {
             }
         }
         // What the text report says on stderr about modules, JSON says in `errors`.
-        if request.modules, modules == nil { model.errors.append("no module list: \(modulesMissing ?? "not read")") }
+        if request.modules, noMemory { model.errors.append(Report.noMemory.modules) }
+        else if request.modules, modules == nil { model.errors.append("no module list: \(modulesMissing ?? "not read")") }
         if request.modules, let list = modules {
             model.errors += list.problems.map { "modules: \($0)" }
             model.modules = list.modules.map { m in

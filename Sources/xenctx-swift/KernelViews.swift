@@ -49,14 +49,10 @@ extension XenctxCommand {
         var request = Report.ModelRequest(modules: modules)
         var errors = known
         if log {
-            switch prepared.kernel?.log(symbols: prepared.options.symbols) {
-            case .success(let l)?:
-                switch Self.checked(l) {
-                case .success(let problems): request.log = l; errors += problems
-                case .failure(let no): errors.append(no.why)
-                }
-            case .failure(let e)?: errors.append("no kernel log: \(e)")
-            case nil: errors.append("no kernel log: this core holds no guest memory")
+            // The same reading and words as --log's text.
+            switch readLog(prepared) {
+            case .success(let (l, problems)): request.log = l; errors += problems
+            case .failure(let no): errors.append(no.why)
             }
         }
         let model = analysis.model(request, errors: errors)
@@ -66,7 +62,7 @@ extension XenctxCommand {
     /// The task list or stacks, or one line saying why there are none.
     func taskText(report: Report, prepared: Prepared, request: Report.TaskRequest) -> Result<Report.Output, NoLog> {
         guard prepared.kernel != nil else {
-            return .failure(NoLog(why: "no tasks: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+            return .failure(NoLog(why: Report.noMemory.tasks))
         }
         switch report.taskText(request) {
         case .success(let out): return .success(out)
@@ -78,7 +74,7 @@ extension XenctxCommand {
     /// The loaded modules, or one line saying why there is no list.
     func moduleText(report: Report, prepared: Prepared) -> Result<Report.Output, NoLog> {
         guard prepared.kernel != nil else {
-            return .failure(NoLog(why: "no modules: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has them"))
+            return .failure(NoLog(why: Report.noMemory.modules))
         }
         switch report.moduleText() {
         case .success(let out): return .success(out)
@@ -89,11 +85,16 @@ extension XenctxCommand {
     /// The kernel log as text, with what stopped or skipped its records as errors, or one
     /// line saying why there is none.
     func logText(_ prepared: Prepared) -> Result<Report.Output, NoLog> {
+        readLog(prepared).map { Report.Output(text: LogText.render($0.0), errors: $0.1) }
+    }
+
+    /// The kernel log with its problems, or why there is none (the text's and JSON's words).
+    func readLog(_ prepared: Prepared) -> Result<(KernelLog, [String]), NoLog> {
         guard let kernel = prepared.kernel else {
-            return .failure(NoLog(why: "no kernel log: this core holds no guest memory (registers only); a complete core (xenctx-swift --save-core) has it"))
+            return .failure(NoLog(why: Report.noMemory.log))
         }
         switch kernel.log(symbols: prepared.options.symbols) {
-        case .success(let log): return Self.checked(log).map { Report.Output(text: LogText.render(log), errors: $0) }
+        case .success(let log): return Self.checked(log).map { (log, $0) }
         case .failure(let e): return .failure(NoLog(why: "no kernel log: \(e)"))
         }
     }

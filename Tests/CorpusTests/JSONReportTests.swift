@@ -49,6 +49,27 @@ struct JSONReportTests {
     }
 
     /// The checker catches what the schema forbids (so a passing check means something).
+    /// `--json` and the text say the same problems and exit the same way, on every case
+    /// (#28: the JSON had dropped or reworded what stderr said). Text problems are stderr's
+    /// lines without the tool's prefix; notes are no problems.
+    @Test(arguments: Corpus.cases.map(\.name))
+    func jsonAndTextAgreeOnProblems(_ name: String) throws {
+        let core = try Corpus.corePath(Corpus.named(name))
+        let args = ["--core", core, "-C", "--tasks", "--modules", "--log"]
+        let text = try Tool.run(args)
+        let json = try Tool.run(args + ["--json"])
+        #expect(text.status == json.status, "\(name): text \(text.status), json \(json.status)")
+        let said = text.stderr.split(separator: "\n").compactMap { line -> String? in
+            guard !line.hasPrefix("xenctx-swift: note: ") else { return nil }
+            var l = line.dropFirst("xenctx-swift: ".count)
+            if l.hasPrefix("warning: ") { l = l.dropFirst("warning: ".count) }
+            return String(l)
+        }
+        let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let errors = (doc?["errors"] as? [String]) ?? []
+        #expect(Set(said) == Set(errors), "\(name): only in text \(Set(said).subtracting(errors)), only in JSON \(Set(errors).subtracting(said))")
+    }
+
     @Test func schemaCheckRejectsBrokenReports() throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--json"])
         let check = try JSONSchemaCheck(schemaAt: Self.schema)
