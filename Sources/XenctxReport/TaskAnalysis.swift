@@ -59,7 +59,6 @@ extension Report {
                 throw KernelDataError("tasks", "no kernel types: the guest's BTF was not looked for (registers-only core, or --unwind scan)")
             }
             guard let reader = KernelReader(guest: guest) else { throw KernelDataError("tasks", "this core holds no guest memory") }
-            let arch = guest.description.architecture
             var initTask = classifier.symbols?.address(of: "init_task")
             if initTask == nil, let tasks = layout.tasks {
                 // kallsyms without data symbols: init_task is the pid-0 leader on the ring.
