@@ -12,6 +12,7 @@ struct GuestKernelCorpusTests {
                           "arm-full-a64-crash", "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1",
                           "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
                           "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks",
+                          "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
                           "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
     static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",

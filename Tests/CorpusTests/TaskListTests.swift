@@ -67,7 +67,8 @@ struct TaskListTests {
     @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
                       ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
                       ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
-                      ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55), ("arm-tasks612-a64-crash", 55),
+                      ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55),
+                      ("x86-run13-pvh510-crash-tasks", 45), ("x86-run13-hvm510-crash-tasks", 40), ("arm-tasks612-a64-crash", 55),
                       ("arm-tasks612-a64-16k-crash", 55)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
@@ -154,7 +155,8 @@ struct TaskListTests {
     @Test(arguments: [("x86-run5-lab-crash-tasks", "99", "rfkill_fop_read+0xc9"), ("x86-run10-pv612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
                       ("x86-run10-pv510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run10-pv510-hcpage-crash-tasks", "87", "rfkill_fop_read+0x98"),
                       ("x86-run11-xen420-pv612-crash-tasks", "150", "rfkill_fop_read+0xcd"), ("x86-run11-xen420-hvm612-crash-tasks", "142", "rfkill_fop_read+0xcd"),
-                      ("x86-run12-xen420-pvh612-crash-tasks", "145", "rfkill_fop_read+0xcd")])
+                      ("x86-run12-xen420-pvh612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
+                      ("x86-run13-pvh510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run13-hvm510-crash-tasks", "82", "rfkill_fop_read+0x98")])
     func moduleFrameNamedFromTheModulesOwnSymbols(_ name: String, _ pid: String, _ frame: String) throws {
         let c = Corpus.named(name)
         #expect(try c.consoleText().contains(" \(frame)/"), "the console's sysrq-t shows \(frame)")
@@ -203,7 +205,7 @@ struct TaskListTests {
     }
 
     @Test(arguments: ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
-                      "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks"])
+                      "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks"])
     func modulesListed(_ name: String) throws {
         let c = Corpus.named(name)
         let r = try Tool.run(["--core", try Corpus.corePath(c), "--modules"])

@@ -1,6 +1,7 @@
 import Foundation
 import Symbols
 import Testing
+import VCPUContext
 
 /// Every upstream xenctx output stored with a case, against xenctx-swift on the case's core
 /// with `--unwind scan` (upstream's method, symbols only from -s).
@@ -75,20 +76,30 @@ struct UpstreamEqualityTests {
         //    guard page above a stack): upstream prints no trace for that vCPU; ours follows
         //    the dump with the trace over the words that were read. Everything before our
         //    trace must still equal upstream's block.
-        let unreadable = stderr.firstMatch(of: /cannot read ([0-9a-f]+): not mapped/).flatMap { UInt64($0.1, radix: 16) }
-        text = Self.spliceTracesAfterStoppedDumps(upstream: text, ours: ours, unreadable: unreadable)
+        // Each vCPU's first unreadable address (its block's dump stopped there).
+        var unreadable: [Int: UInt64] = [:]
+        for m in stderr.matches(of: /vcpu([0-9]+): cannot read ([0-9a-f]+): not mapped/) {
+            if let id = Int(m.1), let a = UInt64(m.2, radix: 16), unreadable[id] == nil { unreadable[id] = a }
+        }
+        text = Self.spliceTracesAfterStoppedDumps(upstream: text, ours: ours, unreadable: unreadable, core: try Corpus.corePath(c))
         // 6. `-m`/`-d` at an address the guest does not map (here the System.map's address of
         //    a KASLR kernel's linux_banner): upstream's translation answers 0 on an HVM/PVH
         //    guest and it dumps guest frame 0 as if it were there; ours stops at the first
         //    unreadable word with a warning. Ours must be upstream's up to that point, and
-        //    the rest of upstream's nothing but zero words (and their dots and addresses).
+        //    the rest of upstream's words guest frame 0's at the same offsets in the page
+        //    (zeros on most guests; the BIOS's interrupt vectors, f000ff53, on 5.10's HVM).
         if c.arch.hasPrefix("x") && (run.args.contains("-m") || run.args.contains("-d")) {
             let u = text.split(separator: "\n", omittingEmptySubsequences: false), o = ours.split(separator: "\n", omittingEmptySubsequences: false)
             let cut = o.last == "" ? o.dropLast() : o[...]
             if u.count > cut.count, let last = cut.last, Array(u.prefix(cut.count - 1)) == Array(cut.dropLast()), u[cut.count - 1].hasPrefix(last) {
                 // Ours stopped at the line's first word here, so its ASCII column holds nothing of ours.
                 let rest = ([u[cut.count - 1].dropFirst(last.count)] + u[cut.count...]).joined(separator: "\n")
-                if Self.onlyZeroWords(rest[...], cutLineColumnIsOurs: false) { text = ours }
+                let flag = run.args.contains("-m") ? "-m" : "-d"
+                if let i = run.args.firstIndex(of: flag), i + 1 < run.args.count,
+                   let start = UInt64(run.args[i + 1].replacingOccurrences(of: "0x", with: ""), radix: 16),
+                   try Self.frameZeroWords(rest[...], afterWordsOf: ours, from: start, core: try Corpus.corePath(c)) {
+                    text = ours
+                }
             }
         }
         // 5. A vCPU that never started is in no core (Xen writes contexts of started vCPUs
@@ -149,7 +160,7 @@ struct UpstreamEqualityTests {
     /// (x86-run4: the dump ended its block), or it read the page as guest frame 0 and went on
     /// (x86-run9: zero words to the end of the range, then its trace over them all). Then our
     /// trace must be upstream's without the lines of words at or above `unreadable`.
-    static func spliceTracesAfterStoppedDumps(upstream: String, ours: String, unreadable: UInt64?) -> String {
+    static func spliceTracesAfterStoppedDumps(upstream: String, ours: String, unreadable byVCPU: [Int: UInt64], core: String) -> String {
         spliceBlocks(upstream: upstream, ours: ours) { u, o in
             guard u.hasPrefix("vcpu"), u.contains("Stack:\n"),
                   let r = o.range(of: "\nCall Trace:\n") ?? o.range(of: "\nStack Trace:\n") else { return false }
@@ -158,10 +169,11 @@ struct UpstreamEqualityTests {
             if !u.contains("Trace:\n") { return u == head || u == head + "\n" }
             // Upstream went on: our dump is a prefix of its dump (the last line cut where the
             // read failed), and the traces agree below the unreadable address.
-            guard let unreadable, let ur = u.range(of: "\n" + o[r.lowerBound...].dropFirst().prefix { $0 != "\n" } + "\n") else { return false }
+            let id = u.dropFirst(4).prefix { $0.isNumber }
+            guard let unreadable = Int(id).flatMap({ byVCPU[$0] }), let ur = u.range(of: "\n" + o[r.lowerBound...].dropFirst().prefix { $0 != "\n" } + "\n") else { return false }
             let uHead = u[..<ur.lowerBound], uTrace = u[ur.lowerBound...]
             let cut = head.hasSuffix("\n") ? head.dropLast() : head[...]
-            guard uHead.hasPrefix(cut), Self.onlyZeroWords(uHead.dropFirst(cut.count), cutLineColumnIsOurs: true) else { return false }
+            guard uHead.hasPrefix(cut), (try? Self.frameZeroWords(uHead.dropFirst(cut.count), printed: 0, from: unreadable, core: core)) == true else { return false }
             let kept = uTrace.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
                 guard let colon = line.firstIndex(of: ":"), let a = UInt64(line[..<colon], radix: 16) else { return true }
                 return a < unreadable
@@ -173,16 +185,39 @@ struct UpstreamEqualityTests {
     /// Whether the rest of a dump (the rest of the line where ours stopped, then whole lines)
     /// is zero words only: addresses aside, and ASCII columns (after two spaces) only dots,
     /// but for the cut line's when `cutLineColumnIsOurs` (it also decodes our words before the cut).
-    static func onlyZeroWords(_ rest: Substring, cutLineColumnIsOurs: Bool) -> Bool {
-        let lines = rest.split(separator: "\n", omittingEmptySubsequences: false)
-        let words = lines.map { line -> Substring in
-            let body = line.firstMatch(of: /^[0-9a-f]+:/).map { line[$0.range.upperBound...] } ?? line
-            return body.range(of: "  ").map { body[..<$0.lowerBound] } ?? body
-        }
-        let columns = lines.dropFirst(cutLineColumnIsOurs ? 1 : 0).compactMap { line in line.range(of: "  ").map { line[$0.upperBound...] } }
-        return words.joined().contains("0") && words.allSatisfy { $0.allSatisfy { $0 == " " || $0 == "0" } }
-            && columns.allSatisfy { $0.allSatisfy { $0 == "." || $0 == " " } }
+    /// Whether the words of `rest` (upstream's dump after ours stopped) are guest frame 0's
+    /// at the offsets the dump's addresses have in their pages, counting on from `start` past
+    /// the words `ours` printed (each word as wide as the guest's).
+    static func frameZeroWords(_ rest: Substring, afterWordsOf ours: String, from start: UInt64, core path: String) throws -> Bool {
+        let width = try Guest(core: XenCore(path: path)).description.wordSize
+        let printed = words(ours.split(separator: "\n").dropFirst().joined(separator: "\n")[...], width: width).count
+        return try frameZeroWords(rest, printed: printed, from: start, core: path)
     }
+
+    /// The same, `printed` words past `start`.
+    static func frameZeroWords(_ rest: Substring, printed: Int, from start: UInt64, core path: String) throws -> Bool {
+        let guest = try Guest(core: XenCore(path: path))
+        let width = guest.description.wordSize
+        guard let frame0 = guest.frames?.page(0) else { return false }
+        let expected = words(rest, width: width)
+        guard !expected.isEmpty else { return false }
+        return expected.enumerated().allSatisfy { i, w in
+            let offset = Int((start &+ UInt64((printed + i) * width)) & 0xfff)
+            guard offset + width <= 4096 else { return false }
+            let value = (0..<width).reduce(UInt64(0)) { $0 | UInt64(frame0[offset + $1]) << (8 * UInt64($1)) }
+            return value == w
+        }
+    }
+
+    /// The hexadecimal words of a dump's lines (not their addresses or ASCII columns).
+    static func words(_ text: Substring, width: Int) -> [UInt64] {
+        text.split(separator: "\n").flatMap { line -> [UInt64] in
+            let body = line.firstMatch(of: /^ ?[0-9a-f]+:/).map { line[$0.range.upperBound...] } ?? line
+            let hexPart = body.range(of: "  ").map { body[..<$0.lowerBound] } ?? body
+            return hexPart.split(separator: " ").filter { $0.count == 2 * width }.compactMap { UInt64($0, radix: 16) }
+        }
+    }
+
 
     /// Upstream's text with our vCPU block in place of each of its blocks that `accept`
     /// takes as a documented divergence of ours; upstream's as it is when none is.
