@@ -30,7 +30,8 @@
 # usage: Scripts/lab-tasks.sh [stages]   (default: "deps fetch extract dbg rootfs guest dom0 run collect")
 # env:   LAB_CACHE (default ~/.cache/xenlab/x86, with XENSUITE=trixie ~/.cache/xenlab/x86-420),
 #        XENLAB (default ../shared/xenlab), KVER (default 6.1.0-56-amd64 from the host's bookworm apt),
-#        KSUITE (trixie|bullseye), XENSUITE (trixie), LAB_DOMS, QCPU, LAB_CMD_TIMEOUT, LAB_CRASH_WAIT
+#        KSUITE (trixie|bullseye), XENSUITE (trixie), LAB_DOMS, QCPU, LAB_CMD_TIMEOUT, LAB_CRASH_WAIT,
+#        KVER32 and KSUITE32 (bullseye) for TYPE pvh32/hvm32 guests (Scripts/lab/guest32.sh)
 # e.g.:  KSUITE=trixie LAB_CACHE=~/.cache/xenlab/x86-612 Scripts/lab-tasks.sh
 #        XENSUITE=trixie KVER=6.12.118+deb13-amd64 Scripts/lab-tasks.sh
 #        XENSUITE=trixie KVER=6.12.118+deb13-amd64 QCPU='qemu64,+svm,+npt' \
@@ -84,8 +85,10 @@ sapt_update() {
   local d=$LAB_CACHE/apt-$1
   [[ $sapt_done == *" $1 "* ]] && return 0
   mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
-  printf '%s\n' "deb http://deb.debian.org/debian $1 main" \
-    "deb http://deb.debian.org/debian-security $1-security main" > "$d/sources.list"
+  # amd64 only: a host that also has armhf or arm64 (the ARM lab adds them) must not ask a suite for
+  # architectures it may not carry (bullseye-security has no armhf)
+  printf '%s\n' "deb [arch=amd64] http://deb.debian.org/debian $1 main" \
+    "deb [arch=amd64] http://deb.debian.org/debian-security $1-security main" > "$d/sources.list"
   sapt "$1" apt-get -q update
   sapt_done="$sapt_done$1 "
 }
@@ -130,6 +133,13 @@ if [ -n "${XENSUITE:-}" ]; then
   grep -c "xen-$xenver/" "$work/files/scenario.sh"
 fi
 export LAB_DOMS=${LAB_DOMS:-"lab-crash:2:256:crash:0:pv"}
+# 32-bit guests (TYPE pvh32 or hvm32): Debian's i386 686-pae kernel (KVER32; KSUITE32=bullseye
+# for 5.10) and an i386 busybox initramfs with the lab's patched /init, as Scripts/lab-check.sh
+if [[ " $LAB_DOMS " == *:pvh32\ * || " $LAB_DOMS " == *:hvm32\ * ]]; then
+  bash "$here/Scripts/lab/guest32.sh" "$work" "${KVER32:-}"
+  sed -i 's|  install -m 755 "$HERE/files/scenario.sh" "$S/lab/scenario.sh"|&\n  install -m 644 "$HERE"/files/vmlinuz32 "$HERE"/files/guest-initrd32.cpio.gz "$HERE"/files/System.map32 "$S/lab/"|' "$work/build.sh"
+  grep -q 'files/vmlinuz32' "$work/build.sh" || { echo "lab-tasks: cannot give dom0 the 32-bit guest" >&2; exit 2; }
+fi
 # HVM (and PVH) guests as Scripts/lab-check.sh runs them: device model, xl configuration, consoles
 if [[ " $LAB_DOMS " == *:hvm* || " $LAB_DOMS " == *:pvh* ]]; then
   . "$here/Scripts/lab/guest-types.sh"
