@@ -52,7 +52,29 @@ public enum VMCoreInfoLocator {
         case .arm32, .x86_32:
             // PAGE_OFFSET (3G/1G split, as Debian builds): the image is at the start of
             // lowmem, which is mapped throughout, so search upwards.
-            return [Window(start: 0xc000_0000, end: 0xc000_0000 + (64 << 20), descending: false, name: "the first 64 MiB of lowmem (PAGE_OFFSET c0000000)")]
+            var result: [Window] = []
+            // A 32-bit x86 kernel may be moved up to 512 MiB by its decompressor (KASLR; 5.10's
+            // 686 was 136 MiB up): follow a vCPU's kernel EIP there, from below the image.
+            if arch == .x86_32 {
+                for v in guest.vcpus where v.isOnline {
+                    // An HVM guest's context is Xen's host-sized record whatever the guest's width.
+                    let eip: UInt64
+                    switch v.registers {
+                    case .x86_32(let r): eip = UInt64(r.eip)
+                    case .x86_64(let r): eip = r.rip
+                    default: continue
+                    }
+                    if eip >= 0xc000_0000 + (64 << 20), eip < 0x1_0000_0000 {
+                        let around = eip & ~UInt64((2 << 20) - 1)
+                        let start = max(0xc000_0000, around &- (32 << 20))
+                        result.append(Window(start: start, end: min(start + (128 << 20), 0x1_0000_0000), descending: false,
+                                             name: "the 128 MiB from 32 MiB below vcpu\(v.id)'s kernel EIP"))
+                        break
+                    }
+                }
+            }
+            result.append(Window(start: 0xc000_0000, end: 0xc000_0000 + (64 << 20), descending: false, name: "the first 64 MiB of lowmem (PAGE_OFFSET c0000000)"))
+            return result
         }
     }
 

@@ -16,7 +16,7 @@ struct GuestKernelCorpusTests {
                           "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
     static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",
-                            "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live"]
+                            "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live", "x86-run14-hvm32-510-crash"]
     /// Oopsed while booting, before VMCOREINFO was written (crash_save_vmcoreinfo_init is a
     /// subsys_initcall): everything must come from kallsyms found by content.
     static let noVMCOREINFO: Set = ["arm-full-a32-crash-smp-bootoops1"]

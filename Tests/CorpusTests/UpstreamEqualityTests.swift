@@ -140,6 +140,19 @@ struct UpstreamEqualityTests {
         if c.arch == "x86" && !run.args.contains("-s") && !run.args.contains("-k") {
             text = Self.spliceStacksUpstreamOmits(upstream: text, ours: ours)
         }
+        //    With -s the same kernel_start makes upstream's scan take no word below _stext for
+        //    text, where ours takes [c0000000, _end] as upstream does for a guest whose
+        //    kernel_start it knows (x86-run14-hvm32-510: a word c06b626d in the dumped data).
+        //    Ours must be upstream's plus such unnamed scan frames only.
+        if c.arch == "x86" && run.args.contains("-s") && !run.args.contains("-k") && ours != text {
+            let map = try SystemMap(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: Corpus.mapPath(c)))))
+            let stext = map.address(of: "_stext") ?? 0
+            let kept = ours.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+                guard let m = line.wholeMatch(of: /[0-9a-f]{8}:   \[<([0-9a-f]{8})>\]/), let a = UInt64(m.1, radix: 16) else { return true }
+                return !(a >= 0xc000_0000 && a < stext)
+            }
+            if kept.joined(separator: "\n") == text { text = ours }
+        }
         return text
     }
 
