@@ -61,6 +61,7 @@ struct TaskListTests {
     static let armmpVmlinux = cachedVmlinux("6.1.0-50-armmp-lpae")
     static let i686Vmlinux = cachedVmlinux("6.1.0-50-686")
     static let armmp612Vmlinux = cachedVmlinux("6.12.118+deb13-armmp-lpae")
+    static let i686510Vmlinux = cachedVmlinux("5.10.0-32-686")
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
@@ -85,6 +86,13 @@ struct TaskListTests {
     @Test(.enabled(if: armmp612Vmlinux != nil, "trixie's 6.12 armmp-lpae -dbg vmlinux is not in the cache"))
     func arm32With612TasksFromDWARF() throws {
         try compare("arm-tasks612-a32-crash-smp", extra: ["--vmlinux", Self.armmp612Vmlinux!], atLeast: 55)
+    }
+
+    /// 32-bit x86 with bullseye's 5.10, moved 128 MiB: the vmlinux of `linux-image-5.10.0-32-686-dbg`
+    /// (`KSUITE32=bullseye Scripts/lab-tasks.sh` extracts it under ~/.cache/xenlab/x86/guest32).
+    @Test(.enabled(if: i686510Vmlinux != nil, "bullseye's 5.10 686 -dbg vmlinux is not in the cache"))
+    func x86_32With510TasksFromDWARF() throws {
+        try compare("x86-run14-hvm32-510-crash", extra: ["--vmlinux", Self.i686510Vmlinux!], atLeast: 35)
     }
 
     /// 32-bit x86 (Debian's 686 kernel, an HVM guest with one vCPU): types from the -dbg
