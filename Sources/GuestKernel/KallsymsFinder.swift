@@ -24,6 +24,12 @@ public enum KallsymsFinder {
     /// gives up after a few dozen instead of searching below every copy.
     static let maxSearchedBelow = 96 << 20
 
+    /// What one search has spent below its token-table candidates, against the bounds above.
+    struct Budget {
+        var searched = 0, candidates = 0, work = 0
+        var exhausted: Bool { searched >= maxSearchedBelow || work >= maxWork }
+    }
+
     public struct Found: Sendable, Equatable {
         public let tables: Kallsyms.Tables
         public let how: String
@@ -34,7 +40,7 @@ public enum KallsymsFinder {
         var lastReason = "the token table's run of digit tokens was not found"
         // Token tables are in .rodata: search upwards from the image's start.
         var previous: (va: UInt64, tail: [UInt8])? = nil
-        var searched = 0, candidates = 0, work = 0
+        var budget = Budget()
         let (found, pages) = reader.firstInKernelImage(guest: guest) { va, page -> Kallsyms.Tables? in
             var hits: [UInt64] = []
             var from = 0
@@ -50,9 +56,9 @@ public enum KallsymsFinder {
                 }
             }
             previous = (va, Array(page.suffix(digits.count - 1)))
-            for hit in hits where searched < maxSearchedBelow && work < maxWork {
+            for hit in hits where !budget.exhausted {
                 do throws(KernelDataError) {
-                    return try tables(digitTokenAt: hit, reader: reader, searched: &searched, candidates: &candidates, work: &work)
+                    return try tables(digitTokenAt: hit, reader: reader, budget: &budget)
                 } catch {
                     lastReason = error.reason
                 }
@@ -62,20 +68,19 @@ public enum KallsymsFinder {
         if let (result, window) = found {
             return Found(tables: result, how: "by content in \(window): token table at \(hex(result.tokenTable))", pagesScanned: pages)
         }
-        if searched >= maxSearchedBelow || work >= maxWork {
-            throw KernelDataError("kallsyms", "gave up after \(candidates) token tables whose index fits but no names table does (\(searched >> 20) MiB searched below them): \(lastReason)")
+        if budget.exhausted {
+            throw KernelDataError("kallsyms", "gave up after \(budget.candidates) token tables whose index fits but no names table does (\(budget.searched >> 20) MiB searched below them): \(lastReason)")
         }
         throw KernelDataError("kallsyms", "not found by content (\(pages) mapped pages searched): \(lastReason)")
     }
 
     /// The tables around a token table whose "0" token is at `zero`, or why not.
     public static func tables(digitTokenAt zero: UInt64, reader: KernelReader) throws(KernelDataError) -> Kallsyms.Tables {
-        var searched = 0, candidates = 0, work = 0
-        return try tables(digitTokenAt: zero, reader: reader, searched: &searched, candidates: &candidates, work: &work)
+        var budget = Budget()
+        return try tables(digitTokenAt: zero, reader: reader, budget: &budget)
     }
 
-    /// `searched` counts the bytes searched below candidates, `candidates` those whose index fits.
-    static func tables(digitTokenAt zero: UInt64, reader: KernelReader, searched: inout Int, candidates: inout Int, work: inout Int) throws(KernelDataError) -> Kallsyms.Tables {
+    static func tables(digitTokenAt zero: UInt64, reader: KernelReader, budget: inout Budget) throws(KernelDataError) -> Kallsyms.Tables {
         func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
         // Tokens 0x30…0xff, forwards from "0".
         let after: [UInt8]
@@ -102,8 +107,8 @@ public enum KallsymsFinder {
                 && (0..<0x30).allSatisfy { index[$0 + 1] > index[$0] + 1 && index[$0 + 1] - index[$0] <= Kallsyms.maxTokenBytes + 1 }
             guard consistent else { continue }
             let tokenTable = zero &- UInt64(index[0x30])
-            candidates += 1
-            return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader, searched: &searched, work: &work)
+            budget.candidates += 1
+            return try namesAndAddresses(tokenTable: tokenTable, tokenIndex: indexAddress, reader: reader, budget: &budget)
         }
         throw no("no kallsyms_token_index follows the token table candidate at \(hex(zero))")
     }
@@ -115,7 +120,7 @@ public enum KallsymsFinder {
     /// bytes a symbol, 6.2–6.3): within `markersWindow` in every layout. Only that much is
     /// searched for them; the names below are then read as far as the markers say they go.
     /// So a candidate with no markers costs 2 MiB, and one with markers the size of its names.
-    static func namesAndAddresses(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader, searched: inout Int, work: inout Int) throws(KernelDataError) -> Kallsyms.Tables {
+    static func namesAndAddresses(tokenTable: UInt64, tokenIndex: UInt64, reader: KernelReader, budget: inout Budget) throws(KernelDataError) -> Kallsyms.Tables {
         func no(_ why: String) -> KernelDataError { KernelDataError("kallsyms", why) }
         let w = UInt64(reader.wordSize)
         // The bytes from `start` (4-aligned) up to the token table; less where the image's
@@ -125,7 +130,7 @@ public enum KallsymsFinder {
             while span >= 4096 {
                 let start = (tokenTable &- UInt64(span)) & ~3
                 if let b = try? reader.bytes(start, count: Int(truncatingIfNeeded: tokenTable &- start), limit: maxBelow + 8) {
-                    searched += b.count
+                    budget.searched += b.count
                     return (start, b)
                 }
                 span /= 2
@@ -162,13 +167,13 @@ public enum KallsymsFinder {
                 guard gap < 16 || (gap > 3 * 256 * (k - 1) && gap <= 3 * 256 * k + 16) else { continue }
                 // The names end at the markers; symbol 256(k-1)'s group starts markers[k-1]
                 // above the names' start, and the last group holds at most 256 names.
-                let lowest = markersAt &- UInt64(markers[k - 1]) &- UInt64(256 * 600) &- 8
                 guard markersAt > UInt64(markers[k - 1]) + 8 else { continue }
+                let lowest = markersAt &- UInt64(markers[k - 1]) &- UInt64(256 * 600) &- 8
                 let needed = tokenTable &- max(lowest, tokenTable &- UInt64(maxBelow))
                 // As far down as is readable (the image may begin closer): the names must fit in it.
                 if wide.start > tokenTable &- needed, let b = readBelow(Int(needed)), b.start < wide.start { wide = b }
                 do throws(KernelDataError) {
-                    if let t = try names(in: wide, markersAt: markersAt, markers: markers, tokenLengths: tokenLengths, work: &work, tokenTable: tokenTable, wordSize: w) {
+                    if let t = try names(in: wide, markersAt: markersAt, markers: markers, tokenLengths: tokenLengths, work: &budget.work, tokenTable: tokenTable, wordSize: w) {
                         found = t
                         return
                     }

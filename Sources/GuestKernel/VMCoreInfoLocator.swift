@@ -57,13 +57,7 @@ public enum VMCoreInfoLocator {
             // 686 was 136 MiB up): follow a vCPU's kernel EIP there, from below the image.
             if arch == .x86_32 {
                 for v in guest.vcpus where v.isOnline {
-                    // An HVM guest's context is Xen's host-sized record whatever the guest's width.
-                    let eip: UInt64
-                    switch v.registers {
-                    case .x86_32(let r): eip = UInt64(r.eip)
-                    case .x86_64(let r): eip = r.rip
-                    default: continue
-                    }
+                    let eip = v.registers.instructionPointer
                     if eip >= 0xc000_0000 + (64 << 20), eip < 0x1_0000_0000 {
                         let around = eip & ~UInt64((2 << 20) - 1)
                         let start = max(0xc000_0000, around &- (32 << 20))
@@ -116,7 +110,7 @@ public enum VMCoreInfoLocator {
         var pages = 0
 
         // The text a failed candidate read: an occurrence inside it starts a suffix of the
-        // same lines, which fails too. Skipping those keeps the search linear in the bytes
+        // same lines, which fails too. Skipping those leaves at most one 64 KiB read per page
         // searched (memory filled with "OSRELEASE=A\n" made it 64 KiB per 12 bytes: 113 s).
         var failedText: Range<UInt64> = 0..<0
         func tryText(at va: UInt64, how: String) -> Bool {

@@ -12,6 +12,16 @@ public enum RegisterFile: Sendable, Equatable, Codable {
         }
     }
 
+    /// The instruction pointer as the context holds it: rip (also for a 32-bit HVM guest,
+    /// whose context is Xen's host-sized record), eip, or ARM's pc.
+    public var instructionPointer: UInt64 {
+        switch self {
+        case .x86_64(let r): return r.rip
+        case .x86_32(let r): return UInt64(r.eip)
+        case .arm(let r): return r.pc
+        }
+    }
+
     /// Decodes one context entry of `layout`.
     public static func decode(_ bytes: LittleEndianBytes, layout: ContextLayout) -> RegisterFile? {
         switch layout {

@@ -115,9 +115,7 @@ extension Report {
             // Its last context, which -C leaves out as upstream does: where it went down
             // (x86-run9-pvh64's vCPU 1: in stop_this_cpu, stopped by the panic).
             let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: StackPointerChoice.choose(v.registers, guest: guest.description))
-            let trace = view.traceModel()
-            let reliable = trace?.frames.contains(where: \.reliable) == true
-            let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: reliable ? trace : registerFrames(v))
+            let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: classifiedBy(view.traceModel(), v))
             entry.at = at.map { "last context: \(state) \($0)" } ?? "last context: \(state)"
             return entry
         }
@@ -131,23 +129,24 @@ extension Report {
         let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
         entry.trace = view.traceModel()
         if entry.trace?.complete == true, entry.trace?.method != "scan" { entry.userEntry = userEntry(vcpu: v.id).map { userModel($0) } }
-        // Without a trace (a registers-only core), what the registers themselves name.
-        let reliable = entry.trace?.frames.contains(where: \.reliable) == true
-        (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: reliable ? entry.trace : registerFrames(v))
+        (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: classifiedBy(entry.trace, v))
         return entry
+    }
+
+    /// The frames a vCPU's state is read from: its trace, or without a reliable one (a
+    /// registers-only core) what the registers themselves name.
+    func classifiedBy(_ trace: ReportModel.Trace?, _ v: VCPU) -> ReportModel.Trace? {
+        trace?.frames.contains(where: \.reliable) == true ? trace : registerFrames(v)
     }
 
     /// The PC and, on ARM, the current mode's link register (the caller, or where a leaf
     /// returns to), as frames to classify a vCPU by when no stack could be read.
     func registerFrames(_ v: VCPU) -> ReportModel.Trace? {
-        var addresses: [UInt64] = []
-        switch v.registers {
-        case .x86_64(let r): addresses = [r.rip]
-        case .x86_32(let r): addresses = [UInt64(r.eip)]
-        case .arm(let r):
-            addresses = [r.pc]
-            if !r.isAArch32State, (r.cpsr >> 2) & 3 == 1 { addresses.append(r.x[30]) }
-            if r.isAArch32State {
+        var addresses = [v.registers.instructionPointer]
+        if case .arm(let r) = v.registers {
+            if !r.isAArch32State {
+                if (r.cpsr >> 2) & 3 == 1 { addresses.append(r.x[30]) }    // EL1: x30
+            } else {
                 switch r.cpsr & 0x1f {
                 case 0x13: addresses.append(UInt64(r.lrSVC))
                 case 0x12: addresses.append(UInt64(r.lrIRQ))

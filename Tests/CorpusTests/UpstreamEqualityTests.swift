@@ -200,22 +200,16 @@ struct UpstreamEqualityTests {
     /// but for the cut line's when `cutLineColumnIsOurs` (it also decodes our words before the cut).
     /// Whether the words of `rest` (upstream's dump after ours stopped) are guest frame 0's
     /// at the offsets the dump's addresses have in their pages, counting on from `start` past
-    /// the words `ours` printed (each word as wide as the guest's).
-    static func frameZeroWords(_ rest: Substring, afterWordsOf ours: String, from start: UInt64, core path: String) throws -> Bool {
-        let width = try Guest(core: XenCore(path: path)).description.wordSize
-        let printed = words(ours.split(separator: "\n").dropFirst().joined(separator: "\n")[...], width: width).count
-        return try frameZeroWords(rest, printed: printed, from: start, core: path)
-    }
-
-    /// The same, `printed` words past `start`.
-    static func frameZeroWords(_ rest: Substring, printed: Int, from start: UInt64, core path: String) throws -> Bool {
+    /// the words `ours` printed, or `printed` words (each word as wide as the guest's).
+    static func frameZeroWords(_ rest: Substring, afterWordsOf ours: String? = nil, printed: Int = 0, from start: UInt64, core path: String) throws -> Bool {
         let guest = try Guest(core: XenCore(path: path))
         let width = guest.description.wordSize
         guard let frame0 = guest.frames?.page(0) else { return false }
+        let skipped = ours.map { words($0.split(separator: "\n").dropFirst().joined(separator: "\n")[...], width: width).count } ?? printed
         let expected = words(rest, width: width)
         guard !expected.isEmpty else { return false }
         return expected.enumerated().allSatisfy { i, w in
-            let offset = Int((start &+ UInt64((printed + i) * width)) & 0xfff)
+            let offset = Int((start &+ UInt64((skipped + i) * width)) & 0xfff)
             guard offset + width <= 4096 else { return false }
             let value = (0..<width).reduce(UInt64(0)) { $0 | UInt64(frame0[offset + $1]) << (8 * UInt64($1)) }
             return value == w
