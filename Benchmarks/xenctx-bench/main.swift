@@ -72,6 +72,37 @@ func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ a: UnsafeMutablePointer<
     return 2
 }
 
+/// `count` machine frames from 0x1000_0000 in the order a p2m of `shape` holds them: 0 one
+/// long run; 8 runs of 8 with a gap after each, descending; N > 0 otherwise runs of 1...N
+/// frames (N = 1: single frames) shuffled (splitmix64, fixed seed: the same core each time).
+func extraMachineFrames(_ count: Int, shape: Int) -> [UInt64] {
+    let base: UInt64 = 0x1000_0000
+    if shape == 0 { return (0..<UInt64(count)).map { base + $0 } }
+    if shape == 8 {
+        let runs = UInt64((count + 7) / 8)
+        return (0..<UInt64(count)).map { base + (runs - 1 - $0 / 8) * 9 + $0 % 8 }
+    }
+    var seed: UInt64 = 29
+    func next() -> UInt64 {
+        seed &+= 0x9e37_79b9_7f4a_7c15
+        var z = seed
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+    var runs: [(start: UInt64, length: UInt64)] = []
+    var at: UInt64 = 0
+    while at < UInt64(count) {
+        let length = min(UInt64(count) - at, 1 + next() % UInt64(shape))
+        runs.append((at, length)); at += length
+    }
+    for i in stride(from: runs.count - 1, to: 0, by: -1) { runs.swapAt(i, Int(next() % UInt64(i + 1))) }
+    var out: [UInt64] = []
+    out.reserveCapacity(count)
+    for r in runs { for k in 0..<r.length { out.append(base + r.start + k) } }
+    return out
+}
+
 func ms(_ d: Duration) -> String {
     let v = Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
     return v < 1 ? "\((v * 1000).rounded() / 1000) ms" : "\((v * 100).rounded() / 100) ms"
@@ -243,24 +274,26 @@ case "frames":
         let frames = try Guest(core: core).frames as! CoreFrames
         let real = frames.slots()
         let name = path.split(separator: "/").last!
-        var rows: [(String, Int, Bool)] = [("as is", real.count, false), ("4 GiB", 1 << 20, false), ("64 GiB", 1 << 24, false)]
-        if core.isPV { rows.append(("64 GiB, p2m in ~2M short runs", 1 << 24, true)) }
+        // Shapes of the extra p2m: 0 one long run; 8 runs of 8 with gaps, descending; 16 and 1
+        // runs of 1...16 frames (or single frames) in a shuffled order (issue #29's shapes).
+        var rows: [(String, Int, Int)] = [("as is", real.count, 0), ("4 GiB", 1 << 20, 0), ("64 GiB", 1 << 24, 0)]
+        if core.isPV {
+            rows.append(("64 GiB, p2m in ~2M short runs", 1 << 24, 8))
+            rows.append(("64 GiB, p2m in shuffled runs of 1-16", 1 << 24, 16))
+            rows.append(("64 GiB, p2m of single frames, shuffled", 1 << 24, 1))
+        }
         var baseline: Double? = nil
-        for (label, total, fragmented) in rows where total >= real.count {
-            let out = "/tmp/xenctx-bench-frames-\(total)-\(fragmented).core"
+        for (label, total, shape) in rows where total >= real.count {
+            var probes: [UInt64] = []
+            let out = "/tmp/xenctx-bench-frames-\(total)-\(shape).core"
             unlink(out)
-            if total > real.count || fragmented {
+            if total > real.count || shape != 0 {
                 var all = real.map { (pfn: $0.pfn, gmfn: $0.frame) }
                 let lastPFN = real.map(\.pfn).max() ?? 0
                 let extra = total - real.count
-                let runs = (extra + 7) / 8
-                all += (0..<extra).map { i -> (pfn: UInt64, gmfn: UInt64) in
-                    let pfn = lastPFN + 1 + UInt64(i)
-                    guard core.isPV else { return (pfn, 0) }
-                    // Runs of 8 machine frames with a gap after each, in descending order.
-                    let gmfn: UInt64 = fragmented ? 0x1000_0000 + UInt64(runs - 1 - i / 8) * 9 + UInt64(i % 8) : 0x1000_0000 + UInt64(i)
-                    return (pfn, gmfn)
-                }
+                let gmfns = core.isPV ? extraMachineFrames(extra, shape: shape) : [UInt64](repeating: 0, count: extra)
+                probes = shape == 0 ? [] : stride(from: 0, to: extra, by: max(1, extra / 1000)).map { gmfns[$0] }
+                all += (0..<extra).map { (pfn: lastPFN + 1 + UInt64($0), gmfn: gmfns[$0]) }
                 let writer = DumpCoreWriter(machine: core.machine, magic: core.isPV ? XenCoreLayout.magicPV : XenCoreLayout.magicHVM,
                                             entrySize: core.contextEntrySize, contexts: (0..<core.vcpuEntryCount).map { Array(core.contextBytes(entry: $0)!.bytes) },
                                             frames: all)
@@ -275,6 +308,21 @@ case "frames":
             let ratio = baseline.map { String(format: " (%.2fx %@)", t / $0, "the core as is") } ?? ""
             if baseline == nil { baseline = t }
             print("\(name) \(label) (\(total) pages): whole -C \(String(format: "%.1f", t)) ms, max RSS \(rss / 1024) MiB\(ratio)")
+            if !probes.isEmpty {
+                // Lookups the report never makes, at the cost a hostile guest could force:
+                // frames spread over the whole p2m, then frames in none of it.
+                let f = try Guest(core: XenCore(path: out)).frames as! CoreFrames
+                let clock = ContinuousClock()
+                let tReal = clock.measure { _ = f.page(real[0].frame) }
+                let tFirst = clock.measure { _ = f.page(probes[0]) }
+                var found = 0
+                let tHits = clock.measure { for p in probes.dropFirst() where f.page(p) != nil { found += 1 } }
+                let tAgain = clock.measure { for p in probes.dropFirst() where f.page(p) == nil { found -= 1 } }
+                let tMiss = clock.measure { for p in probes where f.page(0x2000_0000 + p) != nil { found -= 1 } }
+                let (runs, slots, filters) = f.indexedRuns
+                func each(_ d: Duration, _ n: Int) -> String { String(format: "%.1f µs each", Double(d.components.attoseconds) / 1e12 / Double(n) + Double(d.components.seconds) * 1e6 / Double(n)) }
+                print("  lookups in process: the guest's first \(ms(tReal)); the first past them \(ms(tFirst)); \(probes.count - 1) more across the p2m \(each(tHits, probes.count - 1)) (\(found) found), again \(each(tAgain, probes.count - 1)), \(probes.count) in none \(each(tMiss, probes.count)); index: \(runs) runs over \(slots) slots (\((runs * 16) >> 20) MiB), filters \(filters >> 20) MiB")
+            }
             if getenv("XENCTX_BENCH_KEEP") == nil { unlink(out) }
         }
     }

@@ -7,9 +7,10 @@ import Synchronization
 /// searched in place: Xen's writer sorts it, and each 4 KiB block of the index a search
 /// reads is checked to be in order (with its neighbours' edges) the first time, so an
 /// unsorted index is found out where it is read and then indexed by runs; the cost
-/// follows the lookups, not the core's size. A PV core's machine frames are indexed on
-/// the first memory access as runs of consecutive frames in consecutive slots (Xen hands
-/// out machine memory in long runs), in one sequential pass that gives the pages it read back.
+/// follows the lookups, not the core's size. A PV core's machine frames are indexed as
+/// lookups need them (`FrameRunIndex`): runs of consecutive frames in consecutive slots,
+/// from the first slot on, so a report that reads the guest's kernel pays for the slots it
+/// reaches, not for the p2m of a 64 GiB guest or for how its frames are scattered.
 public final class CoreFrames: FrameSource {
     let core: XenCore
     let isP2M: Bool
@@ -23,11 +24,12 @@ public final class CoreFrames: FrameSource {
 
     enum Lookup: Sendable, Equatable {
         case sortedPFN              // binary search in the mapped .xen_pfn, block by block checked
-        case runs([FrameRun])       // frame → slot by runs (PV machine frames, or an unsorted index)
+        case runs                   // frame → slot by runs (PV machine frames, or an unsorted index)
     }
 
     struct State {
         var lookup: Lookup? = nil
+        var runIndex = FrameRunIndex()
         /// The `.xen_pfn` blocks found in order, copied: the search reads them here, and the
         /// file's pages are given back after the copy (the kernel maps a freshly written
         /// core's pages in large folios, up to 2 MiB per touched page of index).
@@ -35,14 +37,6 @@ public final class CoreFrames: FrameSource {
     }
     /// Index entries per checked block: one 4 KiB page of `.xen_pfn`.
     static let blockEntries = 512
-
-    /// Frames `frame ..< frame + count` are in slots `slot ..< slot + count`.
-    struct FrameRun: Sendable, Comparable {
-        var frame: UInt64
-        var slot: UInt32
-        var count: UInt32
-        static func < (a: FrameRun, b: FrameRun) -> Bool { (a.frame, a.slot) < (b.frame, b.slot) }
-    }
 
     public init(core: XenCore) {
         self.core = core
@@ -86,72 +80,31 @@ public final class CoreFrames: FrameSource {
     /// The index entries of the usable slots, in place.
     var indexBytes: UnsafeRawBufferPointer? { core.file.bytes(at: core.frameIndex.offset, count: availableCount * entryWidth) }
 
-    /// One pass over the index: runs of consecutive frames in consecutive slots, sorted by
-    /// frame (a sort only when the index was not in frame order already). The pass gives
-    /// back the index pages it read, so a 64 GiB core's 256 MiB p2m does not stay resident.
-    func buildRuns(frameOffset: Int) -> [FrameRun] {
-        guard let index = indexBytes, availableCount > 0 else { return [] }
-        var runs: [FrameRun] = []
-        // Room for runs of 4 frames on average, reserved, not touched: only what is filled
-        // becomes resident, and a fragmented p2m grows without copying (which would hold
-        // the old and the new array at once).
-        runs.reserveCapacity(max(16, availableCount / 4))
-        var inOrder = true
-        let chunk = 1 << 16      // entries between releases (1 MiB of p2m)
-        // The run being extended, in locals: the loop touches no array until it ends.
-        guard let entries = index.baseAddress else { return [] }
-        let width = entryWidth
-        var runFrame = index.le64(frameOffset), runSlot = 0, runCount: UInt64 = 1
-        var slot = 0
-        while slot < availableCount {
-            let end = min(availableCount, slot + chunk)
-            core.file.prefault(offset: core.frameIndex.offset + UInt64(slot * entryWidth), count: (end - slot) * entryWidth)
-            for i in max(1, slot)..<end {
-                // i < availableCount, whose entries are all in the file: unchecked arithmetic.
-                let f = UInt64(littleEndian: entries.loadUnaligned(fromByteOffset: i &* width &+ frameOffset, as: UInt64.self))
-                if f == runFrame &+ runCount && runCount < UInt64(UInt32.max) {
-                    runCount += 1   // consecutive slots are implied: the run started at runSlot
-                } else {
-                    if f < runFrame { inOrder = false }
-                    runs.append(FrameRun(frame: runFrame, slot: UInt32(truncatingIfNeeded: runSlot), count: UInt32(runCount)))
-                    runFrame = f; runSlot = i; runCount = 1
-                }
-            }
-            core.file.release(offset: core.frameIndex.offset + UInt64(slot * entryWidth), count: (end - slot) * entryWidth)
-            slot = end
-        }
-        runs.append(FrameRun(frame: runFrame, slot: UInt32(truncatingIfNeeded: runSlot), count: UInt32(runCount)))
-        if !inOrder { runs.sort() }
-        return runs
+    /// The usable slots' entries, looking up the frame at `frameOffset` in each.
+    func entries(frameOffset: Int) -> IndexEntries? {
+        indexBytes.map { IndexEntries(bytes: $0, width: entryWidth, frameOffset: frameOffset, file: core.file, fileOffset: core.frameIndex.offset) }
+    }
+
+    /// Runs indexed so far, the slots they cover, and the bytes of the filters past them
+    /// (for tests and benchmarks).
+    public var indexedRuns: (runs: Int, slots: Int, filterBytes: Int) {
+        state.withLock { ($0.runIndex.runs.count, $0.runIndex.indexed, $0.runIndex.tail?.bytes ?? 0) }
     }
 
     func slot(of frame: UInt64) -> Int? {
         guard availableCount > 0 else { return nil }
-        let runs: [FrameRun]? = state.withLock { state in
-            if case .runs(let r)? = state.lookup { return r }
-            if state.lookup == nil {
-                if isP2M {
-                    let r = buildRuns(frameOffset: 8)
-                    state.lookup = .runs(r)
-                    return r
-                }
-                state.lookup = .sortedPFN
-            }
-            return nil
-        }
-        if let runs { return Self.find(frame, in: runs) }
         return state.withLock { state -> Int? in
-            if case .runs(let r)? = state.lookup { return Self.find(frame, in: r) }   // another thread found it unsorted
-            guard let index = indexBytes else { return nil }
-            switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
-            case .found(let slot): return slot
-            case .missing: return nil
-            case .unsorted: break
+            if state.lookup == nil { state.lookup = isP2M ? .runs : .sortedPFN }
+            if state.lookup == .sortedPFN {
+                guard let index = indexBytes else { return nil }
+                switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
+                case .found(let slot): return slot
+                case .missing: return nil
+                case .unsorted: state.lookup = .runs   // not Xen's sorted index: index it by runs
+                }
             }
-            // A block out of order: this index is not Xen's sorted one; index it by runs.
-            let r = buildRuns(frameOffset: 0)
-            state.lookup = .runs(r)
-            return Self.find(frame, in: r)
+            guard let entries = entries(frameOffset: isP2M ? 8 : 0) else { return nil }
+            return state.runIndex.slot(of: frame, in: entries)
         }
     }
 
@@ -202,19 +155,6 @@ public final class CoreFrames: FrameSource {
             if i >= first && i < first + Self.blockEntries { entries.append(p) }
         }
         return entries
-    }
-
-    /// The slot of `frame` in `runs` (sorted by frame): the last run starting at or below it.
-    static func find(_ frame: UInt64, in runs: [FrameRun]) -> Int? {
-        var lo = 0, hi = runs.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if runs[mid].frame <= frame { lo = mid + 1 } else { hi = mid }
-        }
-        guard lo > 0 else { return nil }
-        let r = runs[lo - 1]
-        let delta = frame &- r.frame
-        return delta < UInt64(r.count) ? Int(r.slot) + Int(delta) : nil
     }
 
     /// Every usable slot's pfn and frame, in slot order (for tools that rewrite a core).

@@ -44,7 +44,7 @@ struct FrameLookupTests {
         let present = Set(frames.map(\.gmfn))
         let gap = (0x9_0000..<mfn).first { !present.contains($0) }!
         #expect(slotOf(guest, gap) == nil)
-        if let cf = guest.frames as? CoreFrames, case .runs(let r)? = cf.lookupState { #expect(r.count == 2000) } else { Issue.record("not indexed by runs") }
+        if let cf = guest.frames as? CoreFrames, cf.lookupState == .runs { #expect(cf.indexedRuns.runs == 2000) } else { Issue.record("not indexed by runs") }
     }
 
     /// A `.xen_pfn` index out of order (Xen's writer never makes one): a binary search would
@@ -57,7 +57,7 @@ struct FrameLookupTests {
         for (slot, p) in pfns.enumerated() { #expect(slotOf(guest, p) == slot, "pfn \(p)") }
         #expect(slotOf(guest, 0x42) == nil)
         #expect(slotOf(guest, 0x48) == nil)
-        guard let cf = guest.frames as? CoreFrames, case .runs? = cf.lookupState else { Issue.record("the unsorted index was not found out"); return }
+        guard let cf = guest.frames as? CoreFrames, cf.lookupState == .runs else { Issue.record("the unsorted index was not found out"); return }
     }
 
     /// Out of order only far from the start: found out as soon as a search reads that block,
@@ -71,7 +71,7 @@ struct FrameLookupTests {
         #expect(slotOf(guest, pfns[10]) == 10)
         #expect(cf.lookupState == .sortedPFN)                   // blocks read so far are in order
         #expect(slotOf(guest, pfns[3000] + 1) == nil)           // a miss in the swapped block
-        #expect(cf.lookupState.map { if case .runs = $0 { true } else { false } } == true)
+        #expect(cf.lookupState == .runs)
         for (slot, p) in pfns.enumerated() { #expect(slotOf(guest, p) == slot) }
     }
 
@@ -88,5 +88,47 @@ struct FrameLookupTests {
         #expect(cf.lookupState == .sortedPFN)
         let blocks = (300_000 + CoreFrames.blockEntries - 1) / CoreFrames.blockEntries
         #expect(cf.checkedBlockCount > 0 && cf.checkedBlockCount < blocks / 4, "\(cf.checkedBlockCount) of \(blocks) blocks checked")
+    }
+}
+
+/// A PV p2m is indexed only as far as lookups need it, and past a budget of runs by
+/// per-segment filters, so a guest of any size and any scatter costs bounded memory.
+struct FrameRunIndexTests {
+    /// 200 000 slots, each its own run (every other machine frame, descending), so every
+    /// step of the index is a sort and the budget bites.
+    func scattered() throws -> (CoreFrames, [UInt64]) {
+        let count = 200_000
+        let mfns: [UInt64] = (0..<count).map { 0x100_0000 + UInt64(count - 1 - $0) * 2 }
+        let frames = mfns.enumerated().map { (pfn: UInt64($0.offset), gmfn: $0.element) }
+        let writer = DumpCoreWriter(machine: XenCoreLayout.emX86_64, magic: XenCoreLayout.magicPV, entrySize: 5168,
+                                    contexts: [[UInt8](repeating: 0, count: 5168)], frames: frames)
+        let path = temporaryPath("scattered-p2m.core")
+        try? FileManager.default.removeItem(atPath: path)
+        try writer.write(to: path) { _ in nil }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let guest = try Guest(core: XenCore(path: path))
+        return (try #require(guest.frames as? CoreFrames), mfns)
+    }
+
+    @Test func lookupsIndexOnlyWhatTheyNeed() throws {
+        let (cf, mfns) = try scattered()
+        #expect(cf.slot(of: mfns[10]) == 10)
+        #expect(cf.indexedRuns.slots == FrameRunIndex.firstStep)
+        #expect(cf.slot(of: mfns[70_000]) == 70_000)            // the second step doubles
+        #expect(cf.indexedRuns.slots == 2 * FrameRunIndex.firstStep)
+        #expect(cf.slot(of: 0x100_0001) == nil)                 // a miss indexes the rest
+        #expect(cf.indexedRuns.slots == mfns.count && cf.indexedRuns.filterBytes == 0)
+    }
+
+    @Test func pastTheBudgetEveryFrameIsStillFound() throws {
+        let (cf, mfns) = try scattered()
+        let entries = try #require(cf.entries(frameOffset: 8))
+        var index = FrameRunIndex(runBudget: 1000, tailSegment: 4096)
+        #expect(index.slot(of: 0x100_0001, in: entries) == nil)              // between two frames
+        #expect(index.runs.count == 1000 && index.indexed == 1000 && index.tail != nil)
+        for slot in stride(from: 0, to: mfns.count, by: 997) { #expect(index.slot(of: mfns[slot], in: entries) == slot) }
+        #expect(index.slot(of: mfns[mfns.count - 1], in: entries) == mfns.count - 1)
+        #expect(index.slot(of: 0xfff_ffff, in: entries) == nil)
+        #expect(index.slot(of: 0xfff_ffff, in: entries) == nil)              // remembered
     }
 }
