@@ -116,4 +116,3 @@ extension Report.Output {
 }
 
 /// A kernel view asked for alone (`--tasks`, `--log`, …) that could not be made.
-struct ViewFailure: Error, CustomStringConvertible { let description: String }

@@ -11,19 +11,19 @@ extension XenctxCommand {
     /// copied (the report is rendered into memory then), unpause, then print.
     func runLive(domid: UInt32, options: ReportOptions, files: SymbolFiles) throws {
         let hv: LiveHypervisor
-        do { hv = try LiveHypervisor() } catch { fail("\(error)") }
+        do { hv = try LiveHypervisor() } catch { throw CommandFailure.from(error) }
         if noPause { warn("--no-pause: the domain keeps running, so registers and memory may come from different moments") }
         // Before pausing: a domain that does not exist, or a core that cannot be written, is said as such.
-        do { _ = try hv.info(domid: domid) } catch { fail("\(error)") }
+        do { _ = try hv.info(domid: domid) } catch { throw CommandFailure.from(error) }
         if let saveCore {
-            do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { fail("\(error)") }
+            do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { throw CommandFailure.from(error) }
             do {
                 let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) {
                     try hv.saveCore(domid: domid, to: saveCore, force: force)
                 }
                 writeAll(2, "xenctx-swift: saved \(pages) pages of domain \(domid) to \(saveCore)\(paused.map { "; the domain was paused for \(milliseconds($0))" } ?? "")\n")
             } catch {
-                fail("\(error)")
+                throw CommandFailure.from(error)
             }
             return
         }
@@ -31,9 +31,9 @@ extension XenctxCommand {
         var paused: Duration? = nil
         /// The whole report of a live guest, as text (or JSON) and error lines.
         func analyse(_ guest: Guest) throws -> Report.Output {
-            checkAgainstGuest(guest)
-            var prepared = prepare(guest: guest, files: files, options: options)
-            resolveSymbolAddresses(&prepared.options)
+            try checkAgainstGuest(guest)
+            var prepared = try prepare(guest: guest, files: files, options: options)
+            try resolveSymbolAddresses(&prepared.options)
             let analysis = Report(guest: guest, options: prepared.options)
             if json || summary {
                 var out = modelText(analysis, prepared, known: prepared.warnings).prefixingErrors(prepared.warnings)
@@ -50,7 +50,7 @@ extension XenctxCommand {
                     report.errors += out.errors
                 case .failed(let why, let alone):
                     // Asked for alone, a view that cannot be made is the run's failure, as on a core.
-                    if alone { throw ViewFailure(description: why) }
+                    if alone { throw CommandFailure.failed(why) }
                     report.errors.append(why)
                 }
             }
@@ -79,7 +79,7 @@ extension XenctxCommand {
             }
             out = wholeInPause ? inPause : try analyse(captured!)
         } catch {
-            fail("\(error)")
+            throw CommandFailure.from(error)
         }
         for n in out.notes { note(n) }
         writeStdout(out.text)
@@ -87,6 +87,6 @@ extension XenctxCommand {
         if options.describe, let paused {
             writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || json || summary ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
         }
-        if !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
+        if !out.errors.isEmpty { throw CommandFailure.partial }
     }
 }

@@ -8,21 +8,21 @@ import XenctxReport
 /// The symbol files given, checked against the guest, and what the report needs of them.
 extension XenctxCommand {
     /// `-m`/`-d` given as SYMBOL[+OFFSET]: looked up in the symbols decided for the guest.
-    func resolveSymbolAddresses(_ options: inout ReportOptions) {
-        func resolve(_ text: String?, _ flag: String) -> UInt64? {
+    func resolveSymbolAddresses(_ options: inout ReportOptions) throws {
+        func resolve(_ text: String?, _ flag: String) throws -> UInt64? {
             guard let text else { return nil }
             if let a = parseHexAddress(text) { return a }
             guard let (name, offset) = parseSymbolExpression(text) else { return nil }
             guard let symbols = options.symbols else {
-                fail("\(flag) \(TerminalSafe.escape(text)): there are no symbols to look it up in (this core holds no guest memory): give -s or an address")
+                throw CommandFailure.failed("\(flag) \(TerminalSafe.escape(text)): there are no symbols to look it up in (this core holds no guest memory): give -s or an address")
             }
             guard let a = symbols.address(of: name) else {
-                fail("\(flag) \(TerminalSafe.escape(text)): no symbol \(TerminalSafe.escape(name)) in \(options.symbolFacts.isEmpty ? "the symbols" : "the symbols used") (kallsyms without data symbols, as on Debian's ARM kernels, names functions only: give -s System.map)")
+                throw CommandFailure.failed("\(flag) \(TerminalSafe.escape(text)): no symbol \(TerminalSafe.escape(name)) in \(options.symbolFacts.isEmpty ? "the symbols" : "the symbols used") (kallsyms without data symbols, as on Debian's ARM kernels, names functions only: give -s System.map)")
             }
             return a &+ offset
         }
-        if let a = resolve(memory, "-m") { options.memoryAddress = a }
-        if let a = resolve(dumpAsStack, "-d") { options.dumpAsStack = a }
+        if let a = try resolve(memory, "-m") { options.memoryAddress = a }
+        if let a = try resolve(dumpAsStack, "-d") { options.dumpAsStack = a }
     }
 
     /// The symbol files the user gave, read (and checked for what they are) before the guest.
@@ -32,21 +32,21 @@ extension XenctxCommand {
         var identity: ELFIdentity?
     }
 
-    func loadSymbolFiles() -> SymbolFiles {
+    func loadSymbolFiles() throws -> SymbolFiles {
         var files = SymbolFiles()
         if let symbolTable {
-            do { files.map = try SystemMap.load(path: symbolTable) } catch { fail("\(error)") }
+            do { files.map = try SystemMap.load(path: symbolTable) } catch { throw CommandFailure.from(error) }
         }
         if let vmlinux {
             do {
                 let identity = try ELFIdentity(path: vmlinux)
                 guard identity.isLinuxKernel else {
-                    fail("--vmlinux \(TerminalSafe.escape(vmlinux)): an ELF file for \(identity.machineName), but not a Linux kernel image (no Linux note, no __ksymtab): give the guest kernel's vmlinux, e.g. from Debian's linux-image-*-dbg")
+                    throw CommandFailure.failed("--vmlinux \(TerminalSafe.escape(vmlinux)): an ELF file for \(identity.machineName), but not a Linux kernel image (no Linux note, no __ksymtab): give the guest kernel's vmlinux, e.g. from Debian's linux-image-*-dbg")
                 }
                 files.identity = identity
                 files.elf = try ELFFile(path: vmlinux)
             } catch {
-                fail("\(error)")
+                throw CommandFailure.from(error)
             }
         }
         return files
@@ -62,12 +62,12 @@ extension XenctxCommand {
         var notes: [String] = []
     }
 
-    func prepare(guest: Guest, files: SymbolFiles, options base: ReportOptions) -> Prepared {
+    func prepare(guest: Guest, files: SymbolFiles, options base: ReportOptions) throws -> Prepared {
         var options = base
         let arch = guest.description.architecture
         if let identity = files.identity, let vmlinux {
             guard identity.machine == arch.elfMachine else {
-                fail("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
+                throw CommandFailure.failed("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
             }
         }
         // Upstream's exact output (--unwind scan without -s) has no symbols: read nothing.
@@ -81,7 +81,7 @@ extension XenctxCommand {
         inputs.offset = kaslr.flatMap { $0 == "auto" ? nil : parseHexAddress($0) }
         var warnings: [String] = []
         if inputs.map == nil, let elf = files.elf {
-            do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { fail("\(error)") }
+            do { inputs.map = try elf.symbolTable(); inputs.mapIsFromVmlinux = true } catch { throw CommandFailure.from(error) }
         }
         // The symbol file's vmcoreinfo_data (a System.map's or the vmlinux's) is tried before any search.
         let kernel = (guestSymbols || kernelViewsOnly || describe || files.map != nil || files.elf != nil) ? GuestKernel(guest: guest, vmcoreinfoPointer: inputs.map?.address(of: "vmcoreinfo_data")) : nil
@@ -114,7 +114,7 @@ extension XenctxCommand {
             }
         }
         if let method = unwind, ["orc", "exidx"].contains(method), options.symbols == nil {
-            fail("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
+            throw CommandFailure.failed("--unwind \(method) finds the kernel's unwind tables through its symbols, and there are none: give -s or --vmlinux (\(kernel == nil ? "this core holds no guest memory" : "the guest's kallsyms could not be read"))")
         }
         return Prepared(options: options, kernel: kernel, warnings: warnings, notes: notes)
     }

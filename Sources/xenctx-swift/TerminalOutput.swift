@@ -25,8 +25,3 @@ func writeStdout(_ s: String) { writeAll(1, s) }
 func warn(_ message: String) { writeAll(2, "xenctx-swift: warning: \(message)\n") }
 
 func note(_ message: String) { writeAll(2, "xenctx-swift: note: \(message)\n") }
-
-func fail(_ message: String) -> Never {
-    writeAll(2, "xenctx-swift: \(message)\n")
-    exit(ExitStatus.failure)
-}

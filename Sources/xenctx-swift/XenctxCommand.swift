@@ -139,6 +139,9 @@ struct XenctxCommand: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let failure as CommandFailure {
+            if !failure.description.isEmpty { writeAll(2, "xenctx-swift: \(failure.description)\n") }
+            Glibc.exit(failure.status)
         } catch {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
@@ -218,7 +221,7 @@ struct XenctxCommand: ParsableCommand {
         options.describe = describe
         options.tasks = task.map { .one(pid: $0) } ?? (tasks ? .list(stacks: taskStacks) : nil)
 
-        let files = loadSymbolFiles()
+        let files = try loadSymbolFiles()
         guard let core else {
             try runLive(domid: UInt32(positional[0]) ?? 0, options: options, files: files)
             return
@@ -227,13 +230,13 @@ struct XenctxCommand: ParsableCommand {
         do {
             guest = try Guest(core: XenCore(path: core))
         } catch {
-            fail("\(error)")
+            throw CommandFailure.from(error)
         }
-        checkAgainstGuest(guest)
+        try checkAgainstGuest(guest)
         for warning in guest.warnings { warn(warning) }
         var partial = !guest.warnings.isEmpty
-        var prepared = prepare(guest: guest, files: files, options: options)
-        resolveSymbolAddresses(&prepared.options)
+        var prepared = try prepare(guest: guest, files: files, options: options)
+        try resolveSymbolAddresses(&prepared.options)
         for n in prepared.notes { note(n) }
         for w in prepared.warnings { warn(w) }
         partial = partial || !prepared.warnings.isEmpty
@@ -242,7 +245,7 @@ struct XenctxCommand: ParsableCommand {
             let out = modelText(Report(guest: guest, options: prepared.options), prepared, known: guest.warnings + prepared.warnings)
             writeStdout(out.text)
             for e in out.errors { warn(e) }
-            if partial || !out.errors.isEmpty { throw ExitCode(ExitStatus.partial) }
+            if partial || !out.errors.isEmpty { throw CommandFailure.partial }
             return
         }
         // One analysis for the report and the kernel views (BTF, modules and tasks found once).
@@ -256,7 +259,7 @@ struct XenctxCommand: ParsableCommand {
                     if !out.errors.isEmpty { partial = true }
                 }
             } catch {
-                fail("\(error)")
+                throw CommandFailure.from(error)
             }
         }
         for view in kernelViews(report, prepared) {
@@ -266,20 +269,19 @@ struct XenctxCommand: ParsableCommand {
                 for e in out.errors { warn(e) }
                 if !out.errors.isEmpty { partial = true }
             case .failed(let why, let alone):
-                if alone { fail(why) }
+                if alone { throw CommandFailure.failed(why) }
                 warn(why)
                 partial = true
             }
         }
-        if partial { throw ExitCode(ExitStatus.partial) }
+        if partial { throw CommandFailure.partial }
     }
 
     /// Options that do not fit the guest are usage errors: `-k` beyond a 32-bit guest's
     /// address space, `--unwind orc` on an ARM guest or `exidx` on x86 (naming what applies).
-    func checkAgainstGuest(_ guest: Guest) {
+    func checkAgainstGuest(_ guest: Guest) throws {
         if let k = kernelStart.flatMap(parseHexAddress), guest.description.wordSize == 4, k > 0xffff_ffff {
-            writeAll(2, "xenctx-swift: -k \(TerminalSafe.escape(kernelStart ?? "")) is beyond this 32-bit guest's address space (00000000–ffffffff)\n")
-            Glibc.exit(ExitStatus.usage)
+            throw CommandFailure.usage("-k \(TerminalSafe.escape(kernelStart ?? "")) is beyond this 32-bit guest's address space (00000000–ffffffff)")
         }
         guard let unwind, let method = ReportOptions.UnwindMethod(rawValue: unwind) else { return }
         let arch = guest.description.architecture
@@ -288,8 +290,7 @@ struct XenctxCommand: ParsableCommand {
         if arch == .arm32 { applies.insert(.exidx, at: 2) }
         guard !applies.contains(method) else { return }
         let whose = method == .orc ? "x86_64 kernels' ORC tables" : "ARM32 kernels' EHABI tables"
-        writeAll(2, "xenctx-swift: --unwind \(unwind) reads \(whose), and this guest is \(arch.rawValue): use \(applies.map(\.rawValue).joined(separator: ", "))\n")
-        Glibc.exit(ExitStatus.usage)
+        throw CommandFailure.usage("--unwind \(unwind) reads \(whose), and this guest is \(arch.rawValue): use \(applies.map(\.rawValue).joined(separator: ", "))")
     }
 
     /// `--log`, `--tasks`, `--task` or `--modules` given: views of the kernel, alone unless report options are too.
