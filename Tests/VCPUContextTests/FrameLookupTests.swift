@@ -96,13 +96,13 @@ struct FrameLookupTests {
 struct FrameRunIndexTests {
     /// 200 000 slots, each its own run (every other machine frame, descending), so every
     /// step of the index is a sort and the budget bites.
-    func scattered() throws -> (CoreFrames, [UInt64]) {
+    func scattered(_ name: String) throws -> (CoreFrames, [UInt64]) {
         let count = 200_000
         let mfns: [UInt64] = (0..<count).map { 0x100_0000 + UInt64(count - 1 - $0) * 2 }
         let frames = mfns.enumerated().map { (pfn: UInt64($0.offset), gmfn: $0.element) }
         let writer = DumpCoreWriter(machine: XenCoreLayout.emX86_64, magic: XenCoreLayout.magicPV, entrySize: 5168,
                                     contexts: [[UInt8](repeating: 0, count: 5168)], frames: frames)
-        let path = temporaryPath("scattered-p2m.core")
+        let path = temporaryPath(name)   // one per test: the tests run in parallel
         try? FileManager.default.removeItem(atPath: path)
         try writer.write(to: path) { _ in nil }
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -111,7 +111,7 @@ struct FrameRunIndexTests {
     }
 
     @Test func lookupsIndexOnlyWhatTheyNeed() throws {
-        let (cf, mfns) = try scattered()
+        let (cf, mfns) = try scattered("scattered-lazy.core")
         #expect(cf.slot(of: mfns[10]) == 10)
         #expect(cf.indexedRuns.slots == FrameRunIndex.firstStep)
         #expect(cf.slot(of: mfns[70_000]) == 70_000)            // the second step doubles
@@ -121,7 +121,7 @@ struct FrameRunIndexTests {
     }
 
     @Test func pastTheBudgetEveryFrameIsStillFound() throws {
-        let (cf, mfns) = try scattered()
+        let (cf, mfns) = try scattered("scattered-budget.core")
         let entries = try #require(cf.entries(frameOffset: 8))
         var index = FrameRunIndex(runBudget: 1000, tailSegment: 4096)
         #expect(index.slot(of: 0x100_0001, in: entries) == nil)              // between two frames
