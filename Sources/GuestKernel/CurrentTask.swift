@@ -23,8 +23,8 @@ public struct CurrentTask: Sendable, Equatable {
                             symbol: (String) -> UInt64?) -> Result<CurrentTask, KernelDataError> {
         Result { () throws(KernelDataError) in
             let task: UInt64, how: String
-            switch (guest.description.architecture, vcpu.registers) {
-            case (.x86_64, _), (.x86_32, _):
+            switch guest.description.architecture.descriptor.currentTask {
+            case .perCPUVariable:
                 guard let offsets = symbol("__per_cpu_offset") else {
                     throw KernelDataError("current task", "the symbols name no __per_cpu_offset")
                 }
@@ -44,13 +44,14 @@ public struct CurrentTask: Sendable, Equatable {
                 do { base = try reader.word(offsets &+ UInt64(vcpu.id) &* UInt64(reader.wordSize)) } catch { throw KernelDataError("current task", "__per_cpu_offset[\(vcpu.id)] unreadable: \(error)") }
                 do { task = try reader.word(base &+ variable) } catch { throw KernelDataError("current task", "per-CPU \(name) of CPU \(vcpu.id) unreadable: \(error)") }
                 how = "the per-CPU \(name) of CPU \(vcpu.id) (__per_cpu_offset[\(vcpu.id)] = \(hex(base)))"
-            case (.aarch64, .arm(let r)):
+            case .spEL0:
+                guard case .arm(let r) = vcpu.registers else { throw KernelDataError("current task", "SP_EL0 is not in this vCPU's context") }
                 let el = (r.cpsr >> 2) & 3
                 guard el == 1 else { throw KernelDataError("current task", "the vCPU is at EL\(el): SP_EL0 holds current only in the kernel (EL1)") }
                 task = r.spEL0
                 how = "SP_EL0 (arm64 keeps current there in the kernel)"
-            default:
-                throw KernelDataError("current task", "not found on \(guest.description.architecture.rawValue) guests yet")
+            case .stackOfSVCStackPointer:
+                throw KernelDataError("current task", "found by the stack that holds SP_svc, over the task list (CurrentTask.all)")
             }
             let comm: [UInt8], pid: Int32, tgid: Int32
             do {
@@ -67,5 +68,57 @@ public struct CurrentTask: Sendable, Equatable {
             }
             return CurrentTask(address: task, comm: String(decoding: name, as: UTF8.self), pid: pid, tgid: tgid, how: how)
         }
+    }
+}
+
+extension CurrentTask {
+    /// The task each vCPU was running, where the layout and symbols allow finding it.
+    public static func all(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?,
+                           absolute: [String: UInt64]) -> [Int: Result<CurrentTask, KernelDataError>] {
+        if case .stackOfSVCStackPointer = guest.description.architecture.descriptor.currentTask {
+            return byStack(guest: guest, reader: reader, layout: layout, symbols: symbols)
+        }
+        let known = PerCPU.variables(["current_task", "pcpu_hot"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
+        var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
+        for v in guest.vcpus {
+            tasks[v.id] = find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }
+        }
+        return tasks
+    }
+
+    /// ARM32 keeps `current` in TPIDRURO, which Xen's context does not save: the current
+    /// task is the one whose kernel stack holds the vCPU's SVC stack pointer (banked, so it
+    /// stays on the task's stack in every mode), found on the task list and idle tasks.
+    static func byStack(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?) -> [Int: Result<CurrentTask, KernelDataError>] {
+        var out: [Int: Result<CurrentTask, KernelDataError>] = [:]
+        guard let initTask = symbols?.address(of: "init_task") else {
+            for v in guest.vcpus { out[v.id] = .failure(KernelDataError("current task", "ARM32 needs init_task from the symbols to find the task by its stack (kallsyms without data symbols lacks it: give --vmlinux or -s)")) }
+            return out
+        }
+        let runqueues = PerCPU.runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: symbols, absolute: [:])
+        let list: TaskList
+        switch TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: guest.vcpus.compactMap { runqueues[$0.id]?.idle }) {
+        case .success(let l): list = l
+        case .failure(let e):
+            for v in guest.vcpus { out[v.id] = .failure(e) }
+            return out
+        }
+        let threadSize = guest.description.architecture.descriptor.kernelStackSize
+        for v in guest.vcpus {
+            guard case .arm(let r) = v.registers, r.isAArch32State else { continue }
+            let sp = UInt64(r.spSVC)
+            let base = (sp &- 1) & ~(threadSize - 1)
+            if let t = list.tasks.first(where: { $0.stackBase == base }) {
+                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
+                                                 how: "the task whose kernel stack (\(hex(base))) holds SP_svc \(hex(sp)) (ARM32 keeps current in TPIDRURO, which the context lacks)"))
+            } else if let a = runqueues[v.id]?.current, let t = list.tasks.first(where: { $0.address == a }) {
+                // SP_svc is elsewhere (an IRQ stack): the scheduler's own record of the CPU.
+                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
+                                                 how: "runqueues.curr of CPU \(v.id) (SP_svc \(hex(sp)) is on no task's stack: an IRQ stack)"))
+            } else {
+                out[v.id] = .failure(KernelDataError("current task", "no task's kernel stack holds SP_svc \(hex(sp)) (\(list.tasks.count) tasks searched) and runqueues names none"))
+            }
+        }
+        return out
     }
 }

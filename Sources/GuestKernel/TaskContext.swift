@@ -26,12 +26,7 @@ public struct UserEntry: Sendable, Equatable {
 
 extension KernelTask {
     /// Linux's kernel stack size (THREAD_SIZE) for the architectures with BTF, without KASAN.
-    public static func threadSize(_ architecture: GuestArchitecture) -> UInt64 {
-        switch architecture {
-        case .x86_64, .aarch64: return 16384
-        case .arm32, .x86_32: return 8192
-        }
-    }
+    public static func threadSize(_ architecture: GuestArchitecture) -> UInt64 { architecture.descriptor.kernelStackSize }
 
     /// The context saved by the last switch away from this task. Stale for a task that is
     /// running: its registers are its vCPU's.
@@ -72,24 +67,12 @@ extension KernelTask {
         guard !isKernelThread, let base = stackBase, base != 0, let regs = layout.entryRegisters else { return nil }
         // ARM32 keeps 8 bytes free above pt_regs (THREAD_START_SP = THREAD_SIZE - 8), and so
         // does 32-bit x86 (TOP_OF_KERNEL_STACK_PADDING, without CONFIG_VM86).
-        let padding: UInt64 = architecture == .arm32 || architecture == .x86_32 ? 8 : 0
-        let at = base &+ Self.threadSize(architecture) &- UInt64(regs.size) &- padding
+        let descriptor = architecture.descriptor
+        let at = base &+ descriptor.kernelStackSize &- UInt64(regs.size) &- descriptor.stackTopPadding
         func word(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(at &+ UInt64($0)) } }
         guard let ip = word(regs.ip), let sp = word(regs.sp), let flags = word(regs.flags) else { return nil }
-        switch architecture {
-        case .x86_64, .x86_32:
-            guard let cs = word(regs.cs), cs & 3 == 3 else { return nil }
-            return UserEntry(ip: ip, sp: sp, flags: flags, cs: cs & 0xffff, ss: word(regs.ss).map { $0 & 0xffff })
-        case .aarch64:
-            // PSTATE.M: EL0t is 0; AArch32 user (compat) is 0x10.
-            guard flags & 0x1f == 0 || flags & 0x1f == 0x10 else { return nil }
-            return UserEntry(ip: ip, sp: sp, flags: flags, cs: nil, ss: nil)
-        case .arm32:
-            // CPSR mode USR (0x10).
-            guard flags & 0x1f == 0x10 else { return nil }
-            return UserEntry(ip: ip, sp: sp, flags: flags, cs: nil, ss: nil)
-        default:
-            return nil
-        }
+        let cs = word(regs.cs)
+        guard descriptor.isUserEntry(flags: flags, cs: cs) else { return nil }
+        return UserEntry(ip: ip, sp: sp, flags: flags, cs: cs.map { $0 & 0xffff }, ss: word(regs.ss).map { $0 & 0xffff })
     }
 }

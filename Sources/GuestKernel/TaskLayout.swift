@@ -75,8 +75,9 @@ public struct TaskLayout: Sendable, Equatable {
         runqueueIdle = at("idle", "rq")
         runqueueCurrent = at("curr", "rq")
         pcpuHotCurrentTask = at("current_task", "pcpu_hot")
-        switch architecture {
-        case .x86_64, .x86_32:
+        let descriptor = architecture.descriptor
+        switch descriptor.switchFrame {
+        case .inactiveTaskFrame:
             // 32-bit x86 has the same structures under the same names, in 4-byte words.
             if let sp = at("thread.sp"), let size = types.size(of: "inactive_task_frame"),
                let bp = at("bp", "inactive_task_frame"), let ret = at("ret_addr", "inactive_task_frame") {
@@ -84,26 +85,14 @@ public struct TaskLayout: Sendable, Equatable {
             } else {
                 switchFrame = nil
             }
-            if let size = types.size(of: "pt_regs"), let ip = at("ip", "pt_regs"), let sp = at("sp", "pt_regs"),
-               let flags = at("flags", "pt_regs") {
-                entryRegisters = EntryRegisters(size: size, ip: ip, sp: sp, flags: flags, cs: at("cs", "pt_regs"), ss: at("ss", "pt_regs"), stackframe: nil)
-            } else {
-                entryRegisters = nil
-            }
-        case .aarch64:
+        case .cpuContext:
             if let context = at("thread.cpu_context"), let fp = at("fp", "cpu_context"), let sp = at("sp", "cpu_context"),
                let pc = at("pc", "cpu_context") {
                 switchFrame = .aarch64(fp: context + fp, sp: context + sp, pc: context + pc)
             } else {
                 switchFrame = nil
             }
-            if let size = types.size(of: "pt_regs"), let pc = at("pc", "pt_regs"), let sp = at("sp", "pt_regs"),
-               let pstate = at("pstate", "pt_regs") {
-                entryRegisters = EntryRegisters(size: size, ip: pc, sp: sp, flags: pstate, cs: nil, ss: nil, stackframe: at("stackframe", "pt_regs"))
-            } else {
-                entryRegisters = nil
-            }
-        case .arm32:
+        case .cpuContextSave:
             let inTask = at("thread_info.cpu_context")
             let context = inTask ?? types.offset(of: "cpu_context", in: "thread_info")
             if let context, let r4 = at("r4", "cpu_context_save"), let sp = at("sp", "cpu_context_save"), let pc = at("pc", "cpu_context_save") {
@@ -111,15 +100,28 @@ public struct TaskLayout: Sendable, Equatable {
             } else {
                 switchFrame = nil
             }
-            // struct pt_regs { unsigned long uregs[18]; }: pc is uregs[15], sp [13], cpsr [16].
+        }
+        switch descriptor.entryFrame {
+        case .x86PtRegs:
+            if let size = types.size(of: "pt_regs"), let ip = at("ip", "pt_regs"), let sp = at("sp", "pt_regs"),
+               let flags = at("flags", "pt_regs") {
+                entryRegisters = EntryRegisters(size: size, ip: ip, sp: sp, flags: flags, cs: at("cs", "pt_regs"), ss: at("ss", "pt_regs"), stackframe: nil)
+            } else {
+                entryRegisters = nil
+            }
+        case .arm64PtRegs:
+            if let size = types.size(of: "pt_regs"), let pc = at("pc", "pt_regs"), let sp = at("sp", "pt_regs"),
+               let pstate = at("pstate", "pt_regs") {
+                entryRegisters = EntryRegisters(size: size, ip: pc, sp: sp, flags: pstate, cs: nil, ss: nil, stackframe: at("stackframe", "pt_regs"))
+            } else {
+                entryRegisters = nil
+            }
+        case .arm32Uregs:
             if let size = types.size(of: "pt_regs"), size >= 72 {
                 entryRegisters = EntryRegisters(size: size, ip: 60, sp: 52, flags: 64, cs: nil, ss: nil, stackframe: nil)
             } else {
                 entryRegisters = nil
             }
-        default:
-            switchFrame = nil
-            entryRegisters = nil
         }
         var missing: [String] = []
         if tasks == nil { missing.append("tasks") }

@@ -25,67 +25,14 @@ public struct LocatedVMCoreInfo: Sendable, Equatable {
 
 public enum VMCoreInfoLocator {
     /// The windows to search, in order, with the direction that reaches .bss first.
-    struct Window: Equatable { let start: UInt64; let end: UInt64; let descending: Bool; let name: String }
+    typealias Window = KernelImageWindow
 
-    static func windows(guest: Guest) -> [Window] {
-        let arch = guest.description.architecture
-        switch arch {
-        case .x86_64:
-            // __START_KERNEL_map + KERNEL_IMAGE_SIZE (1 GiB): the image and its KASLR range.
-            return [Window(start: 0xffff_ffff_8000_0000, end: 0xffff_ffff_c000_0000, descending: true, name: "the x86_64 kernel image map")]
-        case .aarch64:
-            // KIMAGE_VADDR = the end of the 128 MiB module area at the start of the kernel half.
-            let vaBits = UInt64(min(max(guest.kernelVABits, 36), 48))
-            let base = (~UInt64(0) << (vaBits - 1)) &+ (128 << 20)
-            var result: [Window] = []
-            // With KASLR the image is elsewhere in vmalloc space: follow a kernel PC there.
-            for v in guest.vcpus where v.isOnline {
-                if case .arm(let r) = v.registers, !r.isAArch32State, r.pc >> (vaBits - 1) == ~UInt64(0) >> (vaBits - 1),
-                   r.pc < base || r.pc >= base + (256 << 20) {
-                    let around = r.pc & ~UInt64((2 << 20) - 1)
-                    result.append(Window(start: around &- (128 << 20), end: around &+ (128 << 20), descending: true, name: "around vcpu\(v.id)'s kernel PC"))
-                    break
-                }
-            }
-            result.append(Window(start: base, end: base + (256 << 20), descending: true, name: "the arm64 kernel image (KIMAGE_VADDR)"))
-            return result
-        case .arm32, .x86_32:
-            // PAGE_OFFSET (3G/1G split, as Debian builds): the image is at the start of
-            // lowmem, which is mapped throughout, so search upwards.
-            var result: [Window] = []
-            // A 32-bit x86 kernel may be moved up to 512 MiB by its decompressor (KASLR; 5.10's
-            // 686 was 136 MiB up): follow a vCPU's kernel EIP there, from below the image.
-            if arch == .x86_32 {
-                for v in guest.vcpus where v.isOnline {
-                    let eip = v.registers.instructionPointer
-                    if eip >= 0xc000_0000 + (64 << 20), eip < 0x1_0000_0000 {
-                        let around = eip & ~UInt64((2 << 20) - 1)
-                        let start = max(0xc000_0000, around &- (32 << 20))
-                        result.append(Window(start: start, end: min(start + (128 << 20), 0x1_0000_0000), descending: false,
-                                             name: "the 128 MiB from 32 MiB below vcpu\(v.id)'s kernel EIP"))
-                        break
-                    }
-                }
-            }
-            result.append(Window(start: 0xc000_0000, end: 0xc000_0000 + (64 << 20), descending: false, name: "the first 64 MiB of lowmem (PAGE_OFFSET c0000000)"))
-            return result
-        }
-    }
+    static func windows(guest: Guest) -> [Window] { guest.description.architecture.descriptor.kernelImageWindows(guest: guest) }
 
     static let prefix = Array("OSRELEASE=".utf8)
 
-    /// Where the kernel's linear map of RAM can be (vmcoreinfo_data is a page from it):
-    /// x86_64's direct map with its KASLR range, arm64's linear map below PAGE_END, and
-    /// 32-bit lowmem.
-    static func directMap(guest: Guest) -> ClosedRange<UInt64> {
-        switch guest.description.architecture {
-        case .x86_64: return 0xffff_8800_0000_0000...0xffff_c87f_ffff_ffff
-        case .aarch64:
-            let vaBits = UInt64(min(max(guest.kernelVABits, 36), 52))
-            return (~UInt64(0) << vaBits)...((~UInt64(0) << (vaBits - 1)) - 1)
-        case .arm32, .x86_32: return 0xc000_0000...0xffff_ffff
-        }
-    }
+    /// Where the kernel's linear map of RAM can be (vmcoreinfo_data is a page from it).
+    static func directMap(guest: Guest) -> ClosedRange<UInt64> { guest.description.architecture.descriptor.directMap(guest: guest) }
     /// At most this many pages are visited in all (512 MiB of mapped image window).
     static let maxPages = 1 << 17
 

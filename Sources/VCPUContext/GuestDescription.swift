@@ -3,7 +3,7 @@ public enum GuestArchitecture: String, Sendable, Codable {
     case x86_32, x86_64, arm32, aarch64
 
     /// Bytes in a guest word: stacks are walked at this width, never the tool's.
-    public var wordSize: Int { self == .x86_32 || self == .arm32 ? 4 : 8 }
+    public var wordSize: Int { descriptor.wordSize }
 }
 
 /// Which `vcpu_guest_context` layout the core's `.xen_prstatus` entries use.

@@ -56,7 +56,7 @@ struct VCPUMemoryView {
 
     /// Strips AArch64 PAC/tag bits from a kernel-half pointer; other guests' words pass through.
     func stripPAC(_ w: UInt64) -> UInt64 {
-        guard isARM, width == 8, (w >> 55) & 1 == 1 else { return w }
+        guard report.guest.description.architecture.descriptor.signsReturnAddresses, width == 8, (w >> 55) & 1 == 1 else { return w }
         let vaBits = report.guest.kernelVABits
         guard (12...52).contains(vaBits), w >> UInt64(vaBits) != ~UInt64(0) >> UInt64(vaBits) else { return w }
         return stripPointerAuthentication(w, vaBits: vaBits)
@@ -253,7 +253,12 @@ struct VCPUMemoryView {
         exactMethod(method ?? options.unwind).flatMap { method in
             switch method {
             case .orc: return orcTrace()
-            case .fp: return isARM ? aarch64Trace() : x86FrameTrace()
+            case .fp:
+                switch report.guest.description.architecture.descriptor.framePointerUnwinder {
+                case .x86?: return x86FrameTrace()
+                case .frameRecords?: return aarch64Trace()
+                case nil: return nil
+                }
             case .exidx: return exidxTrace()
             case .cfi: return cfiTrace()
             case .scan, .auto: return nil
@@ -263,6 +268,7 @@ struct VCPUMemoryView {
 
     /// The exact unwinder asked for (`--unwind orc`) or the best available (`auto`).
     func exactMethod(_ asked: ReportOptions.UnwindMethod) -> ReportOptions.UnwindMethod? {
+        let descriptor = report.guest.description.architecture.descriptor
         switch asked {
         case .orc: return .orc
         case .exidx: return .exidx
@@ -272,15 +278,21 @@ struct VCPUMemoryView {
             if exidxTables() != nil { return .exidx }
             // AArch64 Linux always keeps frame records; a 32-bit x86 kernel has no ORC, and
             // its only exact unwinder is frame pointers (Debian's 686-pae: UNWINDER_FRAME_POINTER).
-            let arch = report.guest.description.architecture
-            return arch == .aarch64 || (arch == .x86_32 && width == 4) ? .fp : nil
+            switch descriptor.kernelStackUnwinder {
+            case .frameRecords: return .fp
+            case .framePointers: return width == 4 ? .fp : nil
+            case .orc, .ehabi: return nil          // their tables were not found
+            }
         case .fp:
-            let arch = report.guest.description.architecture
-            return arch == .aarch64 || ((arch == .x86_32 || arch == .x86_64) && width >= 4) ? .fp : nil
+            switch descriptor.framePointerUnwinder {
+            case .frameRecords?: return .fp
+            case .x86?: return width >= 4 ? .fp : nil
+            case nil: return nil
+            }
         case .scan:
             // AArch64 Linux always keeps frame records: -f walks them across stacks. On x86
             // -f stays upstream's walk.
-            return options.framePointers && report.guest.description.architecture == .aarch64 ? .fp : nil
+            return options.framePointers && descriptor.framePointerUnwinder == .frameRecords ? .fp : nil
         }
     }
 
@@ -483,14 +495,18 @@ struct VCPUMemoryView {
     func framePointerTrace(stackPointer: UInt64, limit: UInt64, into out: inout Report.Output) {
         // Upstream's -S loop reads the record at its position when the frame pointer is
         // below it; reproduce that (it still only moves up, so the walk stays bounded).
-        let arch = report.guest.description.architecture
+        let descriptor = report.guest.description.architecture.descriptor
         // 32-bit ARM Linux frame pointers are GCC APCS frames; the others are {fp, return}.
-        let layout: FrameRecordLayout = arch == .arm32 ? .apcs : .framePointerThenReturn
+        let layout: FrameRecordLayout
+        switch descriptor.frameRecords {
+        case .apcs: layout = .apcs
+        case .framePointerThenReturn: layout = .framePointerThenReturn
+        }
         let vaBits = report.guest.kernelVABits
         let walk = FrameRecordWalk(width: width, limit: limit, layout: layout,
                                    frameBelowPosition: options.stackTrace ? .usePosition : .stop,
                                    limitChecksPositionOnly: !isARM,
-                                   cleanReturnAddress: arch == .aarch64 ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
+                                   cleanReturnAddress: descriptor.signsReturnAddresses ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
         var position = stackPointer
         var failed: MemoryFault? = nil
         let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in

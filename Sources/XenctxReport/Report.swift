@@ -19,16 +19,17 @@ struct UnwindTables: Sendable {
     /// without data symbols): nil skips that search.
     init(symbols: SystemMap?, architecture: GuestArchitecture, guest: Guest? = nil) {
         let wanted = symbols?.addresses(of: ["__start_orc_unwind_ip", "__stop_orc_unwind_ip", "__start_orc_unwind", "__start_unwind_idx", "__stop_unwind_idx"]) ?? [:]
-        if architecture == .x86_64, let ip = wanted["__start_orc_unwind_ip"], let stop = wanted["__stop_orc_unwind_ip"],
+        let unwinder = architecture.descriptor.kernelStackUnwinder
+        if unwinder == .orc, let ip = wanted["__start_orc_unwind_ip"], let stop = wanted["__stop_orc_unwind_ip"],
            let entries = wanted["__start_orc_unwind"] {
             // The entries' format is decided from guest memory by `detectingORCFormat`.
             orc = ORCUnwinder.Tables(ipTable: ip, stopIPTable: stop, entries: entries, format: nil, unformatted: "not read from guest memory")
         } else {
             orc = nil
         }
-        if architecture == .arm32, let start = wanted["__start_unwind_idx"], let stop = wanted["__stop_unwind_idx"] {
+        if unwinder == .ehabi, let start = wanted["__start_unwind_idx"], let stop = wanted["__stop_unwind_idx"] {
             exidx = EHABIUnwinder.Tables(start: start, stop: stop)
-        } else if architecture == .arm32, let guest, let map = symbols, map.stext != 0, map.etext > map.stext,
+        } else if unwinder == .ehabi, let guest, let map = symbols, map.stext != 0, map.etext > map.stext,
                   let reader = KernelReader(guest: guest) {
             // .ARM.exidx lies after .rodata, before the init sections.
             var text = [map.stext...map.etext]
@@ -131,7 +132,7 @@ public struct Report: Sendable {
             kernelStart: options.kernelStart ?? guest.defaultKernelStart,
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
-            textOnlyFromSymbols: arch == .arm32 || arch == .aarch64)
+            textOnlyFromSymbols: arch.descriptor.textOnlyFromSymbols)
         classifier.moduleText = moduleList?.modules.map(\.text) ?? []
         self.classifier = classifier
         let needsTables = [.auto, .exidx, .orc].contains(options.unwind) || options.tasks != nil
@@ -145,7 +146,7 @@ public struct Report: Sendable {
         unwindTables = tables
         (guestSummary, guestKindEvidence) = Self.guestKind(guest: guest, reader: reader, symbols: imageSymbols)
         if let reader, let layout = taskLayout {
-            currentTasks = Self.currentTasks(guest: guest, reader: reader, layout: layout, symbols: imageSymbols, absolute: options.absoluteSymbols)
+            currentTasks = (try? layout.get()).map { CurrentTask.all(guest: guest, reader: reader, layout: $0, symbols: imageSymbols, absolute: options.absoluteSymbols) } ?? [:]
         } else {
             currentTasks = [:]
         }
@@ -167,57 +168,6 @@ public struct Report: Sendable {
         case 0: return (d.summary, "the kernel's xen_pvh at \(hex(at)) is 0: an HVM guest, not PVH")
         default: return (d.summary, "HVM or PVH: the kernel's xen_pvh at \(hex(at)) holds \(byte), no bool")
         }
-    }
-
-    /// The task each vCPU was running, where the layout and symbols allow finding it.
-    static func currentTasks(guest: Guest, reader: KernelReader, layout: Result<TaskLayout, KernelDataError>, symbols: SystemMap?,
-                             absolute: [String: UInt64]) -> [Int: Result<CurrentTask, KernelDataError>] {
-        guard case .success(let layout) = layout else { return [:] }
-        if guest.description.architecture == .arm32 {
-            return currentTasksByStack(guest: guest, reader: reader, layout: layout, symbols: symbols)
-        }
-        let known = perCPUVariables(["current_task", "pcpu_hot"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
-        var tasks: [Int: Result<CurrentTask, KernelDataError>] = [:]
-        for v in guest.vcpus {
-            tasks[v.id] = CurrentTask.find(vcpu: v, guest: guest, reader: reader, layout: layout) { known[$0] }
-        }
-        return tasks
-    }
-
-    /// ARM32 keeps `current` in TPIDRURO, which Xen's context does not save: the current
-    /// task is the one whose kernel stack holds the vCPU's SVC stack pointer (banked, so it
-    /// stays on the task's stack in every mode), found on the task list and idle tasks.
-    static func currentTasksByStack(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?) -> [Int: Result<CurrentTask, KernelDataError>] {
-        var out: [Int: Result<CurrentTask, KernelDataError>] = [:]
-        guard let initTask = symbols?.address(of: "init_task") else {
-            for v in guest.vcpus { out[v.id] = .failure(KernelDataError("current task", "ARM32 needs init_task from the symbols to find the task by its stack (kallsyms without data symbols lacks it: give --vmlinux or -s)")) }
-            return out
-        }
-        let runqueues = runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: symbols, absolute: [:])
-        let list: TaskList
-        switch TaskList.walk(reader: reader, layout: layout, initTask: initTask, idleTasks: guest.vcpus.compactMap { runqueues[$0.id]?.idle }) {
-        case .success(let l): list = l
-        case .failure(let e):
-            for v in guest.vcpus { out[v.id] = .failure(e) }
-            return out
-        }
-        let threadSize = KernelTask.threadSize(.arm32)
-        for v in guest.vcpus {
-            guard case .arm(let r) = v.registers, r.isAArch32State else { continue }
-            let sp = UInt64(r.spSVC)
-            let base = (sp &- 1) & ~(threadSize - 1)
-            if let t = list.tasks.first(where: { $0.stackBase == base }) {
-                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
-                                                 how: "the task whose kernel stack (\(hex(base))) holds SP_svc \(hex(sp)) (ARM32 keeps current in TPIDRURO, which the context lacks)"))
-            } else if let a = runqueues[v.id]?.current, let t = list.tasks.first(where: { $0.address == a }) {
-                // SP_svc is elsewhere (an IRQ stack): the scheduler's own record of the CPU.
-                out[v.id] = .success(CurrentTask(address: t.address, comm: t.comm, pid: t.pid, tgid: t.tgid,
-                                                 how: "runqueues.curr of CPU \(v.id) (SP_svc \(hex(sp)) is on no task's stack: an IRQ stack)"))
-            } else {
-                out[v.id] = .failure(KernelDataError("current task", "no task's kernel stack holds SP_svc \(hex(sp)) (\(list.tasks.count) tasks searched) and runqueues names none"))
-            }
-        }
-        return out
     }
 
     /// Problems met while rendering (unreadable memory and the like), for stderr.

@@ -23,34 +23,6 @@ extension Report {
         case one(pid: Int32)
     }
 
-    /// Per-CPU variables as offsets into each CPU's area (`__per_cpu_offset[cpu]` is added).
-    /// x86_64 links them from 0 (`__per_cpu_start`, which a relocation moves with them) and
-    /// kallsyms keeps them absolute; arm64 links them at their addresses in the image.
-    static func perCPUVariables(_ names: Set<String>, symbols: SystemMap?, absolute: [String: UInt64],
-                                architecture: GuestArchitecture) -> [String: UInt64] {
-        var known = symbols?.addresses(of: names.union(["__per_cpu_offset", "__per_cpu_start"])) ?? [:]
-        if architecture == .x86_64, let start = known["__per_cpu_start"] {
-            for n in names { if let v = known[n] { known[n] = v &- start } }
-        }
-        known.merge(absolute.filter { names.contains($0.key) || $0.key == "__per_cpu_offset" }) { _, kallsyms in kallsyms }
-        return known
-    }
-
-    /// Each vCPU's runqueue `idle` and `curr` tasks (the per-CPU `runqueues` at
-    /// `__per_cpu_offset[cpu]`), where the symbols name both.
-    static func runqueueTasks(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?,
-                              absolute: [String: UInt64]) -> [Int: (idle: UInt64?, current: UInt64?)] {
-        let known = perCPUVariables(["runqueues"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
-        guard let offsets = known["__per_cpu_offset"], let rq = known["runqueues"] else { return [:] }
-        var out: [Int: (idle: UInt64?, current: UInt64?)] = [:]
-        for v in guest.vcpus {
-            guard let base = try? reader.word(offsets &+ UInt64(v.id) &* UInt64(reader.wordSize)) else { continue }
-            func task(_ offset: Int?) -> UInt64? { offset.flatMap { try? reader.word(base &+ rq &+ UInt64($0)) }.flatMap { $0 == 0 ? nil : $0 } }
-            out[v.id] = (task(layout.runqueueIdle), task(layout.runqueueCurrent))
-        }
-        return out
-    }
-
     /// Every task, walked from `init_task` (found by its symbol, or as the pid-0 task on
     /// the ring through a current task), plus the idle task of each CPU from `runqueues`.
     public func taskList() -> Result<TaskList, KernelDataError> {
@@ -74,7 +46,7 @@ extension Report {
                 }
             }
             guard let initTask else { throw KernelDataError("tasks", "no init_task: the symbols do not name it and no current task leads to it") }
-            let runqueues = Self.runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
+            let runqueues = PerCPU.runqueueTasks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
             var idle = guest.vcpus.compactMap { runqueues[$0.id]?.idle }
             // Each vCPU's current task too: an idle vCPU's is its idle task, which is on no
             // list (and kallsyms without data symbols names no runqueues to find it by).
@@ -88,13 +60,9 @@ extension Report {
     /// A return address's name: by its call site (address - 1) as the kernel's `%pB` does
     /// on x86; on ARM only when a call instruction precedes it (entry code sets LR by hand).
     func returnAddressName(_ ip: UInt64, memory: some StackMemory) -> String {
-        switch guest.description.architecture {
-        case .x86_64, .x86_32:
-            return classifier.returnAddressSuffix(ip)
-        case .arm32, .aarch64:
-            let call = CallSite.precededByCall(ip, wordSize: guest.description.wordSize, memory: memory) == true
-            return call ? classifier.returnAddressSuffix(ip) : classifier.symbolSuffix(ip, kind: .text)
-        }
+        guard guest.description.architecture.descriptor.returnAddressNeedsCallCheck else { return classifier.returnAddressSuffix(ip) }
+        let call = CallSite.precededByCall(ip, wordSize: guest.description.wordSize, memory: memory) == true
+        return call ? classifier.returnAddressSuffix(ip) : classifier.symbolSuffix(ip, kind: .text)
     }
 
     /// ARM32's entry code is marked EXIDX_CANTUNWIND: a trace that stops in it has reached
@@ -173,19 +141,19 @@ extension Report {
             return TaskStack(task: task, vcpu: nil, unwind: nil, note: error.description, userEntry: user)
         }
         let isText: (UInt64) -> Bool = { classifier.classify($0) >= .text }
-        switch arch {
-        case .x86_64:
+        switch arch.descriptor.kernelStackUnwinder {
+        case .orc:
             guard let tables = unwindTables.orc else {
                 return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no ORC tables in the symbols", userEntry: user)
             }
             let start = ORCUnwinder.Registers(ip: saved.ip, sp: saved.sp, bp: saved.fp, r10: 0, r13: 0, di: 0, dx: 0)
             return TaskStack(task: task, vcpu: nil, unwind: ORCUnwinder(tables: tables, moduleTables: unwindTables.moduleORC, isKernelText: isText).unwind(from: start, memory: reader.memory),
                              note: nil, userEntry: user)
-        case .aarch64:
+        case .frameRecords:
             let unwinder = AArch64FrameUnwinder(vaBits: guest.kernelVABits)
             return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(pc: saved.ip, sp: saved.sp, fp: saved.fp, memory: reader.memory),
                              note: nil, userEntry: user)
-        case .arm32:
+        case .ehabi:
             guard let tables = unwindTables.exidx else {
                 return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no EHABI unwind index (the symbols do not bound it)", userEntry: user)
             }
@@ -195,7 +163,7 @@ extension Report {
             regs[13] = saved.sp; regs[14] = saved.ip; regs[15] = saved.ip
             let unwind = endingAtEntry(EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory))
             return TaskStack(task: task, vcpu: nil, unwind: unwind, note: nil, userEntry: user)
-        case .x86_32:
+        case .framePointers:
             // The 32-bit kernel has frame pointers only (no ORC): its own unwinder's walk.
             let unwinder = X86FrameUnwinder(width: 4, isKernelText: isText)
             return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(ip: saved.ip, sp: saved.sp, bp: saved.fp, memory: reader.memory),

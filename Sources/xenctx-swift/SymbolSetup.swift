@@ -66,7 +66,7 @@ extension XenctxCommand {
         var options = base
         let arch = guest.description.architecture
         if let identity = files.identity, let vmlinux {
-            guard identity.machine == arch.elfMachine else {
+            guard identity.machine == arch.descriptor.elfMachine else {
                 throw CommandFailure.failed("--vmlinux \(TerminalSafe.escape(vmlinux)) is a kernel for \(identity.machineName), but the guest is \(arch.rawValue)")
             }
         }
@@ -146,7 +146,7 @@ extension XenctxCommand {
         }
         do {
             let identity = try ELFIdentity(path: path)
-            guard identity.isLinuxKernel, identity.machine == guest.description.architecture.elfMachine else {
+            guard identity.isLinuxKernel, identity.machine == guest.description.architecture.descriptor.elfMachine else {
                 return .failed("\(TerminalSafe.escape(path)) is not a Linux kernel for \(guest.description.architecture.rawValue)")
             }
             guard identity.buildID == buildID else {
@@ -157,18 +157,6 @@ extension XenctxCommand {
             return .fetched(elf, path: path, buildID: buildID)
         } catch {
             return .failed("\(error)")
-        }
-    }
-}
-
-extension GuestArchitecture {
-    /// The ELF machine of this architecture's kernels.
-    var elfMachine: UInt16 {
-        switch self {
-        case .x86_64: return ELFIdentity.emX86_64
-        case .aarch64: return ELFIdentity.emAArch64
-        case .arm32: return ELFIdentity.emARM
-        case .x86_32: return ELFIdentity.em386
         }
     }
 }

@@ -286,8 +286,11 @@ struct XenctxCommand: ParsableCommand {
         guard let unwind, let method = ReportOptions.UnwindMethod(rawValue: unwind) else { return }
         let arch = guest.description.architecture
         var applies: [ReportOptions.UnwindMethod] = [.scan, .fp, .cfi, .auto]
-        if arch == .x86_64 { applies.insert(.orc, at: 2) }
-        if arch == .arm32 { applies.insert(.exidx, at: 2) }
+        switch arch.descriptor.kernelStackUnwinder {
+        case .orc: applies.insert(.orc, at: 2)
+        case .ehabi: applies.insert(.exidx, at: 2)
+        case .frameRecords, .framePointers: break
+        }
         guard !applies.contains(method) else { return }
         let whose = method == .orc ? "x86_64 kernels' ORC tables" : "ARM32 kernels' EHABI tables"
         throw CommandFailure.usage("--unwind \(unwind) reads \(whose), and this guest is \(arch.rawValue): use \(applies.map(\.rawValue).joined(separator: ", "))")
