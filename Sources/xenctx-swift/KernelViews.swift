@@ -56,7 +56,7 @@ extension XenctxCommand {
             }
         }
         let model = analysis.model(request, errors: errors)
-        return Report.Output(text: json ? JSONText.render(model) : SummaryText.render(model), errors: Array(model.errors.dropFirst(known.count)))
+        return Report.Output(text: format == .json ? JSONText.render(model) : SummaryText.render(model), errors: Array(model.errors.dropFirst(known.count)))
     }
 
     /// The task list or stacks, or one line saying why there are none.
@@ -109,10 +109,3 @@ extension XenctxCommand {
         return .success(log.notes.map { "kernel log: \($0)" })
     }
 }
-
-extension Report.Output {
-    /// The same output with `errors` first among its errors.
-    func prefixingErrors(_ errors: [String]) -> Report.Output { Report.Output(text: text, errors: errors + self.errors) }
-}
-
-/// A kernel view asked for alone (`--tasks`, `--log`, …) that could not be made.

@@ -27,66 +27,46 @@ extension XenctxCommand {
             }
             return
         }
-        var out: Report.Output
         var paused: Duration? = nil
-        /// The whole report of a live guest, as text (or JSON) and error lines.
-        func analyse(_ guest: Guest) throws -> Report.Output {
-            try checkAgainstGuest(guest)
-            var prepared = try prepare(guest: guest, files: files, options: options)
-            try resolveSymbolAddresses(&prepared.options)
-            let analysis = Report(guest: guest, options: prepared.options)
-            if json || summary {
-                var out = modelText(analysis, prepared, known: prepared.warnings).prefixingErrors(prepared.warnings)
-                out.notes = prepared.notes + out.notes
-                return out
-            }
-            var report = reportWanted ? try analysis.renderAll() : Report.Output()
-            report.errors = prepared.warnings + report.errors
-            report.notes = prepared.notes + report.notes
-            for view in kernelViews(analysis, prepared) {
-                switch view {
-                case .shown(let out):
-                    report.text += out.text
-                    report.errors += out.errors
-                case .failed(let why, let alone):
-                    // Asked for alone, a view that cannot be made is the run's failure, as on a core.
-                    if alone { throw CommandFailure.failed(why) }
-                    report.errors.append(why)
-                }
-            }
-            return report
-        }
+        var partial = false
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
-            // page-table pages that reach them) are copied; the analysis reads kernel text
-            // and static data after unpausing. Views of changing kernel data (--tasks,
-            // --modules, --log, --json, --summary) are read whole in the pause, for one moment.
-            let wholeInPause = kernelViewsOnly || json || summary
+            // page-table pages that reach them) are copied; the report reads kernel text and
+            // static data after unpausing. Views of changing kernel data (--tasks, --modules,
+            // --log, --json, --summary) are read whole in the pause, for one moment, and
+            // printed after it.
+            let wholeInPause = kernelViewsOnly || format != .text
             var captured: Guest? = nil
-            var inPause = Report.Output()
-            (inPause, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Report.Output in
-                let guest = try hv.guest(domid: domid)
-                captured = guest
-                var out = Report.Output()
-                if wholeInPause {
-                    out = try analyse(guest)
-                } else {
-                    Report.snapshotStacks(of: guest, stackPages: options.stackPages)
+            var pieces: [Piece] = []
+            do {
+                (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
+                    let guest = try hv.guest(domid: domid)
+                    captured = guest
+                    var partial = false
+                    if wholeInPause {
+                        partial = try report(guest, files: files, options: options) { pieces.append($0) }
+                    } else {
+                        Report.snapshotStacks(of: guest, stackPages: options.stackPages)
+                    }
+                    // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
+                    if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
+                    return partial
                 }
-                // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
-                if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
-                return out
+            } catch {
+                pieces.forEach(show)    // what was said before the failure
+                throw error
             }
-            out = wholeInPause ? inPause : try analyse(captured!)
+            if wholeInPause {
+                pieces.forEach(show)
+            } else {
+                partial = try report(captured!, files: files, options: options, emit: show)
+            }
         } catch {
             throw CommandFailure.from(error)
         }
-        for n in out.notes { note(n) }
-        writeStdout(out.text)
-        for e in out.errors { warn(e) }
         if options.describe, let paused {
-            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || json || summary ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
+            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || format != .text ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
         }
-        if !out.errors.isEmpty { throw CommandFailure.partial }
+        if partial { throw CommandFailure.partial }
     }
 }

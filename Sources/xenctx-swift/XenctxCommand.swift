@@ -232,49 +232,7 @@ struct XenctxCommand: ParsableCommand {
         } catch {
             throw CommandFailure.from(error)
         }
-        try checkAgainstGuest(guest)
-        for warning in guest.warnings { warn(warning) }
-        var partial = !guest.warnings.isEmpty
-        var prepared = try prepare(guest: guest, files: files, options: options)
-        try resolveSymbolAddresses(&prepared.options)
-        for n in prepared.notes { note(n) }
-        for w in prepared.warnings { warn(w) }
-        partial = partial || !prepared.warnings.isEmpty
-
-        if json || summary {
-            let out = modelText(Report(guest: guest, options: prepared.options), prepared, known: guest.warnings + prepared.warnings)
-            writeStdout(out.text)
-            for e in out.errors { warn(e) }
-            if partial || !out.errors.isEmpty { throw CommandFailure.partial }
-            return
-        }
-        // One analysis for the report and the kernel views (BTF, modules and tasks found once).
-        let report = reportWanted || prepared.options.tasks != nil || modules ? Report(guest: guest, options: prepared.options) : nil
-        if reportWanted, let report {
-            do {
-                try report.render { out in
-                    for n in out.notes { note(n) }
-                    writeStdout(out.text)
-                    for e in out.errors { warn(e) }
-                    if !out.errors.isEmpty { partial = true }
-                }
-            } catch {
-                throw CommandFailure.from(error)
-            }
-        }
-        for view in kernelViews(report, prepared) {
-            switch view {
-            case .shown(let out):
-                writeStdout(out.text)
-                for e in out.errors { warn(e) }
-                if !out.errors.isEmpty { partial = true }
-            case .failed(let why, let alone):
-                if alone { throw CommandFailure.failed(why) }
-                warn(why)
-                partial = true
-            }
-        }
-        if partial { throw CommandFailure.partial }
+        if try report(guest, files: files, options: options, emit: show) { throw CommandFailure.partial }
     }
 
     /// Options that do not fit the guest are usage errors: `-k` beyond a 32-bit guest's
