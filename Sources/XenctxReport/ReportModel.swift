@@ -14,6 +14,8 @@ public struct ReportModel: Codable, Sendable, Equatable {
     public var tasks: [TaskEntry]?
     public var modules: [ModuleEntry]?
     public var log: [LogEntry]?
+    /// Why the guest stopped (or that it did not), from its log and its vCPUs.
+    public var verdict: Verdict?
     /// What could not be read, as the text report's stderr lines.
     public var errors: [String]
 
@@ -132,6 +134,28 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var base: String
         public var size: Int
         public var symbols: Int
+    }
+
+    public struct Verdict: Codable, Sendable, Equatable {
+        /// panic, oops, BUG, soft lockup, hard lockup, hung, OOM; running (no sign of
+        /// either); unknown (no log and no vCPU that says).
+        public var reason: String
+        /// The kernel's own line for the reason (`BUG: kernel NULL pointer dereference, …`).
+        public var message: String?
+        /// The panic's line, when it panicked (`Kernel panic - not syncing: …`).
+        public var panic: String?
+        public var vcpu: Int?
+        public var pid: Int?
+        public var comm: String?
+        /// `Not tainted` or `Tainted: G      D`, as the kernel prints its taint.
+        public var taint: String?
+        /// `tainted_mask` (at the dump) or `log` (the kernel's line, before an oops' own taint).
+        public var taintFrom: String?
+        /// Seconds since boot of the message's record, and of the last record in the log.
+        public var time: Double?
+        public var lastLogTime: Double?
+        /// Where each part came from, and what could not be checked.
+        public var evidence: [String]
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

@@ -17,9 +17,12 @@ extension Report {
     public struct ModelRequest: Sendable {
         public var modules = false
         public var log: KernelLog? = nil
-        public init(modules: Bool = false, log: KernelLog? = nil) {
+        /// Whether to say why the guest stopped (reads the log when `log` is not given).
+        public var verdict = false
+        public init(modules: Bool = false, log: KernelLog? = nil, verdict: Bool = false) {
             self.modules = modules
             self.log = log
+            self.verdict = verdict
         }
     }
 
@@ -80,6 +83,10 @@ extension Report {
                 ReportModel.ModuleEntry(name: TerminalSafe.escape(m.name), address: hex(m.address, width: w), base: hex(m.base, width: w),
                                         size: Int(m.size), symbols: m.symbols.count)
             }
+        }
+        if request.verdict {
+            let log: Result<KernelLog, KernelDataError>? = request.log.map { .success($0) } ?? options.kernel.map { $0.log(symbols: options.symbols) }
+            model.verdict = verdict(vcpus: model.vcpus, log: log)
         }
         if let log = request.log {
             model.log = log.records.map { r in

@@ -109,7 +109,7 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print the report (and --tasks, --modules, --log) as one JSON document instead of text (schema: docs/report.schema.json).")
     var json = false
 
-    @Flag(name: .customLong("summary"), help: "One line per vCPU: its state (panic, oops, stopped, idle, hypercall, user, kernel, offline), its current task and the innermost frame that says something.")
+    @Flag(name: .customLong("summary"), help: "A verdict first (why the guest stopped, in the kernel's own words from its log: panic, oops, BUG, lockup, hung task or OOM, its vCPU, task and taint), then one line per vCPU: its state (panic, oops, stopped, idle, hypercall, user, kernel, offline), its current task and the innermost frame that says something.")
     var summary = false
 
     @Flag(name: .customLong("tasks"), help: "List every task of the guest kernel (pid, ppid, CPU, task_struct, state, command; '>' marks tasks on a CPU), read from its memory with its own types (BTF): alone, just the list; with report options, after the report.")

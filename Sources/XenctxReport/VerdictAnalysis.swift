@@ -1,0 +1,78 @@
+import GuestKernel
+import Symbols
+import VCPUContext
+
+/// Why the guest died or hangs: the kernel's own words from its log (panic, oops, BUG,
+/// lockup, hung task, OOM), the vCPU and task it names, the taint at the dump, checked
+/// against what the vCPUs themselves show. Values only: `SummaryText` and the JSON print it.
+extension Report {
+    public func verdict(vcpus: [ReportModel.VCPUEntry], log: Result<KernelLog, KernelDataError>?) -> ReportModel.Verdict {
+        var v = ReportModel.Verdict(reason: "unknown", evidence: [])
+        let panicking = vcpus.first { $0.state == "panic" } ?? vcpus.first { $0.state == "oops" }
+        taint(into: &v)
+        var events: [LogEvent] = []
+        switch log {
+        case .success(let l)?:
+            let release = try? options.kernel?.vmcoreinfo.get().info.osRelease
+            events = LogEvents.find(in: l.records, release: release)
+            v.lastLogTime = l.records.last.map { Double($0.timestamp) / 1e9 }
+        case .failure(let e)?:
+            v.evidence.append("no kernel log to read the kernel's own words from: \(e.reason)")
+        case nil:
+            v.evidence.append("no kernel log: this core holds no guest memory")
+        }
+        let panic = events.last { $0.kind == .panic }
+        // What made it panic: the last other event before the panic (an oops, a BUG, a
+        // lockup with softlockup_panic, …); without a panic, the last event.
+        let cause = panic.map { p in events.last { $0.kind != .panic && $0.timestamp <= p.timestamp } } ?? events.last
+        guard let decisive = cause ?? panic else {
+            if let p = panicking {
+                v.reason = p.state
+                v.vcpu = p.id
+                v.pid = p.task?.pid; v.comm = p.task?.comm
+                v.evidence.append("vcpu\(p.id) is in \(p.state) (\(p.at ?? "its trace")), and the log has no record of it")
+            } else if log != nil, case .success? = log {
+                v.reason = "running"
+                v.evidence.append("no panic, oops, BUG, lockup, hung-task or OOM record in the log, and no vCPU in panic or oops")
+            }
+            return v
+        }
+        v.reason = decisive.kind.rawValue
+        v.message = TerminalSafe.escape(decisive.text)
+        v.panic = panic.map { TerminalSafe.escape($0.text) }
+        v.time = Double(decisive.timestamp) / 1e9
+        // The kernel's CPU/PID/Comm line after the event, else the vCPU in panic.
+        let header = decisive.cpu != nil ? decisive : (panic?.cpu != nil ? panic! : decisive)
+        if let cpu = header.cpu {
+            v.vcpu = cpu
+            v.pid = header.pid
+            v.comm = header.comm.map { TerminalSafe.escape($0) }
+            v.evidence.append("vCPU and task from the kernel's line after it: CPU \(cpu), PID \(header.pid.map(String.init) ?? "?"), Comm \(v.comm ?? "?")")
+            if let entry = vcpus.first(where: { $0.id == cpu }), let t = entry.task, t.pid != header.pid {
+                v.evidence.append("vcpu\(cpu)'s current task at the dump is \(t.comm) (pid \(t.pid)), not the task the log names")
+            }
+        } else if let p = panicking {
+            v.vcpu = p.id
+            v.pid = p.task?.pid; v.comm = p.task?.comm
+            v.evidence.append("vCPU from its state (\(p.state)): the log names no CPU after the message")
+        }
+        if v.taint == nil, let t = header.taint {
+            v.taint = TerminalSafe.escape(t)
+            v.taintFrom = "log"
+            v.evidence.append("taint from the kernel's line (tainted_mask is not in the symbols)")
+        }
+        return v
+    }
+
+    /// `tainted_mask` at the dump, where the symbols name it.
+    func taint(into v: inout ReportModel.Verdict) {
+        guard let at = classifier.symbols?.address(of: "tainted_mask") else { return }
+        guard let reader = KernelReader(guest: guest), let mask = Taint.read(reader: reader, address: at) else {
+            v.evidence.append("tainted_mask at \(hex(at)) is unreadable")
+            return
+        }
+        v.taint = Taint.text(mask)
+        v.taintFrom = "tainted_mask"
+        v.evidence.append("taint from tainted_mask at \(hex(at)) (\(hex(mask)))")
+    }
+}

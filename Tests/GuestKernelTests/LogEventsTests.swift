@@ -1,0 +1,54 @@
+import Testing
+@testable import GuestKernel
+
+/// The kernel's words for why it stopped, picked out of log records, and its taint printed
+/// as print_tainted() prints it.
+struct LogEventsTests {
+    func record(_ text: String, _ ns: UInt64) -> LogRecord {
+        LogRecord(sequence: nil, timestamp: ns, level: nil, facility: nil, text: Array(text.utf8), caller: nil, subsystem: nil, device: nil)
+    }
+
+    /// x86's oops: the BUG line, #PF lines, the Oops line and the header naming the task.
+    @Test func oopsWithHeader() {
+        let records = [record("BUG: kernel NULL pointer dereference, address: 0000000000000000", 1),
+                       record("#PF: supervisor write access in kernel mode", 2),
+                       record("Oops: 0002 [#1] PREEMPT SMP NOPTI", 3),
+                       record("CPU: 1 PID: 97 Comm: sh Tainted: G      D W         6.1.0-56-amd64 #1 Debian 6.1.158-1", 4),
+                       record("Kernel panic - not syncing: Fatal exception", 5)]
+        let events = LogEvents.find(in: records, release: "6.1.0-56-amd64")
+        #expect(events.map(\.kind) == [.bug, .oops, .panic])
+        // The BUG line's header search stops at the next event: it names no task.
+        #expect(events[0].cpu == nil)
+        #expect(events[1].cpu == 1 && events[1].pid == 97 && events[1].comm == "sh")
+        #expect(events[1].taint == "Tainted: G      D W")
+        #expect(events[2].cpu == nil)
+    }
+
+    @Test func lockupsHungAndOOM() {
+        let events = LogEvents.find(in: [
+            record("watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [sh:97]", 1),
+            record("INFO: task sync:123 blocked for more than 120 seconds.", 2),
+            record("Out of memory: Killed process 321 (stress) total-vm:1000kB", 3),
+            record("NMI watchdog: Watchdog detected hard LOCKUP on cpu 0", 4),
+            record("kernel BUG at mm/slub.c:123!", 5),
+            record("an ordinary line", 6)])
+        #expect(events.map(\.kind) == [.softLockup, .hung, .oom, .hardLockup, .bug])
+    }
+
+    /// Hostile records: only the first 512 bytes of a record's first line are looked at,
+    /// and a header with garbage fields yields what parses.
+    @Test func hostileRecords() {
+        let long = "Kernel panic - not syncing: " + String(repeating: "x", count: 100_000)
+        let events = LogEvents.find(in: [record(long, 1), record("CPU: z PID: -- Comm:", 2)])
+        #expect(events.count == 1 && events[0].text.utf8.count == 512)
+        #expect(events[0].cpu == nil && events[0].pid == nil && events[0].comm == nil)
+    }
+
+    @Test func taintAsTheKernelPrintsIt() {
+        #expect(Taint.text(0) == "Not tainted")
+        #expect(Taint.text(1 << 7) == "Tainted: G      D")                 // TAINT_DIE
+        #expect(Taint.text(1 << 7 | 1 << 9) == "Tainted: G      D W")       // and TAINT_WARN
+        #expect(Taint.text(1) == "Tainted: P")
+        #expect(Taint.text(1 << 40) == "Tainted: G (and bits 40)")
+    }
+}
