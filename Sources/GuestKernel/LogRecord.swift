@@ -41,4 +41,14 @@ public struct KernelLog: Sendable {
     /// Records that were skipped, and why (reused descriptors, bad positions).
     public let skipped: Int
     public let notes: [String]
+
+    /// Records the ring no longer holds: the oldest kept record's sequence number (records
+    /// are numbered from 0 at boot). Nil where the ring does not number them (before 5.10).
+    public var lost: UInt64? { records.first?.sequence }
+
+    /// What the reader should know when records were lost, nil when none were.
+    public var lostNote: String? {
+        guard let lost, lost > 0 else { return nil }
+        return "the ring wrapped: its first \(lost) record\(lost == 1 ? "" : "s") (since boot) were overwritten; the oldest kept is record \(lost)"
+    }
 }

@@ -16,6 +16,9 @@ extension Report {
             let release = try? options.kernel?.vmcoreinfo.get().info.osRelease
             events = LogEvents.find(in: l.records, release: release)
             v.lastLogTime = l.records.last.map { Double($0.timestamp) / 1e9 }
+            if let lost = l.lost, lost > 0 {
+                v.evidence.append("the log's first \(lost) records were overwritten (the ring wrapped): an earlier fault may have been among them")
+            }
         case .failure(let e)?:
             v.evidence.append("no kernel log to read the kernel's own words from: \(e.reason)")
         case nil:

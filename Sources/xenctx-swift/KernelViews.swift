@@ -85,7 +85,7 @@ extension XenctxCommand {
     /// The kernel log as text, with what stopped or skipped its records as errors, or one
     /// line saying why there is none.
     func logText(_ prepared: Prepared) -> Result<Report.Output, NoLog> {
-        readLog(prepared).map { Report.Output(text: LogText.render($0.0), errors: $0.1) }
+        readLog(prepared).map { Report.Output(text: LogText.render($0.0), errors: $0.1, notes: $0.0.lostNote.map { ["kernel log: \($0)"] } ?? []) }
     }
 
     /// The kernel log with its problems, or why there is none (the text's and JSON's words).

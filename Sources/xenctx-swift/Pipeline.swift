@@ -64,6 +64,7 @@ extension XenctxCommand {
         for view in kernelViews(analysis, prepared) {
             switch view {
             case .shown(let out):
+                for n in out.notes { emit(.note(n)) }
                 emit(.text(out.text))
                 for e in out.errors { emit(.warning(e)) }
                 if !out.errors.isEmpty { partial = true }

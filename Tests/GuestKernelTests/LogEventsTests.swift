@@ -52,3 +52,19 @@ struct LogEventsTests {
         #expect(Taint.text(1 << 40) == "Tainted: G (and bits 40)")
     }
 }
+
+/// A ring that wrapped says how many records it lost (#25 item 7): the oldest record it
+/// keeps is numbered by the records written since boot.
+struct LogLostTests {
+    func log(_ sequences: [UInt64?]) -> KernelLog {
+        KernelLog(records: sequences.map { LogRecord(sequence: $0, timestamp: 0, level: nil, facility: nil, text: [], caller: nil, subsystem: nil, device: nil) },
+                  source: "test", skipped: 0, notes: [])
+    }
+
+    @Test func wrappedRingSaysWhatItLost() {
+        #expect(log([0, 1, 2]).lostNote == nil)
+        #expect(log([1234, 1235]).lost == 1234)
+        #expect(log([1234, 1235]).lostNote == "the ring wrapped: its first 1234 records (since boot) were overwritten; the oldest kept is record 1234")
+        #expect(log([nil, nil]).lost == nil && log([]).lostNote == nil)   // log_buf before 5.10: not numbered
+    }
+}
