@@ -14,9 +14,19 @@ public struct LogEvent: Sendable, Equatable {
     public var cpu: Int? = nil, pid: Int? = nil, comm: String? = nil
     /// `Not tainted` or `Tainted: …` from that line.
     public var taint: String? = nil
+    /// Its record's place in the log (for telling one incident from the next).
+    public var index = 0
 }
 
 public enum LogEvents {
+    /// The event a panic followed from: the last one before it in the same incident (an
+    /// oops' report runs some 40 records and a second into the panic); an event further
+    /// back (a lockup an hour before a sysrq crash) is history, not the cause.
+    public static func cause(of panic: LogEvent, in events: [LogEvent]) -> LogEvent? {
+        guard let e = events.last(where: { $0.kind != .panic && $0.index < panic.index }) else { return nil }
+        return panic.index - e.index <= 200 && panic.timestamp &- e.timestamp <= 10_000_000_000 ? e : nil
+    }
+
     /// The events in `records`, oldest first. Each record is looked at once, and the
     /// header line is looked for in the few records after an event only.
     public static func find(in records: [LogRecord], release: String? = nil) -> [LogEvent] {
@@ -24,7 +34,7 @@ public enum LogEvents {
         for (i, r) in records.enumerated() {
             let text = line(r.text)
             guard let kind = kind(of: text) else { continue }
-            var event = LogEvent(kind: kind, text: text, timestamp: r.timestamp)
+            var event = LogEvent(kind: kind, text: text, timestamp: r.timestamp, index: i)
             // The header follows within a few records (after "Modules linked in:" and such).
             for later in records[(i + 1)..<min(records.count, i + 12)] {
                 let h = line(later.text)

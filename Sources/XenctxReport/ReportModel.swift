@@ -156,6 +156,17 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var lastLogTime: Double?
         /// Where each part came from, and what could not be checked.
         public var evidence: [String]
+        /// Every event the log records (at most the last 32), oldest first.
+        public var events: [Event]? = nil
+
+        public struct Event: Codable, Sendable, Equatable {
+            public var kind: String
+            public var message: String
+            public var time: Double
+            public var vcpu: Int?
+            public var pid: Int?
+            public var comm: String?
+        }
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

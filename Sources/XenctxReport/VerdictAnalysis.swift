@@ -27,7 +27,7 @@ extension Report {
         let panic = events.last { $0.kind == .panic }
         // What made it panic: the last other event before the panic (an oops, a BUG, a
         // lockup with softlockup_panic, …); without a panic, the last event.
-        let cause = panic.map { p in events.last { $0.kind != .panic && $0.timestamp <= p.timestamp } } ?? events.last
+        let cause = panic.map { LogEvents.cause(of: $0, in: events) } ?? events.last
         guard let decisive = cause ?? panic else {
             if let p = panicking {
                 v.reason = p.state
@@ -40,6 +40,12 @@ extension Report {
             }
             return v
         }
+        // Everything the log says happened, oldest first (a hung task, then a lockup, …).
+        v.events = events.suffix(32).map { e in
+            ReportModel.Verdict.Event(kind: e.kind.rawValue, message: TerminalSafe.escape(e.text), time: Double(e.timestamp) / 1e9,
+                                      vcpu: e.cpu, pid: e.pid, comm: e.comm.map { TerminalSafe.escape($0) })
+        }
+        if events.count > 32 { v.evidence.append("the log holds \(events.count) events: the last 32 are listed") }
         v.reason = decisive.kind.rawValue
         v.message = TerminalSafe.escape(decisive.text)
         v.panic = panic.map { TerminalSafe.escape($0.text) }

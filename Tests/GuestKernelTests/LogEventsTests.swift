@@ -44,6 +44,18 @@ struct LogEventsTests {
         #expect(events[0].cpu == nil && events[0].pid == nil && events[0].comm == nil)
     }
 
+    /// A panic's cause is the event of the same incident, not one long before it.
+    @Test func causeIsTheSameIncident() {
+        var records = [record("watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [sh:97]", 10_000_000_000)]
+        records += (0..<300).map { record("sysrq-t line \($0)", 20_000_000_000) }
+        records.append(record("Kernel panic - not syncing: sysrq triggered crash", 30_000_000_000))
+        let events = LogEvents.find(in: records)
+        #expect(LogEvents.cause(of: events[1], in: events) == nil)
+        let oops = LogEvents.find(in: [record("Oops: 0002 [#1] SMP", 1_000_000_000), record("Modules linked in:", 1_000_000_001),
+                                       record("Kernel panic - not syncing: Fatal exception", 1_500_000_000)])
+        #expect(LogEvents.cause(of: oops[1], in: oops)?.kind == .oops)
+    }
+
     @Test func taintAsTheKernelPrintsIt() {
         #expect(Taint.text(0) == "Not tainted")
         #expect(Taint.text(1 << 7) == "Tainted: G      D")                 // TAINT_DIE
