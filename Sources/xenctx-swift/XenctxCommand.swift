@@ -29,6 +29,7 @@ struct XenctxCommand: ParsableCommand {
         xenctx-swift [options] --core FILE [VCPU]
         xenctx-swift [options] DOMID [VCPU]
         xenctx-swift --save-core FILE [--force] [--no-pause] DOMID
+        xenctx-swift triage [--json] [--jobs N] PATH...   (many cores: see triage --help)
         """,
         discussion: """
         Options and output follow upstream xenctx (tools/xentrace/xenctx.c), with ARM stacks, the \
@@ -136,18 +137,29 @@ struct XenctxCommand: ParsableCommand {
     /// ArgumentParser's own main, but its messages (a usage error echoes the argument as
     /// given, control bytes and all) reach the terminal through the one gate, `writeAll`.
     static func main() {
+        // `triage` is a command of its own; everything else is the report's options.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "triage" {
+            run(TriageCommand.self, Array(arguments.dropFirst()))
+        }
+        run(XenctxCommand.self, arguments)
+    }
+
+    /// A command's run, with failures mapped to exit statuses in one place.
+    static func run<C: ParsableCommand>(_ type: C.Type, _ arguments: [String]) -> Never {
         do {
-            var command = try parseAsRoot()
+            var command = try type.parseAsRoot(arguments)
             try command.run()
         } catch let failure as CommandFailure {
             if !failure.description.isEmpty { writeAll(2, "xenctx-swift: \(failure.description)\n") }
             Glibc.exit(failure.status)
         } catch {
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
+            let code = type.exitCode(for: error)
+            let message = type.fullMessage(for: error)
             if !message.isEmpty { writeAll(code == .success ? 1 : 2, message + "\n") }
             Glibc.exit(code.rawValue)
         }
+        Glibc.exit(0)
     }
 
     mutating func validate() throws {
