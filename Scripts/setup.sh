@@ -2,7 +2,7 @@
 # Installs what building and testing need, only when missing (Debian bookworm, as root).
 set -euo pipefail
 need=()
-for p in xz-utils pkg-config libelf-dev libdw-dev libxen-dev elfutils debuginfod dwz binutils gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf; do
+for p in xz-utils pkg-config libelf-dev libdw-dev libxen-dev elfutils debuginfod dwz binutils gcc gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf systemd; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
