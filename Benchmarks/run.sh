@@ -29,6 +29,21 @@ done
 "$bin/xenctx-bench" grow "$cache/x86-run1-lab-crash/lab-crash.core"
 # Issue #11's rows: the whole -C command on grown and fragmented cores (real pages read).
 "$bin/xenctx-bench" frames "$bin/xenctx-swift" "$cache/x86-run1-lab-crash/lab-crash.core" "$cache/arm-full-a64-crash/a64-crash.core"
+# Triage throughput (#26): 100 cores (25 links to each of the four real cores above), one at a
+# time and one per CPU; cores per second and peak RSS (GNU time).
+tri=/tmp/xenctx-bench-triage; rm -rf "$tri"; mkdir -p "$tri"
+for i in $(seq 1 25); do
+    for c in x86-run1-lab-crash/lab-crash arm-full-a64-crash/a64-crash arm-full-a32-crash/a32-crash arm-full-a32-crash-smp-bootoops1/a32-crash-smp-bootoops1; do
+        ln -s "$(realpath "$cache/$c.core")" "$tri/$(basename $c)-$i.core"
+    done
+done
+for jobs in 1 $(nproc); do
+    /usr/bin/time -f "%e %M" -o /tmp/xenctx-bench-triage.time "$bin/xenctx-swift" triage --jobs "$jobs" "$tri" > /dev/null || true
+    read -r secs rss < /tmp/xenctx-bench-triage.time
+    echo "triage of 100 cores, --jobs $jobs: $secs s ($(python3 -c "print(f'{100/$secs:.1f}')") cores/s), peak RSS $((rss / 1024)) MiB"
+done
+rm -rf "$tri"
+
 # hf RUNS NAME CMD [NAME CMD]...: hyperfine, printed as medians (this VM's timings have
 # long outliers that move means) with each command's ratio to the first.
 hf() {
