@@ -17,6 +17,21 @@ public enum PerCPU {
         return known
     }
 
+    /// Each vCPU's runqueue clock (`rq.clock`, ns: what the scheduler last read of sched_clock
+    /// there), where the symbols and types name it.
+    public static func runqueueClocks(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?,
+                                      absolute: [String: UInt64]) -> [Int: UInt64] {
+        let known = variables(["runqueues"], symbols: symbols, absolute: absolute, architecture: guest.description.architecture)
+        guard let offsets = known["__per_cpu_offset"], let rq = known["runqueues"], let clock = layout.runqueueClock else { return [:] }
+        var out: [Int: UInt64] = [:]
+        for v in guest.vcpus {
+            guard let base = try? reader.word(offsets &+ UInt64(v.id) &* UInt64(reader.wordSize)),
+                  let value = try? reader.u64(base &+ rq &+ UInt64(clock)) else { continue }
+            out[v.id] = value
+        }
+        return out
+    }
+
     /// Each vCPU's runqueue `idle` and `curr` tasks (the per-CPU `runqueues`), where the
     /// symbols name both.
     public static func runqueueTasks(guest: Guest, reader: KernelReader, layout: TaskLayout, symbols: SystemMap?,

@@ -28,6 +28,9 @@ public struct TaskLayout: Sendable, Equatable {
     public let runqueueIdle: Int?, runqueueCurrent: Int?
     /// x86 from 6.2 until 6.15: `current` is `current_task` inside the per-CPU `struct pcpu_hot`.
     public let pcpuHotCurrentTask: Int?
+    /// `task_struct.sched_info.last_arrival` (when it last went onto a CPU, in its runqueue's
+    /// clock; CONFIG_SCHED_INFO) and `rq.clock`, to tell how long ago that was.
+    public let lastArrival: Int?, runqueueClock: Int?
     /// What was found and from where, for `--describe`.
     public let how: String
 
@@ -75,6 +78,8 @@ public struct TaskLayout: Sendable, Equatable {
         runqueueIdle = at("idle", "rq")
         runqueueCurrent = at("curr", "rq")
         pcpuHotCurrentTask = at("current_task", "pcpu_hot")
+        lastArrival = at("sched_info.last_arrival")
+        runqueueClock = at("clock", "rq")
         let descriptor = architecture.descriptor
         switch descriptor.switchFrame {
         case .inactiveTaskFrame:

@@ -17,6 +17,9 @@ public struct KernelTask: Sendable, Equatable {
     public let comm: String
     /// The lowest address of its kernel stack (`task_struct.stack`).
     public let stackBase: UInt64?
+    /// When it last went onto a CPU (`sched_info.last_arrival`, ns of that CPU's runqueue
+    /// clock); nil without CONFIG_SCHED_INFO or when unreadable, 0 if it never ran.
+    public var lastArrival: UInt64? = nil
 
     static let commLength = 16          // TASK_COMM_LEN
     static let pidMax: Int32 = 4_194_304 // PID_MAX_LIMIT
@@ -47,7 +50,8 @@ public struct KernelTask: Sendable, Equatable {
         return KernelTask(address: address, pid: pid, tgid: tgid, ppid: ppid, state: state,
                           cpu: optionalU32(layout.cpu).map { Int($0) }, onCPU: (optionalU32(layout.onCPU) ?? 0) != 0,
                           isKernelThread: (optionalU32(layout.flags) ?? 0) & kernelThreadFlag != 0,
-                          comm: String(decoding: name, as: UTF8.self), stackBase: optionalWord(layout.stack))
+                          comm: String(decoding: name, as: UTF8.self), stackBase: optionalWord(layout.stack),
+                          lastArrival: layout.lastArrival.flatMap { try? reader.u64(address &+ UInt64($0)) })
     }
 
     /// `task_state_index` of Linux 4.14+: the highest reported bit of state|exit_state,

@@ -320,6 +320,11 @@ public struct Report: Sendable {
         switch taskLayout {
         case .success(let layout)?:
             s += "# tasks: \(layout.how)\n"
+            let clocks = runqueueClocks()
+            if !clocks.isEmpty {
+                s += "#   runqueue clocks (sched_clock at each CPU's last scheduler update): "
+                s += clocks.sorted { $0.key < $1.key }.map { "cpu\($0.key) \(TaskText.seconds($0.value))" }.joined(separator: ", ") + "\n"
+            }
             for v in guest.vcpus where v.isOnline {
                 switch currentTasks[v.id] {
                 case .success(let t)?: s += "#   vcpu\(v.id): current task at \(hex(t.address)), found through \(t.how)\n"

@@ -122,6 +122,9 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var runningOnVCPU: Int?
         public var kernelThread: Bool
         public var comm: String
+        /// Seconds before the dump it last went onto a CPU (running: how long it has run),
+        /// from its `sched_info.last_arrival` and its CPU's runqueue clock.
+        public var sinceScheduled: Double? = nil
         public var trace: Trace?
         /// Why a task asked for has no trace (as the text's `-- no call trace: … --`).
         public var noTrace: String? = nil

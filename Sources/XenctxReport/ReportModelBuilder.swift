@@ -61,10 +61,12 @@ extension Report {
             case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
             case .one(let pid): stacksFor = Set(list.tasks.filter { $0.pid == pid }.map(\.address))
             }
+            let clocks = runqueueClocks()
             model.tasks = list.tasks.map { t in
                 var entry = ReportModel.TaskEntry(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), ppid: t.ppid.map(Int.init),
                                                   state: t.state, cpu: t.cpu, onCPU: t.onCPU, runningOnVCPU: vcpuRunning(t),
                                                   kernelThread: t.isKernelThread, comm: TerminalSafe.escape(t.comm), trace: nil, userEntry: nil)
+                entry.sinceScheduled = Report.sinceScheduled(t, clocks: clocks).map { Double($0) / 1e9 }
                 if stacksFor.contains(t.address) {
                     let s = taskStack(t)
                     entry.trace = taskTraceModel(s)

@@ -110,6 +110,21 @@ extension Report {
         }
     }
 
+    /// Each vCPU's runqueue clock, read once for a view of many tasks.
+    func runqueueClocks() -> [Int: UInt64] {
+        guard let layout = try? taskLayout?.get(), let reader = KernelReader(guest: guest) else { return [:] }
+        return PerCPU.runqueueClocks(guest: guest, reader: reader, layout: layout, symbols: classifier.symbols, absolute: options.absoluteSymbols)
+    }
+
+    /// How long before the dump the task last went onto a CPU (for the task running there,
+    /// how long it has been running), in ns; nil when the kernel does not keep it or it never
+    /// ran. "The dump" is the latest runqueue clock: an idle CPU's clock stops while it
+    /// sleeps (NOHZ), so its own would make its tasks look recent.
+    static func sinceScheduled(_ task: KernelTask, clocks: [Int: UInt64]) -> UInt64? {
+        guard let arrival = task.lastArrival, arrival != 0, let now = clocks.values.max(), now >= arrival else { return nil }
+        return now - arrival
+    }
+
     /// The vCPU whose current task `task` is.
     func vcpuRunning(_ task: KernelTask) -> Int? {
         currentTasks.first { if case .success(let t) = $0.value { return t.address == task.address } else { return false } }?.key

@@ -7,6 +7,8 @@ import VCPUContext
 /// frames, in the shapes of the report's own exact traces.
 struct TaskText {
     let report: Report
+    /// Each CPU's runqueue clock, for how long ago each task was scheduled.
+    var clocks: [Int: UInt64] = [:]
     var width: Int { report.guest.description.wordSize * 2 }
 
     func list(_ tasks: TaskList) -> String {
@@ -33,6 +35,9 @@ struct TaskText {
         let t = s.task
         var out = "PID: \(t.pid)  TASK: \(hex(t.address, width: width))  CPU: \(t.cpu.map(String.init) ?? "?")  COMMAND: \"\(TerminalSafe.escape(t.comm))\"  STATE: \(t.state)"
         if let v = s.vcpu { out += "  (running on vcpu\(v))" }
+        if let ns = Report.sinceScheduled(t, clocks: clocks) {
+            out += s.vcpu != nil || t.onCPU ? "  RUNNING FOR: \(Self.seconds(ns))" : "  SCHEDULED: \(Self.seconds(ns)) ago"
+        }
         out += "\n"
         if let unwind = s.unwind {
             for f in report.taskFrames(s) {
@@ -45,6 +50,12 @@ struct TaskText {
         }
         if let u = s.userEntry { out += userEntryText(u) + "\n" }
         return out
+    }
+
+    /// `12.345678 s`, to the microsecond as the log's timestamps.
+    static func seconds(_ ns: UInt64) -> String {
+        let micro = String(ns % 1_000_000_000 / 1000)
+        return "\(ns / 1_000_000_000).\(String(repeating: "0", count: 6 - micro.count))\(micro) s"
     }
 
     /// One line with what the oops prints of the user registers.
@@ -80,7 +91,7 @@ extension Report {
     public func taskText(_ request: TaskRequest) -> Result<Output, KernelDataError> {
         Result { () throws(KernelDataError) in
             let list = try taskList().get()
-            let text = TaskText(report: self)
+            let text = TaskText(report: self, clocks: runqueueClocks())
             var out = Output(text: "", errors: list.problems.map { "task list: \($0)" })
             switch request {
             case .list(let stacks):

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+
+/// How long before the dump each task last went onto a CPU (`sched_info.last_arrival`
+/// against its CPU's runqueue clock), against the console: the lab's sleepers were started
+/// before sysrq-t and slept through it, so they were last scheduled before sysrq-t's
+/// "Show State" record; the tasks on the vCPUs have been running for less than a second.
+struct TaskTimeTests {
+    static let cases = ["x86-run5-lab-crash-tasks", "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks",
+                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks",
+                        "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
+                        "arm-tasks612-a64-crash", "arm-tasks612-a64-16k-crash"]
+
+    static func seconds(_ s: Substring) -> Double { Double(s)! }
+
+    @Test(arguments: cases)
+    func sleepersWereLastScheduledBeforeSysrqT(_ name: String) throws {
+        let c = Corpus.named(name)
+        let console = try c.consoleText()
+        let showState = Self.seconds(try #require(console.firstMatch(of: /\[ *([0-9.]+)\] sysrq: Show State/)).1)
+        let panic = Self.seconds(try #require(console.firstMatch(of: /\[ *([0-9.]+)\] Kernel panic - not syncing/)).1)
+        let sleepers = console.matches(of: /LAB-?GUEST:? (?:task: )?(?:sleep 1000|cat \/dev\/rfkill|fifo reader \(blocked in \w+\)) pid ([0-9]+)/).map { Int($0.1)! }
+        try #require(sleepers.count >= 3, "the lab's sleepers: \(sleepers)")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // "The dump" on the guest's clock: the latest runqueue clock (--describe lists them).
+        let describe = try Tool.run(["--core", try Corpus.corePath(c), "--describe", "-l", "0"]).stdout
+        let clocks = describe.matches(of: /cpu[0-9]+ ([0-9.]+) s/).map { Self.seconds($0.1) }
+        let now = try #require(clocks.max(), "\(describe)")
+        #expect(now >= panic - 0.01, "\(name): runqueue clocks \(clocks), panic at \(panic)")
+        var headers: [Int: Substring] = [:]
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("PID: ") {
+            if let pid = Int(line.dropFirst(5).prefix { $0 != " " }) { headers[pid] = line }
+        }
+        for pid in sleepers {
+            let h = try #require(headers[pid])
+            let ago = Self.seconds(try #require(h.firstMatch(of: /SCHEDULED: ([0-9.]+) s ago/), "\(h)").1)
+            // The runqueue clock and the log's timestamps are both sched_clock.
+            #expect(now - ago < showState + 0.01 && now - ago > 0, "\(name) pid \(pid): scheduled at \(now - ago) s; sysrq-t at \(showState)")
+        }
+        // The task that panicked was running since before its panic; another vCPU's may have
+        // been scheduled again until the panic stopped it.
+        let afterTrigger = console[try #require(console.range(of: "Trigger a crash")).upperBound...]
+        let crashing = Int(try #require(afterTrigger.firstMatch(of: /CPU: [0-9]+ (?:UID: 0 )?PID: ([0-9]+)\s/)).1)!
+        let h = try #require(headers[crashing])
+        let ran = Self.seconds(try #require(h.firstMatch(of: /RUNNING FOR: ([0-9.]+) s/), "\(h)").1)
+        #expect(now - ran <= panic + 0.01 && now - ran > 0, "\(name): \(h)")
+        for h in headers.values where h.contains("RUNNING FOR") {
+            let ran = Self.seconds(try #require(h.firstMatch(of: /RUNNING FOR: ([0-9.]+) s/)).1)
+            #expect(ran <= now, "\(name): \(h)")
+        }
+    }
+
+    /// Debian's 6.1 arm64 kallsyms has no data symbols, so no `runqueues`: no clock, and no
+    /// time is shown rather than a wrong one.
+    @Test func noRunqueuesNoTimes() throws {
+        let c = Corpus.named("arm-tasks-a64-crash")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks", "--stack"])
+        #expect(r.status == 0 && r.stdout.contains("PID: 1 ") && !r.stdout.contains("SCHEDULED") && !r.stdout.contains("RUNNING FOR"))
+    }
+}
