@@ -60,9 +60,16 @@ extension Report {
             switch request {
             case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
             case .one(let pid): stacksFor = Set(list.tasks.filter { $0.pid == pid }.map(\.address))
+            case .hung(let seconds):
+                switch hungTasks(list, seconds: seconds) {
+                case .success(let hung): stacksFor = Set(hung.tasks.map(\.task.address))
+                case .failure(let e): model.errors.append("\(e)")
+                }
             }
             let clocks = runqueueClocks()
-            model.tasks = list.tasks.map { t in
+            var shown = list.tasks
+            if case .hung = request { shown = shown.filter { stacksFor.contains($0.address) } }
+            model.tasks = shown.map { t in
                 var entry = ReportModel.TaskEntry(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), ppid: t.ppid.map(Int.init),
                                                   state: t.state, cpu: t.cpu, onCPU: t.onCPU, runningOnVCPU: vcpuRunning(t),
                                                   kernelThread: t.isKernelThread, comm: TerminalSafe.escape(t.comm), trace: nil, userEntry: nil)

@@ -21,6 +21,48 @@ extension Report {
     public enum TaskRequest: Sendable, Equatable {
         case list(stacks: Bool)
         case one(pid: Int32)
+        /// Tasks in D state not scheduled for at least `seconds` (nil: the guest's own
+        /// hung_task_timeout_secs), longest first, with their stacks.
+        case hung(seconds: UInt64?)
+    }
+
+    /// The hung-task detector's threshold in the guest (`sysctl_hung_task_timeout_secs`),
+    /// where the symbols name it; 0 means the detector is off.
+    func hungTaskTimeout() -> UInt64? {
+        guard let at = classifier.symbols?.address(of: "sysctl_hung_task_timeout_secs"), let reader = KernelReader(guest: guest) else { return nil }
+        return try? reader.word(at)
+    }
+
+    /// What `--hung` shows: the D-state tasks blocked at least the threshold, longest first,
+    /// the threshold and where it came from; a failure when the kernel keeps no times.
+    public struct HungTasks: Sendable {
+        public let tasks: [(task: KernelTask, blocked: UInt64)]
+        public let threshold: UInt64
+        public let thresholdSource: String
+        /// D-state tasks in all, however long.
+        public let blockedCount: Int
+    }
+
+    public func hungTasks(_ list: TaskList, seconds: UInt64?) -> Result<HungTasks, KernelDataError> {
+        let clocks = runqueueClocks()
+        let blocked = list.tasks.filter { $0.state == "D" }
+        guard !clocks.isEmpty else {
+            return .failure(KernelDataError("hung tasks", "no runqueue clock to time them by (the symbols name no runqueues, or the types no rq.clock): \(blocked.count) task\(blocked.count == 1 ? " is" : "s are") in D state"))
+        }
+        let (threshold, source): (UInt64, String)
+        if let seconds { (threshold, source) = (seconds, "--hung-after") }
+        else if let t = hungTaskTimeout(), t > 0 { (threshold, source) = (t, "the guest's hung_task_timeout_secs") }
+        else { (threshold, source) = (120, "the kernel's default hung_task_timeout_secs (the guest's is \(hungTaskTimeout() == 0 ? "0: its detector is off" : "not in its symbols"))") }
+        var hung: [(task: KernelTask, blocked: UInt64)] = []
+        var untimed = 0
+        for t in blocked {
+            guard let ns = Self.sinceScheduled(t, clocks: clocks) else { untimed += 1; continue }
+            if ns >= threshold &* 1_000_000_000 { hung.append((t, ns)) }
+        }
+        if untimed > 0 && untimed == blocked.count {
+            return .failure(KernelDataError("hung tasks", "the kernel keeps no sched_info.last_arrival (CONFIG_SCHED_INFO): \(blocked.count) task\(blocked.count == 1 ? " is" : "s are") in D state, for how long cannot be told"))
+        }
+        return .success(HungTasks(tasks: hung.sorted { $0.blocked > $1.blocked }, threshold: threshold, thresholdSource: source, blockedCount: blocked.count))
     }
 
     /// Every task, walked from `init_task` (found by its symbol, or as the pid-0 task on

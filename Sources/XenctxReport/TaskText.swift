@@ -105,6 +105,10 @@ extension Report {
                     throw KernelDataError("--task \(pid)", "no task has that pid (\(list.tasks.count) tasks listed; --tasks shows them)")
                 }
                 out.text += matches.map { text.stack(taskStack($0)) }.joined(separator: "\n")
+            case .hung(let seconds):
+                let hung = try hungTasks(list, seconds: seconds).get()
+                out.text += "Tasks in D state not scheduled for \(hung.threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
+                for h in hung.tasks { out.text += "\n" + text.stack(taskStack(h.task)) }
             }
             return out
         }

@@ -19,7 +19,7 @@ extension XenctxCommand {
         if let request = prepared.options.tasks, let analysis {
             switch taskText(report: analysis, prepared: prepared, request: request) {
             case .success(var out):
-                out.text = (reportWanted ? "Tasks:\n" : "") + out.text
+                out.text = (reportWanted ? (hung ? "Hung tasks:\n" : "Tasks:\n") : "") + out.text
                 views.append(.shown(out))
             case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || modules)))
             }
@@ -35,7 +35,7 @@ extension XenctxCommand {
         if log {
             switch logText(prepared) {
             case .success(var out):
-                out.text = (reportWanted || tasks || task != nil || modules ? "Kernel log:\n" : "") + out.text
+                out.text = (reportWanted || tasks || task != nil || hung || modules ? "Kernel log:\n" : "") + out.text
                 views.append(.shown(out))
             case .failure(let no): views.append(.failed(why: no.why, alone: !reportWanted))
             }
@@ -67,7 +67,7 @@ extension XenctxCommand {
         switch report.taskText(request) {
         case .success(let out): return .success(out)
         // A pid that is not there is no failure of the list: say just that.
-        case .failure(let e): return .failure(NoLog(why: e.what.hasPrefix("--task") ? "\(e)" : "no task list: \(e)"))
+        case .failure(let e): return .failure(NoLog(why: e.what.hasPrefix("--task") || e.what == "hung tasks" ? "\(e)" : "no task list: \(e)"))
         }
     }
 

@@ -125,6 +125,12 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("task"), help: ArgumentHelp("Print the call trace of the task (or threads) with this PID.", valueName: "PID"))
     var task: Int32?
 
+    @Flag(name: .customLong("hung"), help: "Tasks in D state not scheduled for a while (the guest's own hung_task_timeout_secs, or --hung-after), longest first, each with its call trace.")
+    var hung = false
+
+    @Option(name: .customLong("hung-after"), help: ArgumentHelp("With --hung: how long a task must have been blocked, in seconds.", valueName: "SECONDS"))
+    var hungAfter: UInt64?
+
     @Flag(name: .customLong("no-pause"), help: "Live: do not pause the domain (non-intrusive, but registers and memory may disagree).")
     var noPause = false
 
@@ -173,7 +179,9 @@ struct XenctxCommand: ParsableCommand {
         if noPause && core != nil { throw ValidationError("--no-pause is for live domains: a core is not running") }
         if taskStacks && !tasks { throw ValidationError("--stack goes with --tasks (every task's call trace); for one task, use --task PID") }
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
-        if (tasks || task != nil || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
+        if hungAfter != nil && !hung { throw ValidationError("--hung-after goes with --hung") }
+        if hung && (tasks || task != nil) { throw ValidationError("--hung is a task view of its own: give one of --tasks, --task and --hung") }
+        if (tasks || task != nil || hung || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
             // A core given without --core: say how to read it (checked by name only, no open).
             let hint = core == nil && (p.contains("/") || p.hasSuffix(".core") || p.contains(".core.")) ? ": to read a core file, give --core \(p)" : ""
@@ -231,7 +239,7 @@ struct XenctxCommand: ParsableCommand {
         options.memoryAddress = memory.flatMap(parseHexAddress)
         options.dumpAsStack = dumpAsStack.flatMap(parseHexAddress)
         options.describe = describe
-        options.tasks = task.map { .one(pid: $0) } ?? (tasks ? .list(stacks: taskStacks) : nil)
+        options.tasks = task.map { .one(pid: $0) } ?? (hung ? .hung(seconds: hungAfter) : tasks ? .list(stacks: taskStacks) : nil)
 
         let files = try loadSymbolFiles()
         guard let core else {
@@ -267,7 +275,7 @@ struct XenctxCommand: ParsableCommand {
     }
 
     /// `--log`, `--tasks`, `--task` or `--modules` given: views of the kernel, alone unless report options are too.
-    var kernelViewsOnly: Bool { log || tasks || task != nil || modules }
+    var kernelViewsOnly: Bool { log || tasks || task != nil || hung || modules }
 
     /// Whether the vCPU report is printed: always, except for `--log`, `--tasks` or `--modules` alone.
     var reportWanted: Bool {

@@ -59,3 +59,23 @@ struct TaskTimeTests {
         #expect(r.status == 0 && r.stdout.contains("PID: 1 ") && !r.stdout.contains("SCHEDULED") && !r.stdout.contains("RUNNING FOR"))
     }
 }
+
+/// `--hung`: tasks in D state blocked at least the guest's own hung_task_timeout_secs.
+struct HungTaskViewTests {
+    /// The lab's crash guests had no task in D state (their sysrq-w lists none): the view
+    /// says so, with the guest's threshold; with no runqueue clock it fails and says why.
+    @Test func noneBlockedAndNoClock() throws {
+        let c = Corpus.named("x86-run11-xen420-pv612-crash-tasks")
+        let console = try c.consoleText()
+        let afterW = console[try #require(console.range(of: "sysrq: Show Blocked State")).upperBound...]
+        #expect(afterW.hasPrefix("\nLAB-GUEST: triggering sysrq-c"), "sysrq-w listed no blocked task")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--hung"])
+        #expect(r.status == 0 && r.stdout == "Tasks in D state not scheduled for 120 s or more (the guest's hung_task_timeout_secs): 0 of 0 in D state\n", "\(r.stdout)\(r.stderr)")
+        let j = try Tool.run(["--core", try Corpus.corePath(c), "--hung", "--hung-after", "5", "--json"])
+        #expect(j.status == 0 && (j.stdout.contains("\"tasks\" : [\n\n  ]") || j.stdout.contains("\"tasks\" : []")), "\(j.stdout.prefix(300))")
+        let arm = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-tasks-a64-crash")), "--hung"])
+        #expect(arm.status == 2 && arm.stderr.contains("hung tasks: no runqueue clock to time them by"), "\(arm.stderr)")
+        #expect(try Tool.run(["--core", try Corpus.corePath(c), "--hung-after", "5"]).status == 64)
+        #expect(try Tool.run(["--core", try Corpus.corePath(c), "--hung", "--tasks"]).status == 64)
+    }
+}
