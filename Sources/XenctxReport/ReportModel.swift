@@ -71,6 +71,8 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var pid: Int
         public var tgid: Int
         public var comm: String
+        /// Seconds it has run on this vCPU since it was last scheduled in.
+        public var runningFor: Double? = nil
     }
 
     public struct Trace: Codable, Sendable, Equatable {

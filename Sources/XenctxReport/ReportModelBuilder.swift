@@ -47,6 +47,15 @@ extension Report {
                                              types: types.map { TerminalSafe.escape($0) })
         }
         var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: guest.vcpus.map(vcpuModel), errors: errors)
+        // How long each vCPU's task has run since it was scheduled in (a lockup's measure).
+        if let layout = try? taskLayout?.get(), let offset = layout.lastArrival, let reader = KernelReader(guest: guest) {
+            let now = runqueueClocks().values.max()
+            for i in model.vcpus.indices {
+                guard let now, case .success(let t)? = currentTasks[model.vcpus[i].id],
+                      let arrival = try? reader.u64(t.address &+ UInt64(offset)), arrival != 0, arrival <= now else { continue }
+                model.vcpus[i].task?.runningFor = Double(now - arrival) / 1e9
+            }
+        }
         // What the text says about each vCPU's block (an unreadable stack, an exact trace
         // cut short), in the text's words and order.
         for v in guest.vcpus where v.isOnline { model.errors += vcpuText(v, mode: .context).errors }

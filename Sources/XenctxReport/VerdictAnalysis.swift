@@ -29,7 +29,12 @@ extension Report {
         // lockup with softlockup_panic, …); without a panic, the last event.
         let cause = panic.map { LogEvents.cause(of: $0, in: events) } ?? events.last
         guard let decisive = cause ?? panic else {
-            if let p = panicking {
+            if let lockup = lockedUp(vcpus) {
+                v.reason = "soft lockup"
+                v.vcpu = lockup.vcpu.id
+                v.pid = lockup.vcpu.task?.pid; v.comm = lockup.vcpu.task?.comm
+                v.evidence.append(lockup.why)
+            } else if let p = panicking {
                 v.reason = p.state
                 v.vcpu = p.id
                 v.pid = p.task?.pid; v.comm = p.task?.comm
@@ -71,6 +76,21 @@ extension Report {
             v.evidence.append("taint from the kernel's line (tainted_mask is not in the symbols)")
         }
         return v
+    }
+
+    /// A vCPU whose task has run in the kernel longer than the soft-lockup watchdog allows
+    /// without being scheduled out: the watchdog's own thread would have switched it out
+    /// every few seconds, so it could not run there. Inferred, and said so.
+    func lockedUp(_ vcpus: [ReportModel.VCPUEntry]) -> (vcpu: ReportModel.VCPUEntry, why: String)? {
+        let thresh = classifier.symbols?.address(of: "watchdog_thresh").flatMap { at in KernelReader(guest: guest).flatMap { try? $0.u32(at) } }
+        let seconds = Double(2 * Int(thresh ?? 10))
+        guard thresh != 0 else { return nil }       // the watchdog is off
+        let candidates = vcpus.filter { v in
+            v.online && !["idle", "user", "offline"].contains(v.state) && (v.task?.runningFor ?? 0) >= seconds && v.task?.pid != 0
+        }
+        guard let v = candidates.max(by: { ($0.task?.runningFor ?? 0) < ($1.task?.runningFor ?? 0) }), let t = v.task, let ran = t.runningFor else { return nil }
+        let why = "vcpu\(v.id)'s task \(t.comm) (pid \(t.pid)) has run in the kernel for \(TaskText.seconds(UInt64(ran * 1e9))) without being scheduled out, past the soft-lockup threshold of \(Int(seconds)) s (2 × watchdog_thresh\(thresh == nil ? ", taken as the default 10" : " \(thresh!)")); the log has no watchdog report of it (yet)"
+        return (v, why)
     }
 
     /// `tainted_mask` at the dump, where the symbols name it.

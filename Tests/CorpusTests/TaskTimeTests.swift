@@ -79,3 +79,24 @@ struct HungTaskViewTests {
         #expect(try Tool.run(["--core", try Corpus.corePath(c), "--hung", "--tasks"]).status == 64)
     }
 }
+
+/// Each vCPU's task in JSON carries how long it has run, the same figure as its task header.
+struct VCPUTaskTimeTests {
+    @Test func vcpuTaskRunningForMatchesItsTask() throws {
+        let core = try Corpus.corePath(Corpus.named("x86-run11-xen420-pv612-crash-tasks"))
+        let j = try Tool.run(["--core", core, "--json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
+        let text = try Tool.run(["--core", core, "--tasks", "--stack"]).stdout
+        var checked = 0
+        for v in doc["vcpus"] as! [[String: Any]] {
+            let task = try #require(v["task"] as? [String: Any])
+            let ran = try #require(task["runningFor"] as? Double)
+            let pid = task["pid"] as! Int
+            let header = try #require(text.split(separator: "\n").first { $0.hasPrefix("PID: \(pid) ") })
+            let shown = Double(try #require(header.firstMatch(of: /RUNNING FOR: ([0-9.]+) s/)).1)!
+            #expect(abs(shown - ran) < 1e-6, "pid \(pid): \(ran) vs \(header)")
+            checked += 1
+        }
+        #expect(checked == 2)
+    }
+}
