@@ -34,11 +34,13 @@ public struct X86FrameUnwinder {
     /// Whether an address is kernel text (a return address outside text ends the walk).
     public let isKernelText: (UInt64) -> Bool
 
-    public init(width: Int, maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
+    /// `stackSize` and `topPadding` are the guest's THREAD_SIZE and the bytes kept free above
+    /// pt_regs (the architecture's descriptor says them); by default Linux's for the width.
+    public init(width: Int, stackSize: UInt64? = nil, topPadding: UInt64? = nil, maxFrames: Int = 256, isKernelText: @escaping (UInt64) -> Bool) {
         self.width = width == 4 ? 4 : 8
         regs = width == 4 ? .x86_32 : .x86_64
-        stackSize = width == 4 ? 8192 : 16384
-        topPadding = width == 4 ? 8 : 0
+        self.stackSize = stackSize ?? (width == 4 ? 8192 : 16384)
+        self.topPadding = topPadding ?? (width == 4 ? 8 : 0)
         self.maxFrames = maxFrames
         self.isKernelText = isKernelText
     }

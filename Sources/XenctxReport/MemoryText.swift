@@ -48,6 +48,9 @@ struct VCPUMemoryView {
         }
     }
 
+    /// What the tool knows about the guest's architecture.
+    var descriptor: any ArchitectureDescriptor { report.guest.description.architecture.descriptor }
+
     func wordText(_ v: UInt64) -> String {
         hex(v, width: width == 2 ? 4 : width == 4 ? 8 : 16)
     }
@@ -124,7 +127,7 @@ struct VCPUMemoryView {
     func stackLimit(stackPointer: UInt64) -> UInt64 {
         let extra = UInt64(max(0, min(options.stackPages, 65536) - 1)) * 4096
         if isARM {
-            let threadSize: UInt64 = width == 4 ? 8192 : 16384
+            let threadSize = descriptor.kernelStackSize
             return ((stackPointer & ~(threadSize - 1)) &+ threadSize) &+ extra
         }
         return ((stackPointer &+ 4096) & ~4095) &+ extra
@@ -325,7 +328,7 @@ struct VCPUMemoryView {
         default: (spReg, lrReg) = (r.spUSR, r.lrUSR)
         }
         regs += [UInt64(spReg), UInt64(lrReg), UInt64(r.pc32)]
-        let unwinder = EHABIUnwinder(tables: tables) { classifier.classify($0) >= .text }
+        let unwinder = EHABIUnwinder(tables: tables, stackSize: descriptor.kernelStackSize) { classifier.classify($0) >= .text }
         return report.endingAtEntry(unwinder.unwind(registers: regs, memory: memory))
     }
 
@@ -359,13 +362,13 @@ struct VCPUMemoryView {
     /// Linux's x86 frame-pointer unwinder (pt_regs through encoded frame pointers).
     func x86FrameTrace() -> Unwind? {
         guard !isARM, width >= 4, report.guest.description.protectedMode else { return nil }
-        let unwinder = X86FrameUnwinder(width: width) { classifier.classify($0) >= .text }
+        let unwinder = X86FrameUnwinder(width: width, stackSize: descriptor.kernelStackSize, topPadding: descriptor.stackTopPadding) { classifier.classify($0) >= .text }
         return unwinder.unwind(ip: ip, sp: sp ?? 0, bp: fp, memory: memory)
     }
 
     func aarch64Trace() -> Unwind? {
         guard case .arm(let r) = vcpu.registers, !r.isAArch32State else { return nil }
-        return AArch64FrameUnwinder(vaBits: report.guest.kernelVABits).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
+        return AArch64FrameUnwinder(stackSize: descriptor.kernelStackSize, vaBits: report.guest.kernelVABits).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
     /// A frame's name as the trace prints it: a return address by its call site.
@@ -457,7 +460,7 @@ struct VCPUMemoryView {
 
     /// Where the stack that `[start, limit)` interrupted continues, if it was an IRQ stack.
     func interruptedStack(start: UInt64, limit: UInt64) -> (sp: UInt64, how: String)? {
-        let regionBase = limit &- (width == 4 ? 8192 : 16384)
+        let regionBase = limit &- descriptor.kernelStackSize
         func inRegion(_ a: UInt64) -> Bool { a >= regionBase && a < limit }
         var words: [UInt64] = []
         var a = start

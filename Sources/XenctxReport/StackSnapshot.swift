@@ -9,7 +9,7 @@ extension Report {
     /// from after unpausing (page-table pages included, since the walks read them).
     public static func snapshotStacks(of guest: Guest, stackPages: Int) {
         let d = guest.description
-        let threadSize: UInt64 = d.wordSize == 4 ? 8192 : 16384
+        let threadSize = d.architecture.descriptor.kernelStackSize
         let extra = UInt64(max(0, min(stackPages, 65536) - 1)) * 4096
         for v in guest.vcpus where v.isOnline {
             let memory = GuestMemory(guest: guest, vcpu: v)

@@ -207,7 +207,7 @@ extension Report {
             return TaskStack(task: task, vcpu: nil, unwind: ORCUnwinder(tables: tables, moduleTables: unwindTables.moduleORC, isKernelText: isText).unwind(from: start, memory: reader.memory),
                              note: nil, userEntry: user)
         case .frameRecords:
-            let unwinder = AArch64FrameUnwinder(vaBits: guest.kernelVABits)
+            let unwinder = AArch64FrameUnwinder(stackSize: arch.descriptor.kernelStackSize, vaBits: guest.kernelVABits)
             return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(pc: saved.ip, sp: saved.sp, fp: saved.fp, memory: reader.memory),
                              note: nil, userEntry: user)
         case .ehabi:
@@ -218,11 +218,11 @@ extension Report {
             var regs = [UInt64](repeating: 0, count: 16)
             for (n, v) in saved.calleeSaved { regs[n] = v }
             regs[13] = saved.sp; regs[14] = saved.ip; regs[15] = saved.ip
-            let unwind = endingAtEntry(EHABIUnwinder(tables: tables, isKernelText: isText).unwind(registers: regs, memory: reader.memory))
+            let unwind = endingAtEntry(EHABIUnwinder(tables: tables, stackSize: arch.descriptor.kernelStackSize, isKernelText: isText).unwind(registers: regs, memory: reader.memory))
             return TaskStack(task: task, vcpu: nil, unwind: unwind, note: nil, userEntry: user)
         case .framePointers:
             // The 32-bit kernel has frame pointers only (no ORC): its own unwinder's walk.
-            let unwinder = X86FrameUnwinder(width: 4, isKernelText: isText)
+            let unwinder = X86FrameUnwinder(width: 4, stackSize: arch.descriptor.kernelStackSize, topPadding: arch.descriptor.stackTopPadding, isKernelText: isText)
             return TaskStack(task: task, vcpu: nil, unwind: unwinder.unwind(ip: saved.ip, sp: saved.sp, bp: saved.fp, memory: reader.memory),
                              note: nil, userEntry: user)
         }
