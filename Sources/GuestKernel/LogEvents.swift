@@ -41,9 +41,28 @@ public enum LogEvents {
                 if Self.kind(of: h) != nil { break }
                 if h.hasPrefix("CPU: ") { header(h, release: release, into: &event); break }
             }
+            // The task the message itself names: `INFO: task sh:121 blocked…`, `Killed process
+            // 173 (tail)`, `[insmod:165]` (a lockup's header names it too, and its CPU).
+            if event.pid == nil, let (comm, pid) = taskInMessage(text, kind: kind) { (event.comm, event.pid) = (comm, pid) }
             events.append(event)
         }
         return events
+    }
+
+    static func taskInMessage(_ text: String, kind: LogEvent.Kind) -> (String, Int)? {
+        switch kind {
+        case .hung:
+            guard let m = text.firstMatch(of: /^INFO: task (.+):([0-9]+) blocked for more than/), let pid = Int(m.2) else { return nil }
+            return (String(m.1), pid)
+        case .oom:
+            guard let m = text.firstMatch(of: /Killed process ([0-9]+) \(([^)]*)\)/), let pid = Int(m.1) else { return nil }
+            return (String(m.2), pid)
+        case .softLockup:
+            guard let m = text.firstMatch(of: /\[(.+):([0-9]+)\]$/), let pid = Int(m.2) else { return nil }
+            return (String(m.1), pid)
+        default:
+            return nil
+        }
     }
 
     /// The first line of a record, without its newline (at most 512 bytes of it).

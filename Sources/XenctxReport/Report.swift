@@ -59,6 +59,8 @@ public struct Report: Sendable {
     let unwindTables: UnwindTables
     /// task_struct's layout from the guest's BTF (nil when not looked for).
     let taskLayout: Result<TaskLayout, KernelDataError>?
+    /// Where the sleeping locks keep their waiters and owner, from the same types.
+    let lockLayout: LockLayout?
     /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
     public let modules: ModuleList?
     /// Why there is no module list, when there is none.
@@ -104,6 +106,7 @@ public struct Report: Sendable {
                     }
                 }
             }
+            lockLayout = (try? types?.get()).map { LockLayout(types: $0) }
             switch (types, bounds["modules"]) {
             case (.success(let kernelTypes)?, let head?):
                 do {
@@ -124,6 +127,7 @@ public struct Report: Sendable {
             }
         } else {
             taskLayout = nil
+            lockLayout = nil
         }
         modules = moduleList
         self.modulesMissing = modulesMissing

@@ -128,9 +128,22 @@ public struct ReportModel: Codable, Sendable, Equatable {
         /// from its `sched_info.last_arrival` and its CPU's runqueue clock.
         public var sinceScheduled: Double? = nil
         public var trace: Trace?
+        /// The lock it sleeps on, from its waiter on its stack.
+        public var waitsFor: LockWaitEntry? = nil
         /// Why a task asked for has no trace (as the text's `-- no call trace: … --`).
         public var noTrace: String? = nil
         public var userEntry: UserRegisters?
+    }
+
+    public struct LockWaitEntry: Codable, Sendable, Equatable {
+        /// rw_semaphore, mutex or semaphore.
+        public var kind: String
+        public var lock: String
+        /// The owner's pid (an rw_semaphore held by readers: the last reader's).
+        public var owner: Int?
+        public var readerOwned: Bool
+        /// The queue's pids, first to be woken first.
+        public var waiters: [Int]
     }
 
     public struct ModuleEntry: Codable, Sendable, Equatable {

@@ -76,6 +76,8 @@ extension Report {
                 }
             }
             let clocks = runqueueClocks()
+            let addresses = Set(list.tasks.map(\.address))
+            let byAddress = Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a }
             var shown = list.tasks
             if case .hung = request { shown = shown.filter { stacksFor.contains($0.address) } }
             model.tasks = shown.map { t in
@@ -88,6 +90,11 @@ extension Report {
                     entry.trace = taskTraceModel(s)
                     if s.unwind == nil { entry.noTrace = s.note.map { TerminalSafe.escape($0) } }
                     entry.userEntry = s.userEntry.map { userModel($0) }
+                    if case .success(let lock)? = lockWait(s, tasks: addresses) {
+                        let pid = { (a: UInt64) in byAddress[a].map { Int($0.pid) } }
+                        entry.waitsFor = ReportModel.LockWaitEntry(kind: lock.kind.rawValue, lock: hex(lock.lock, width: w), owner: lock.owner.flatMap(pid),
+                                                                   readerOwned: lock.readerOwned, waiters: lock.waiters.compactMap(pid))
+                    }
                 }
                 return entry
             }

@@ -51,8 +51,10 @@ extension Report {
         }
         let (threshold, source): (UInt64, String)
         if let seconds { (threshold, source) = (seconds, "--hung-after") }
-        else if let t = hungTaskTimeout(), t > 0 { (threshold, source) = (t, "the guest's hung_task_timeout_secs") }
-        else { (threshold, source) = (120, "the kernel's default hung_task_timeout_secs (the guest's is \(hungTaskTimeout() == 0 ? "0: its detector is off" : "not in its symbols"))") }
+        else if let t = hungTaskTimeout() {
+            // 0: the guest's detector is off, so it sets no bar: every task in D state.
+            (threshold, source) = t > 0 ? (t, "the guest's hung_task_timeout_secs") : (0, "the guest's hung_task_timeout_secs is 0, its detector off: every task in D state")
+        } else { (threshold, source) = (120, "the kernel's default hung_task_timeout_secs: the guest's is not in its symbols") }
         var hung: [(task: KernelTask, blocked: UInt64)] = []
         var untimed = 0
         for t in blocked {
@@ -165,6 +167,20 @@ extension Report {
     static func sinceScheduled(_ task: KernelTask, clocks: [Int: UInt64]) -> UInt64? {
         guard let arrival = task.lastArrival, arrival != 0, let now = clocks.values.max(), now >= arrival else { return nil }
         return now - arrival
+    }
+
+    /// The lock a task sleeps on, its owner and queue, when its trace shows it waiting in
+    /// down_read/down_write, mutex_lock or down; nil when it is not.
+    public func lockWait(_ s: TaskStack, tasks: Set<UInt64>) -> Result<LockWait, KernelDataError>? {
+        guard s.vcpu == nil, let unwind = s.unwind else { return nil }
+        let names = taskFrames(s).map { String($0.name.dropFirst().prefix { $0 != "+" && $0 != " " }) }
+        guard let kind = LockKind.waitedOn(inFrames: names) else { return nil }
+        guard let layout = lockLayout, let reader = KernelReader(guest: guest), let base = s.task.stackBase, base != 0,
+              let sp = unwind.frames.first?.sp else {
+            return .failure(KernelDataError("lock", "waits on a \(kind.rawValue), but its types or stack are not known"))
+        }
+        return LockWait.find(task: s.task.address, kind: kind, sp: sp, stackTop: base &+ guest.description.architecture.descriptor.kernelStackSize,
+                             reader: reader, layout: layout) { tasks.contains($0) }
     }
 
     /// The vCPU whose current task `task` is.

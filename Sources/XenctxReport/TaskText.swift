@@ -9,6 +9,8 @@ struct TaskText {
     let report: Report
     /// Each CPU's runqueue clock, for how long ago each task was scheduled.
     var clocks: [Int: UInt64] = [:]
+    /// The task list by task_struct address, to name a lock's owner and waiters.
+    var tasks: [UInt64: KernelTask] = [:]
     var width: Int { report.guest.description.wordSize * 2 }
 
     func list(_ tasks: TaskList) -> String {
@@ -49,7 +51,55 @@ struct TaskText {
             out += "-- no call trace: \(note) --\n"
         }
         if let u = s.userEntry { out += userEntryText(u) + "\n" }
+        switch report.lockWait(s, tasks: Set(tasks.keys)) {
+        case .success(let lock)?: out += "Waits for: " + lockText(lock) + "\n"
+        case .failure(let e)?: out += "Waits for: a lock it could not be told from its stack: \(e.reason)\n"
+        case nil: break
+        }
         return out
+    }
+
+    /// `touch (pid 134) → rm (pid 129) → insmod (pid 110), asleep (S) in …`: from a blocked
+    /// task through each lock's owner while the owner itself waits on a lock; a task met
+    /// twice is a deadlock. Nil when the task waits on no lock found.
+    func chain(from task: KernelTask) -> String? {
+        let known = Set(tasks.keys)
+        var seen: [UInt64] = [task.address]
+        var current = task
+        var s = name(task.address)
+        for _ in 0..<16 {
+            guard case .success(let lock)? = report.lockWait(report.taskStack(current), tasks: known) else { break }
+            guard let owner = lock.owner, !lock.readerOwned else {
+                s += " → \(lock.kind.rawValue) \(hex(lock.lock, width: width)) (\(lock.readerOwned ? "held by readers" : "no owner recorded"))"
+                return s
+            }
+            s += " → \(name(owner))"
+            if seen.contains(owner) { return s + ": a cycle, a deadlock" }
+            seen.append(owner)
+            guard let next = tasks[owner] else { return s }
+            current = next
+        }
+        guard seen.count > 1 else { return nil }
+        let last = tasks[seen.last!]
+        return s + (last.map { ", which waits on no lock (state \($0.state))" } ?? "")
+    }
+
+    /// A task as `insmod (pid 110)`, or its address when it is not on the list.
+    func name(_ address: UInt64) -> String {
+        tasks[address].map { "\(TerminalSafe.escape($0.comm)) (pid \($0.pid))" } ?? "the task at \(hex(address, width: width))"
+    }
+
+    /// `rw_semaphore ffff888005103850, held by insmod (pid 110); queue: sh (pid 121), rm (pid 129)`
+    func lockText(_ lock: LockWait) -> String {
+        var s = "\(lock.kind.rawValue) \(hex(lock.lock, width: width))"
+        if lock.readerOwned {
+            s += ", held by readers" + (lock.owner.map { " (the last to take it: \(name($0)))" } ?? "")
+        } else if let owner = lock.owner {
+            s += ", held by \(name(owner))"
+        } else if lock.kind != .semaphore {
+            s += ", held by no task"
+        }
+        return s + "; queue: " + lock.waiters.map(name).joined(separator: ", ")
     }
 
     /// `12.345678 s`, to the microsecond as the log's timestamps.
@@ -91,7 +141,7 @@ extension Report {
     public func taskText(_ request: TaskRequest) -> Result<Output, KernelDataError> {
         Result { () throws(KernelDataError) in
             let list = try taskList().get()
-            let text = TaskText(report: self, clocks: runqueueClocks())
+            let text = TaskText(report: self, clocks: runqueueClocks(), tasks: Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a })
             var out = Output(text: "", errors: list.problems.map { "task list: \($0)" })
             switch request {
             case .list(let stacks):
@@ -109,6 +159,8 @@ extension Report {
                 let hung = try hungTasks(list, seconds: seconds).get()
                 out.text += "Tasks in D state not scheduled for \(hung.threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
                 for h in hung.tasks { out.text += "\n" + text.stack(taskStack(h.task)) }
+                let chains = hung.tasks.compactMap { text.chain(from: $0.task) }
+                if !chains.isEmpty { out.text += "\nLock chains (who waits for whom):\n" + chains.map { "  " + $0 + "\n" }.joined() }
             }
             return out
         }
