@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Why lab (issue #25 item 8; not part of CI; about 15-25 minutes under QEMU TCG once the packages
+# are cached): the task lab of Scripts/lab-tasks.sh (one crashing 64-bit PV guest, 2 vCPUs,
+# 256 MiB, Debian's rfkill module with a reader asleep in it, the known sleeping tasks, sysrq-t)
+# with, before the crash, the kernel's own reports of why a guest hangs or dies, in this order:
+#  1. hung tasks: test_lockup (insmod, asleep in state S) holds /tmp/labdir/labfile's i_rwsem;
+#     `sh -c 'echo more >> labfile'` waits for it (D), `rm labfile` takes /tmp/labdir's i_rwsem and
+#     waits for labfile's (D), `touch /tmp/labdir/newfile` waits for /tmp/labdir's (D): a chain.
+#     kernel.hung_task_timeout_secs=5 until each waiter has its "INFO: task …:PID blocked for more
+#     than N seconds." report, then 0 (one report each);
+#  2. a soft lockup: test_lockup_soft spins 8 s in mdelay with preemption off on vCPU 1 (longer
+#     under the emulation: its TSC runs slow), kernel.watchdog_thresh=3 (reports after 6 s),
+#     kernel.softlockup_panic=0;
+#  3. an OOM kill: `tail /dev/zero` (oom_score_adj 1000, vm.overcommit_memory=1) is killed, the
+#     guest lives on;
+#  4. busybox ps, sysrq-m, sysrq-w, sysrq-t on the console (each after a LAB-GUEST: line), then
+#     sysrq-c on vCPU 0; the lab pauses the domain, runs upstream xenctx and `xl dump-core`.
+# The guest boots with log_buf_len=1M, so that its printk ring (what `--log` reads from the core)
+# still holds the first hung-task report when it panics.
+#
+# test_lockup: Debian's kernels are built without CONFIG_TEST_LOCKUP, so this script builds the
+# kernel's own lib/test_lockup.c, from Debian's linux-source-<major.minor> of the guest kernel's
+# version, as an out-of-tree module against Debian's linux-headers-$KVER (gcc-12, as Debian builds
+# its kernels), twice: as test_lockup.ko and, the same source under another module name, as
+# test_lockup_soft.ko (the first is still in its init, holding the lock, when the second loads;
+# two loads of one name would wait for each other). test_lockup's init always fails (EAGAIN, so
+# that it never stays loaded), and busybox's insmod, when finit_module fails, tries again with
+# init_module: the guest gets test_lockup_soft xz-compressed, so that finit_module refuses the
+# file (the kernel logs "Invalid ELF header magic") and the init runs once, from busybox's
+# decompressed copy. The modules are unsigned and out of tree:
+# loading them taints the kernel (O, E). Header and source packages come through apt from the
+# host's sources into $LAB_CACHE/why/; only test_lockup.c is kept of the source package.
+#
+# System.map: when $LAB_CACHE/debs has no linux-image-$KVER-dbg package and corpus/maps has the
+# kernel's map (taken from that -dbg package), the lab uses the corpus map and skips the -dbg
+# download (about 900 MB); collect's vmlinux link then points nowhere.
+#
+# usage: Scripts/lab-why.sh [stages]   (default: "deps fetch extract dbg rootfs guest dom0 run collect")
+# env:   LAB_CACHE (default ~/.cache/xenlab/x86), XENLAB (default ../shared/xenlab),
+#        KVER (default 6.1.0-56-amd64; a bookworm amd64 kernel in the host's apt),
+#        LAB_DOMS (default "lab-why:2:256:crash:0:pv"), LAB_CRASH_WAIT (default 1200), QCPU,
+#        LAB_CMD_TIMEOUT
+# e.g.:  LAB_CACHE=~/.cache/xenlab/x86-why Scripts/lab-why.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+xenlab=${XENLAB:-$here/../shared/xenlab}
+export LAB_CACHE=${LAB_CACHE:-$HOME/.cache/xenlab/x86}
+export KVER=${KVER:-6.1.0-56-amd64}
+work=$LAB_CACHE/xenctx-swift-why
+why=$LAB_CACHE/why
+[ -x "$xenlab/x86/build.sh" ] || { echo "no lab at $xenlab/x86" >&2; exit 2; }
+echo "KVER=$KVER LAB_CACHE=$LAB_CACHE"
+
+# ---- test_lockup.ko and test_lockup_soft.ko for $KVER ----
+need=""
+for p in make gcc-12 binutils xz-utils; do dpkg -s $p >/dev/null 2>&1 || need="$need $p"; done
+if [ -n "$need" ]; then apt-get update -q || true; apt-get -o DPkg::Lock::Timeout=600 install -y $need; fi
+mkdir -p "$LAB_CACHE/debs" "$why/debs"
+# the guest kernel's Debian version: the cached package's, else the one apt would fetch
+kdeb=$(ls "$LAB_CACHE"/debs/linux-image-"${KVER}"_*.deb 2>/dev/null | head -1 || true)
+if [ -n "$kdeb" ]; then kpkgver=$(dpkg-deb -f "$kdeb" Version)
+else kpkgver=$(apt-cache policy "linux-image-$KVER" | awk '$1=="Candidate:"{print $2}'); fi
+[ -n "$kpkgver" ] && [ "$kpkgver" != "(none)" ] || { echo "lab-why: no linux-image-$KVER in apt" >&2; exit 1; }
+kmm=$(echo "$kpkgver" | cut -d. -f1-2)          # 6.1
+kabi=${KVER%-*}                                  # 6.1.0-56
+echo "linux-image-$KVER $kpkgver"
+( cd "$why/debs"
+  for p in "linux-headers-$KVER=$kpkgver" "linux-headers-$kabi-common=$kpkgver" "linux-kbuild-$kmm"; do
+    ls "${p%%=*}"_*.deb >/dev/null 2>&1 || apt-get -q download "$p"
+  done )
+src=$why/test_lockup-$kpkgver.c
+if [ ! -s "$src" ]; then
+  ( cd "$why/debs"; apt-get -q download "linux-source-$kmm=$kpkgver" )
+  sdeb=$(ls "$why"/debs/linux-source-"${kmm}"_*.deb | head -1)
+  rm -rf "$why/srcx"; mkdir -p "$why/srcx"
+  dpkg-deb --fsys-tarfile "$sdeb" | tar -x -C "$why/srcx" "./usr/src/linux-source-$kmm.tar.xz"
+  tar -xJf "$why/srcx/usr/src/linux-source-$kmm.tar.xz" -C "$why/srcx" \
+    "linux-source-$kmm/lib/test_lockup.c" "linux-source-$kmm/Makefile"
+  head -5 "$why/srcx/linux-source-$kmm/Makefile"
+  cp "$why/srcx/linux-source-$kmm/lib/test_lockup.c" "$src"
+  rm -rf "$why/srcx" "$sdeb"
+fi
+kb=$why/kbuild-$KVER
+rm -rf "$kb"; mkdir -p "$kb"
+for d in "$why"/debs/linux-headers-"$KVER"_*.deb "$why"/debs/linux-headers-"$kabi"-common_*.deb \
+         "$why"/debs/linux-kbuild-"$kmm"_*.deb; do
+  dpkg -x "$d" "$kb"
+done
+hdr=$kb/usr/src/linux-headers-$KVER
+# the flavour's Makefile includes the common one by its installed path: point it at this copy
+sed -i "s|^include /usr/src/|include $kb/usr/src/|" "$hdr/Makefile"
+grep -q "^include $kb/" "$hdr/Makefile" || { echo "lab-why: cannot point $hdr/Makefile at its copy" >&2; exit 2; }
+m=$why/mod-$KVER
+rm -rf "$m"; mkdir -p "$m"
+cp "$src" "$m/test_lockup.c"; cp "$src" "$m/test_lockup_soft.c"
+echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$m/Kbuild"
+make -s -C "$hdr" M="$m" modules
+for k in test_lockup test_lockup_soft; do strip --strip-debug -o "$why/$k.ko" "$m/$k.ko"; done
+modinfo -F vermagic "$why/test_lockup.ko" | grep -q "^$KVER " || { echo "lab-why: test_lockup.ko is not for $KVER" >&2; exit 1; }
+sha256sum "$src" "$why"/test_lockup*.ko | tee "$why/modules.sha256"
+
+# ---- the lab: a copy of the shared one, patched ----
+rm -rf "$work"; mkdir -p "$work"
+cp -r "$xenlab/x86/." "$work/"
+chmod -R u+w "$work"
+cp "$why/test_lockup.ko" "$why/test_lockup_soft.ko" "$why/modules.sha256" "$work/files/"
+# the guest initramfs gets rfkill.ko from the kernel package the lab extracted (as lab-tasks.sh)
+# and the two test_lockup modules
+cat > "$work/guest-why.snippet" <<'SNIP'
+  for m in $(find "$C/extract/lib/modules/$KVER" "$C/extract/usr/lib/modules/$KVER" -name "rfkill.ko*" 2>/dev/null); do
+    case $m in *.ko.xz) xz -dc "$m" > "$G/rfkill.ko";; *.ko.zst) zstd -q -dc "$m" > "$G/rfkill.ko";; *) cp "$m" "$G/";; esac
+  done
+  cp "$HERE/files/test_lockup.ko" "$G/"
+  xz -c "$HERE/files/test_lockup_soft.ko" > "$G/test_lockup_soft.ko.xz"
+  ls -l "$G"/rfkill.ko* "$G"/test_lockup*.ko*
+SNIP
+sed -i '/^  install -m 755 "\$HERE\/files\/guest-init.sh" "\$G\/init"$/r '"$work/guest-why.snippet" "$work/build.sh"
+[ "$(grep -c 'test_lockup_soft.ko' "$work/build.sh")" = 1 ] || { echo "lab-why: cannot give the guest its modules" >&2; exit 2; }
+# the corpus map instead of the -dbg package, when that package is not cached
+cmap=$here/corpus/maps/$KVER.System.map.xz
+if ! ls "$LAB_CACHE"/debs/linux-image-"$KVER"-dbg_*.deb >/dev/null 2>&1 && [ -s "$cmap" ]; then
+  B=$LAB_CACHE/dbg/usr/lib/debug/boot
+  mkdir -p "$B"
+  [ -s "$B/System.map-$KVER" ] || xz -dc "$cmap" > "$B/System.map-$KVER"
+  sed -i 's|^  for p in xen-hypervisor-\$XENVER-amd64 xen-utils-\$XENVER linux-image-\$KVER busybox-static linux-image-\$KVER-dbg; do$|  for p in xen-hypervisor-$XENVER-amd64 xen-utils-$XENVER linux-image-$KVER busybox-static; do|' "$work/build.sh"
+  grep -q 'linux-image-\$KVER busybox-static; do$' "$work/build.sh" || { echo "lab-why: cannot skip the -dbg download" >&2; exit 2; }
+  echo "System.map: $cmap (no -dbg package cached)"
+fi
+# the guest kernel's log ring: 1 MiB (the default 128 KiB would lose the hung-task reports
+# under the OOM report and sysrq-t)
+sed -i 's|^cmdline = "console=hvc0 loglevel=7 lab_mode=|cmdline = "console=hvc0 loglevel=7 log_buf_len=1M lab_mode=|' "$work/files/scenario.sh"
+grep -q 'log_buf_len=1M lab_mode=' "$work/files/scenario.sh" || { echo "lab-why: cannot set log_buf_len" >&2; exit 2; }
+
+# the guest: rfkill and its reader before the known tasks (as lab-tasks.sh) ...
+sed -i 's|^    sleep 1000 &$|    insmod /rfkill.ko* \&\& echo "LAB-GUEST: insmod rfkill ok"; grep rfkill /proc/modules\n    cat /dev/rfkill \&\n    echo "LAB-GUEST: cat /dev/rfkill pid $!"\n&|' "$work/files/guest-init.sh"
+# ... the scenario after them, before the busy loop on vCPU 1 ...
+cat > "$work/guest-why-steps.snippet" <<'SNIP'
+    # ---- why a guest hangs or dies (Scripts/lab-why.sh) ----
+    lab_state() { awk '$1=="State:"{print $2}' /proc/$1/status 2>/dev/null; }
+    lab_wait_state() { # PID STATE SECONDS
+      _n=0
+      while [ $_n -lt $3 ]; do [ "$(lab_state $1)" = "$2" ] && return 0; sleep 1; _n=$((_n+1)); done
+      echo "LAB-GUEST: why: pid $1 not in state $2 after $3 s (state $(lab_state $1))"; return 1
+    }
+    lab_wait_log() { # PATTERN SECONDS
+      _n=0
+      while [ $_n -lt $2 ]; do dmesg | grep -q "$1" && return 0; sleep 1; _n=$((_n+1)); done
+      echo "LAB-GUEST: why: no '$1' in the kernel log after $2 s"; return 1
+    }
+    echo "LAB-GUEST: why 1: hung tasks: test_lockup holds /tmp/labdir/labfile's i_rwsem, writers wait"
+    echo 0 > /proc/sys/kernel/hung_task_panic
+    echo "LAB-GUEST: why: hung_task_timeout_secs was $(cat /proc/sys/kernel/hung_task_timeout_secs), hung_task_warnings $(cat /proc/sys/kernel/hung_task_warnings)"
+    mkdir -p /tmp/labdir
+    echo lab > /tmp/labdir/labfile
+    insmod /test_lockup.ko file_path=/tmp/labdir/labfile lock_inode=1 state=S time_secs=600 &
+    labowner=$!
+    lab_wait_log 'test_lockup: lock rw_semaphore' 60
+    lab_wait_state $labowner S 30
+    sleep 1
+    echo "LAB-GUEST: why: owner: insmod test_lockup.ko pid $labowner holds labfile's i_rwsem (write), asleep in state $(lab_state $labowner) for 600 s"
+    sh -c 'echo more >> /tmp/labdir/labfile' &
+    labw1=$!
+    lab_wait_state $labw1 D 30
+    echo "LAB-GUEST: why: waiter 1: sh -c 'echo more >> /tmp/labdir/labfile' pid $labw1 waits for labfile's i_rwsem (state $(lab_state $labw1))"
+    rm /tmp/labdir/labfile &
+    labw2=$!
+    lab_wait_state $labw2 D 30
+    echo "LAB-GUEST: why: waiter 2: rm /tmp/labdir/labfile pid $labw2 holds /tmp/labdir's i_rwsem, waits for labfile's (state $(lab_state $labw2))"
+    touch /tmp/labdir/newfile &
+    labw3=$!
+    lab_wait_state $labw3 D 30
+    echo "LAB-GUEST: why: waiter 3: touch /tmp/labdir/newfile pid $labw3 waits for /tmp/labdir's i_rwsem, held by rm (state $(lab_state $labw3))"
+    echo 5 > /proc/sys/kernel/hung_task_timeout_secs
+    echo "LAB-GUEST: why: hung_task_timeout_secs=5"
+    for p in $labw1 $labw2 $labw3; do lab_wait_log ":$p blocked for more than" 120; done
+    echo 0 > /proc/sys/kernel/hung_task_timeout_secs
+    echo "LAB-GUEST: why: hung_task_timeout_secs=0 after $(dmesg | grep -c 'blocked for more than') hung-task reports"
+    echo "LAB-GUEST: why 2: soft lockup: test_lockup_soft spins 8 s with preemption off"
+    echo 0 > /proc/sys/kernel/softlockup_panic
+    echo 3 > /proc/sys/kernel/watchdog_thresh
+    labcpu=0; [ "$(nproc)" -gt 1 ] && labcpu=1
+    taskset $((1 << labcpu)) insmod /test_lockup_soft.ko.xz time_secs=8 disable_preempt=1 &
+    labsoft=$!
+    echo "LAB-GUEST: why: insmod test_lockup_soft.ko.xz time_secs=8 disable_preempt=1 pid $labsoft on cpu $labcpu, watchdog_thresh=3"
+    wait $labsoft
+    echo "LAB-GUEST: why: insmod test_lockup_soft exited $? (test_lockup always fails its init: EAGAIN)"
+    lab_wait_log 'soft lockup - CPU#' 30
+    echo 10 > /proc/sys/kernel/watchdog_thresh
+    echo "LAB-GUEST: why: watchdog_thresh=10 after $(dmesg | grep -c 'soft lockup - CPU#') soft-lockup reports"
+    echo "LAB-GUEST: why 3: OOM: tail /dev/zero with oom_score_adj 1000, vm.overcommit_memory=1"
+    echo 1 > /proc/sys/vm/overcommit_memory
+    echo 0 > /proc/sys/vm/panic_on_oom
+    grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
+    sh -c 'echo 1000 > /proc/self/oom_score_adj; tail /dev/zero; echo "LAB-GUEST: why: tail /dev/zero ended: status $?"' &
+    laboom=$!
+    echo "LAB-GUEST: why: sh -c '... tail /dev/zero' pid $laboom"
+    wait $laboom
+    lab_wait_log 'Out of memory: Killed process' 30
+    echo "LAB-GUEST: why: survived the OOM kill: $(dmesg | grep 'Out of memory: Killed process' | head -1)"
+    grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
+    echo "LAB-GUEST: why: pids: owner $labowner waiters $labw1 $labw2 $labw3 soft-lockup $labsoft oom $laboom"
+SNIP
+sed -i '/^    echo "LAB-GUEST: fifo reader (blocked in read) pid \$!"$/r '"$work/guest-why-steps.snippet" "$work/files/guest-init.sh"
+# ... and sysrq-m, sysrq-w, sysrq-t in that order before the crash
+sed -i '/^    echo "LAB-GUEST: sysrq-w (blocked tasks)"$/,/^    sleep 2$/d' "$work/files/guest-init.sh"
+cat > "$work/guest-why-sysrq.snippet" <<'SNIP'
+    echo "LAB-GUEST: sysrq-m (memory report)"
+    echo m > /proc/sysrq-trigger
+    sleep 2
+    echo "LAB-GUEST: sysrq-w (blocked tasks)"
+    echo w > /proc/sysrq-trigger
+    sleep 2
+SNIP
+sed -i '/^    ps -o pid,ppid,stat,comm,args 2>\/dev\/null || ps$/r '"$work/guest-why-sysrq.snippet" "$work/files/guest-init.sh"
+g=$work/files/guest-init.sh
+for want in 'insmod /rfkill.ko:1' 'why 1: hung tasks:1' 'insmod /test_lockup_soft.ko.xz:1' 'tail /dev/zero;:1' \
+            'sysrq-m (memory report):1' 'echo w > /proc/sysrq-trigger:1' 'echo t > /proc/sysrq-trigger:1' \
+            "echo c > /proc/sysrq-trigger:1"; do
+  [ "$(grep -cF "${want%:*}" "$g")" = "${want##*:}" ] || { echo "lab-why: guest-init.sh: '${want%:*}' not ${want##*:} time(s)" >&2; exit 2; }
+done
+# the order the guest runs them in
+grep -nE 'sleep 1000 &|why [123]:|LAB-GUEST: (ps|sysrq-[mwtc]|triggering)' "$g"
+sh -n "$g"
+
+export LAB_DOMS=${LAB_DOMS:-"lab-why:2:256:crash:0:pv"}
+export LAB_CRASH_WAIT=${LAB_CRASH_WAIT:-1200}
+stages=${*:-"deps fetch extract dbg rootfs guest dom0 run collect"}
+FORCE= bash "$work/build.sh" $stages
+echo "results: $LAB_CACHE/results/latest"
