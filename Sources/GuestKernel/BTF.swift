@@ -111,6 +111,21 @@ public struct BTF: @unchecked Sendable {   // immutable; `owner` keeps `bytes` a
         return (at, Kind(rawValue: UInt32((info >> 24) & 0x1f)), info & 0xffff, info >> 31 != 0, u32(at + 8))
     }
 
+    /// The value of the enumerator `name` in the first enum (32-bit) that has it.
+    public func enumValue(_ name: String) -> Int? {
+        let wanted = Array(name.utf8)
+        for at in recordOffsets {
+            let info = u32(Int(at) + 4)
+            guard (info >> 24) & 0x1f == Int(Kind.enumeration.rawValue) else { continue }
+            let vlen = info & 0xffff
+            for i in 0..<vlen {
+                let m = Int(at) + 12 + 8 * i
+                if nameIs(u32(m), wanted) { return Int(Int32(truncatingIfNeeded: u32(m + 4))) }
+            }
+        }
+        return nil
+    }
+
     /// The first struct of that name.
     public func structID(named name: String) -> Int? {
         let wanted = Array(name.utf8)

@@ -12,11 +12,15 @@ public protocol KernelTypes: Sendable {
     /// The element count and size of the array member at `path` (`mem` in `struct module`),
     /// nil when it is not an array or its shape is unknown.
     func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)?
+    /// The value of an enumerator (`NR_FREE_PAGES`), nil when no enum names it.
+    func enumValue(_ name: String) -> Int?
 }
 
 extension KernelTypes {
     /// Sources that know no arrays (test and fuzz layouts) answer nil.
     public func arrayShape(of path: String, in structName: String) -> (count: Int, stride: Int)? { nil }
+    /// Sources that know no enums answer nil.
+    public func enumValue(_ name: String) -> Int? { nil }
 
     /// The first of `paths` the struct has (members renamed between kernel versions).
     func offset(ofAny paths: [String], in structName: String) -> (path: String, offset: Int)? {

@@ -61,6 +61,8 @@ public struct Report: Sendable {
     let taskLayout: Result<TaskLayout, KernelDataError>?
     /// Where the sleeping locks keep their waiters and owner, from the same types.
     let lockLayout: LockLayout?
+    /// The kernel's types (BTF, else a fitting vmlinux's DWARF), when they were found.
+    let kernelTypes: (any KernelTypes)?
     /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
     public let modules: ModuleList?
     /// Why there is no module list, when there is none.
@@ -107,6 +109,7 @@ public struct Report: Sendable {
                 }
             }
             lockLayout = (try? types?.get()).map { LockLayout(types: $0) }
+            kernelTypes = try? types?.get()
             switch (types, bounds["modules"]) {
             case (.success(let kernelTypes)?, let head?):
                 do {
@@ -128,6 +131,7 @@ public struct Report: Sendable {
         } else {
             taskLayout = nil
             lockLayout = nil
+            kernelTypes = nil
         }
         modules = moduleList
         self.modulesMissing = modulesMissing

@@ -32,10 +32,18 @@ extension XenctxCommand {
             case .failure(let no): views.append(.failed(why: no.why, alone: !(reportWanted || log || prepared.options.tasks != nil)))
             }
         }
+        if meminfo, let analysis {
+            switch analysis.memInfoText() {
+            case .success(var out):
+                out.text = (reportWanted || prepared.options.tasks != nil || modules ? "Memory:\n" : "") + out.text
+                views.append(.shown(out))
+            case .failure(let e): views.append(.failed(why: "no memory summary: \(e.reason)", alone: !(reportWanted || log || modules || prepared.options.tasks != nil)))
+            }
+        }
         if log {
             switch logText(prepared) {
             case .success(var out):
-                out.text = (reportWanted || tasks || task != nil || hung || modules ? "Kernel log:\n" : "") + out.text
+                out.text = (reportWanted || tasks || task != nil || hung || modules || meminfo ? "Kernel log:\n" : "") + out.text
                 views.append(.shown(out))
             case .failure(let no): views.append(.failed(why: no.why, alone: !reportWanted))
             }

@@ -125,6 +125,9 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("task"), help: ArgumentHelp("Print the call trace of the task (or threads) with this PID.", valueName: "PID"))
     var task: Int32?
 
+    @Flag(name: .customLong("meminfo"), help: "The guest's memory as /proc/meminfo adds it up (total, free, file pages, shmem, slab, swap), from the kernel's own counters, and the OOM killer's last victim from its log.")
+    var meminfo = false
+
     @Flag(name: .customLong("hung"), help: "Tasks in D state not scheduled for a while (the guest's own hung_task_timeout_secs, or --hung-after), longest first, each with its call trace.")
     var hung = false
 
@@ -181,7 +184,8 @@ struct XenctxCommand: ParsableCommand {
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
         if hungAfter != nil && !hung { throw ValidationError("--hung-after goes with --hung") }
         if hung && (tasks || task != nil) { throw ValidationError("--hung is a task view of its own: give one of --tasks, --task and --hung") }
-        if (tasks || task != nil || hung || modules) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
+        if meminfo && (json || summary) { throw ValidationError("--meminfo is a text view: give it without --json or --summary") }
+        if (tasks || task != nil || hung || modules || meminfo) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
             // A core given without --core: say how to read it (checked by name only, no open).
             let hint = core == nil && (p.contains("/") || p.hasSuffix(".core") || p.contains(".core.")) ? ": to read a core file, give --core \(p)" : ""
@@ -275,7 +279,7 @@ struct XenctxCommand: ParsableCommand {
     }
 
     /// `--log`, `--tasks`, `--task` or `--modules` given: views of the kernel, alone unless report options are too.
-    var kernelViewsOnly: Bool { log || tasks || task != nil || hung || modules }
+    var kernelViewsOnly: Bool { log || tasks || task != nil || hung || modules || meminfo }
 
     /// Whether the vCPU report is printed: always, except for `--log`, `--tasks` or `--modules` alone.
     var reportWanted: Bool {

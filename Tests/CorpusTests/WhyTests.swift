@@ -72,3 +72,36 @@ struct WhyTests {
         #expect(waits[134]??["owner"] as? Int == 129)
     }
 }
+
+/// `--meminfo` against the guest's own sysrq-m report, seven seconds before its dump: the
+/// totals that do not move are equal, free and slab pages within what those seconds moved.
+struct MemInfoTests {
+    @Test func countersAsSysrqMReportsThem() throws {
+        let console = try WhyTests.console()
+        let start = try #require(console.range(of: "sysrq: Show Memory")).lowerBound
+        let mem = console[start...]
+        func pages(_ key: String) throws -> Double { Double(try #require(mem.firstMatch(of: try Regex("\(key):([0-9]+)\\b")))[1].substring!)! }
+        let managed = mem.matches(of: /managed:([0-9]+)kB/).map { Double($0.1)! }.reduce(0, +)
+        let pagecache = Double(try #require(mem.firstMatch(of: /([0-9]+) total pagecache pages/)).1)!
+        let r = try Tool.run(["--core", try WhyTests.core(), "--meminfo"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        var kB: [String: Double] = [:]
+        for m in r.stdout.matches(of: /(?m)^(\w+):\s+([0-9]+) kB$/) { kB[String(m.1)] = Double(m.2)! }
+        #expect(kB["MemTotal"] == managed, "MemTotal \(kB["MemTotal"] ?? -1) kB vs the zones' managed \(managed) kB")
+        let shmem = try pages("shmem"), free = try pages("free")
+        let reclaimable = try pages("slab_reclaimable"), unreclaimable = try pages("slab_unreclaimable")
+        #expect(kB["FilePages"] == pagecache * 4 && kB["Shmem"] == shmem * 4, "\(kB)")
+        #expect(abs(kB["MemFree", default: 0] / 4 - free) <= 0.01 * free, "\(kB)")
+        #expect(abs(kB["SReclaimable", default: 0] / 4 - reclaimable) <= 0.02 * reclaimable, "\(kB)")
+        #expect(abs(kB["SUnreclaim", default: 0] / 4 - unreclaimable) <= 0.02 * unreclaimable, "\(kB)")
+        #expect(kB["SwapTotal"] == 0 && mem.contains("Total swap = 0kB"))
+        let oom = try #require(console.firstMatch(of: /(?m)^(\[ *[0-9.]+\] Out of memory: Killed process 173 \(tail\)[^\n]*)$/))
+        #expect(r.stdout.contains("Last OOM kill: \(oom.1)\n"), "\(r.stdout)")
+    }
+
+    /// Debian's 6.1 arm64 kallsyms has no data symbols: no counters, and it says which.
+    @Test func noDataSymbolsNoCounters() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("arm-tasks-a64-crash")), "--meminfo"])
+        #expect(r.status == 2 && r.stderr.contains("no memory summary: _totalram_pages: not in the symbols"), "\(r.stderr)")
+    }
+}
