@@ -12,6 +12,9 @@ public struct ModuleLayout: Sendable, Equatable {
     public let kallsyms: Int?, symtab: Int?, numSymtab: Int?, strtab: Int?
     /// x86_64 ORC of the module (`arch.orc_unwind_ip`, `arch.orc_unwind`, `arch.num_orcs`).
     public let orc: (ip: Int, entries: Int, count: Int)?
+    /// Its init text while it loads (`init_layout` before 6.4, `mem[MOD_INIT_TEXT]` after):
+    /// a module still in its init runs there, until the kernel frees it.
+    public let initText: (base: Int, size: Int, textSize: Int?)?
 
     public static func == (a: ModuleLayout, b: ModuleLayout) -> Bool { a.list == b.list && a.name == b.name && a.base == b.base && a.memory?.count == b.memory?.count }
 
@@ -28,6 +31,13 @@ public struct ModuleLayout: Sendable, Equatable {
             memory = types.arrayShape(of: "mem", in: "module").flatMap { $0.count <= 16 && $0.stride >= 8 ? $0 : nil }
         } else {
             throw KernelDataError(types.source, "struct module has neither core_layout nor mem")
+        }
+        if let b = at("init_layout.base"), let s = at("init_layout.size") {
+            initText = (b, s, at("init_layout.text_size"))
+        } else if let m = memory, m.count > 4 {
+            initText = (base + 4 * m.stride, size + 4 * m.stride, nil)    // MOD_INIT_TEXT is element 4
+        } else {
+            initText = nil
         }
         kallsyms = at("kallsyms")
         symtab = at("symtab", "mod_kallsyms"); numSymtab = at("num_symtab", "mod_kallsyms"); strtab = at("strtab", "mod_kallsyms")
@@ -47,6 +57,10 @@ public struct KernelModule: Sendable, Equatable {
     public let base: UInt64, size: UInt64
     /// [base, base + text size): where its functions are.
     public let text: Range<UInt64>
+    /// Its init text, while it has one (a module still in its init function).
+    public var initText: Range<UInt64>? = nil
+    /// Every range of its code.
+    public var code: [Range<UInt64>] { [text] + (initText.map { [$0] } ?? []) }
     public let symbols: [(address: UInt64, name: String)]
     /// ORC: (ip table, entries, count).
     public let orc: (ip: UInt64, entries: UInt64, count: Int)?
@@ -117,6 +131,12 @@ public struct ModuleList: Sendable {
                 guard total <= KernelModule.maxSize else { throw fail("module \(name): its memory adds up to \(total) bytes") }
             }
             var problems: [String] = []
+            var initText: Range<UInt64>? = nil
+            if let i = layout.initText, let b = try? reader.word(address &+ UInt64(i.base)), b != 0,
+               let s = try? reader.u32(address &+ UInt64(i.size)), s > 0, UInt64(s) <= KernelModule.maxSize, b <= UInt64.max - UInt64(s) {
+                let t = i.textSize.flatMap { try? reader.u32(address &+ UInt64($0)) }.map { min(UInt64($0), UInt64(s)) } ?? UInt64(s)
+                if t > 0 { initText = b..<(b &+ t) }
+            }
             // Its function symbols (STT_FUNC) inside its text, from its Elf_Sym table.
             var symbols: [(address: UInt64, name: String)] = []
             if let ks = layout.kallsyms, let symtabOff = layout.symtab, let numOff = layout.numSymtab, let strOff = layout.strtab,
@@ -134,7 +154,7 @@ public struct ModuleList: Sendable {
                         let nameOffset = u32(e)
                         let info = w == 8 ? table[e + 4] : table[e + 12]
                         let value = w == 8 ? u32(e + 8) | u32(e + 12) << 32 : u32(e + 4)
-                        guard info & 0xf == 2, text.contains(value), nameOffset < 1 << 24,
+                        guard info & 0xf == 2, text.contains(value) || initText?.contains(value) == true, nameOffset < 1 << 24,
                               let n = try? reader.cString(strtab &+ nameOffset, max: 256), !n.isEmpty else { continue }
                         symbols.append((value, String(decoding: n, as: UTF8.self)))
                     }
@@ -147,7 +167,9 @@ public struct ModuleList: Sendable {
                let count = try? reader.u32(address &+ UInt64(o.count)), count > 0, count < 1 << 20 {
                 orc = (ip, entries, Int(count))
             }
-            return KernelModule(address: address, name: name, base: base, size: total, text: text, symbols: symbols, orc: orc, problems: problems)
+            var module = KernelModule(address: address, name: name, base: base, size: total, text: text, symbols: symbols, orc: orc, problems: problems)
+            module.initText = initText
+            return module
         }
     }
 }

@@ -141,7 +141,7 @@ public struct Report: Sendable {
             kernelStartSet: options.kernelStart != nil,
             defaultEnd: KernelStart.defaultEnd(for: arch),
             textOnlyFromSymbols: arch.descriptor.textOnlyFromSymbols)
-        classifier.moduleText = moduleList?.modules.map(\.text) ?? []
+        classifier.moduleText = moduleList?.modules.flatMap(\.code) ?? []
         self.classifier = classifier
         let needsTables = [.auto, .exidx, .orc].contains(options.unwind) || options.tasks != nil
         var tables = UnwindTables(symbols: imageSymbols, architecture: arch, guest: needsTables ? guest : nil)
@@ -150,7 +150,12 @@ public struct Report: Sendable {
         }
         // Modules are built by the same objtool as the kernel: their entries read the same way.
         let format = tables.orc?.format, unformatted = tables.orc?.unformatted
-        tables.moduleORC = moduleList?.modules.compactMap { m in m.orc.map { (m.text, ORCUnwinder.Tables(ipTable: $0.ip, stopIPTable: $0.ip &+ UInt64($0.count) * 4, entries: $0.entries, format: format, unformatted: unformatted)) } } ?? []
+        // One table per module, for its core text and, while it loads, its init text.
+        tables.moduleORC = moduleList?.modules.flatMap { m -> [(Range<UInt64>, ORCUnwinder.Tables)] in
+            guard let o = m.orc else { return [] }
+            let t = ORCUnwinder.Tables(ipTable: o.ip, stopIPTable: o.ip &+ UInt64(o.count) * 4, entries: o.entries, format: format, unformatted: unformatted)
+            return m.code.map { ($0, t) }
+        } ?? []
         unwindTables = tables
         (guestSummary, guestKindEvidence) = Self.guestKind(guest: guest, reader: reader, symbols: imageSymbols)
         if let reader, let layout = taskLayout {
