@@ -36,8 +36,10 @@ extension Report {
     /// What `--hung` shows: the D-state tasks blocked at least the threshold, longest first,
     /// the threshold and where it came from; a failure when the kernel keeps no times.
     public struct HungTasks: Sendable {
-        public let tasks: [(task: KernelTask, blocked: UInt64)]
-        public let threshold: UInt64
+        /// `blocked` is nil when the kernel keeps no times to tell it by.
+        public let tasks: [(task: KernelTask, blocked: UInt64?)]
+        /// Nil: every task in D state, for how long cannot be told (`thresholdSource` says why).
+        public let threshold: UInt64?
         public let thresholdSource: String
         /// D-state tasks in all, however long.
         public let blockedCount: Int
@@ -47,7 +49,10 @@ extension Report {
         let clocks = runqueueClocks()
         let blocked = list.tasks.filter { $0.state == "D" }
         guard !clocks.isEmpty else {
-            return .failure(KernelDataError("hung tasks", "no runqueue clock to time them by (the symbols name no runqueues, or the types no rq.clock): \(blocked.count) task\(blocked.count == 1 ? " is" : "s are") in D state"))
+            // Still the blocked tasks, their stacks and locks: only their durations are unknown.
+            return .success(HungTasks(tasks: blocked.map { ($0, nil) }, threshold: nil,
+                                      thresholdSource: "no runqueue clock to time them by (the symbols name no runqueues, or the types no rq.clock)",
+                                      blockedCount: blocked.count))
         }
         let (threshold, source): (UInt64, String)
         if let seconds { (threshold, source) = (seconds, "--hung-after") }
@@ -55,7 +60,7 @@ extension Report {
             // 0: the guest's detector is off, so it sets no bar: every task in D state.
             (threshold, source) = t > 0 ? (t, "the guest's hung_task_timeout_secs") : (0, "the guest's hung_task_timeout_secs is 0, its detector off: every task in D state")
         } else { (threshold, source) = (120, "the kernel's default hung_task_timeout_secs: the guest's is not in its symbols") }
-        var hung: [(task: KernelTask, blocked: UInt64)] = []
+        var hung: [(task: KernelTask, blocked: UInt64?)] = []
         var untimed = 0
         for t in blocked {
             guard let ns = Self.sinceScheduled(t, clocks: clocks) else { untimed += 1; continue }
@@ -64,7 +69,7 @@ extension Report {
         if untimed > 0 && untimed == blocked.count {
             return .failure(KernelDataError("hung tasks", "the kernel keeps no sched_info.last_arrival (CONFIG_SCHED_INFO): \(blocked.count) task\(blocked.count == 1 ? " is" : "s are") in D state, for how long cannot be told"))
         }
-        return .success(HungTasks(tasks: hung.sorted { $0.blocked > $1.blocked }, threshold: threshold, thresholdSource: source, blockedCount: blocked.count))
+        return .success(HungTasks(tasks: hung.sorted { ($0.blocked ?? 0) > ($1.blocked ?? 0) }, threshold: threshold, thresholdSource: source, blockedCount: blocked.count))
     }
 
     /// Every task, walked from `init_task` (found by its symbol, or as the pid-0 task on

@@ -157,7 +157,12 @@ extension Report {
                 out.text += matches.map { text.stack(taskStack($0)) }.joined(separator: "\n")
             case .hung(let seconds):
                 let hung = try hungTasks(list, seconds: seconds).get()
-                out.text += "Tasks in D state not scheduled for \(hung.threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
+                if let threshold = hung.threshold {
+                    out.text += "Tasks in D state not scheduled for \(threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
+                } else {
+                    out.text += "Tasks in D state: \(hung.blockedCount), for how long each cannot be told\n"
+                    out.errors.append("hung tasks: how long each has been blocked cannot be told: \(hung.thresholdSource)")
+                }
                 for h in hung.tasks { out.text += "\n" + text.stack(taskStack(h.task)) }
                 let chains = hung.tasks.compactMap { text.chain(from: $0.task) }
                 if !chains.isEmpty { out.text += "\nLock chains (who waits for whom):\n" + chains.map { "  " + $0 + "\n" }.joined() }

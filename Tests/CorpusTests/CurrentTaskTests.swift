@@ -6,7 +6,7 @@ import Testing
 /// current_task, arm64 SP_EL0). ARM32 kernels carry no BTF: the report says why instead.
 @Suite(.serialized)
 struct CurrentTaskTests {
-    static let cases = ["x86-run1-lab-crash", "x86-run5-lab-crash-tasks", "arm-tasks-a64-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash",
+    static let cases = ["x86-run1-lab-crash", "x86-run5-lab-crash-tasks", "arm-tasks-a64-crash", "arm-why-a64-hung-lockup-oom", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore", "arm-full-a64-crash",
                         "x86-run9-pvh64-crash", "x86-run9-hvm64-crash",
                         // 6.12 keeps current in the per-CPU pcpu_hot; 5.10 in current_task.
                         "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",

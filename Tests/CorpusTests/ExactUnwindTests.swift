@@ -168,7 +168,7 @@ struct ExactUnwindTests {
 
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
-    @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-tasks-a32-crash-smp",
+    @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-why-a64-hung-lockup-oom", "arm-tasks-a32-crash-smp",
                       "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash"])
     func panicCalledFromSysrqHandleCrash(_ name: String) throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(name)), "-C", "-l", "0"])

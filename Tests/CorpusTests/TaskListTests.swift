@@ -65,7 +65,7 @@ struct TaskListTests {
 
     /// Every task sysrq-t listed, with its comm, ppid, state and every reliable frame of its
     /// stack, in order. x86_64 and arm64 from the core alone (kallsyms, BTF, module list).
-    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
+    @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("arm-why-a64-hung-lockup-oom", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
                       ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
                       ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
                       ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55), ("x86-run15-why-hung-lockup-oom", 55),
