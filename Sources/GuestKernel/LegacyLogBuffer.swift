@@ -17,7 +17,7 @@ public enum LegacyLogBuffer {
         let lenOff = try v.required(offset: "printk_log.len", for: "log_buf")
         let textLenOff = try v.required(offset: "printk_log.text_len", for: "log_buf")
         let callerOff = v.offset("printk_log.caller_id")
-        guard headerSize >= 12, headerSize <= 64, tsOff + 8 <= headerSize, lenOff + 2 <= headerSize, textLenOff + 2 <= headerSize else {
+        guard headerSize >= 12, headerSize <= 64, tsOff + 8 <= headerSize, lenOff + 2 <= headerSize, textLenOff + 6 <= headerSize else {   // text_len, facility, flags/level read
             throw KernelDataError("log_buf", "SIZE(printk_log) \(headerSize) and its offsets do not fit together")
         }
         let buf: UInt64, size: Int, first: Int, next: Int

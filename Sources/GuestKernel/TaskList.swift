@@ -133,10 +133,13 @@ public struct TaskList: Sendable {
                     return
                 }
                 var node = head
+                var visited: Set<UInt64> = [head]
                 while tasks.count < maxTasks {
                     guard let t = next(node, memberOffset: offset) else { return }
                     let tNode = t &+ UInt64(offset)
                     if tNode == head { return }
+                    // A node that links back to one already seen (to itself) would turn forever.
+                    guard visited.insert(tNode).inserted else { problems.append("the threads of \(hex(p)) loop at \(hex(t))"); return }
                     if t != p {
                         if seen.contains(t) { problems.append("the threads of \(hex(p)) loop at \(hex(t))"); return }
                         guard add(t) else { return }

@@ -143,8 +143,12 @@ struct VCPUMemoryView {
         while line <= options.lines && address < limit {
             var words: [UInt64] = []
             if options.tagStackDump { out.text += wordText(address) + ":" }
-            let lineEnd = start &+ UInt64(line) &* UInt64(bpl)
-            while address < limit && address < lineEnd {
+            // Near the top of the address space the line's end would wrap: saturate it.
+            let (end, wraps) = start.addingReportingOverflow(UInt64(line) &* UInt64(bpl))
+            let lineEnd = wraps ? UInt64.max : end
+            let before = address
+            var wrapped = false
+            while !wrapped && address < limit && address < lineEnd {
                 let w: UInt64
                 do { w = try memory.word(address, width: width) } catch {
                     // Upstream returns mid-line: the line stays unterminated.
@@ -153,7 +157,7 @@ struct VCPUMemoryView {
                 }
                 words.append(w)
                 out.text += " " + wordText(w)
-                address &+= UInt64(width)
+                (address, wrapped) = address.addingReportingOverflow(UInt64(width))
             }
             if options.decodeAsASCII {
                 let perLine = bpl / width
@@ -171,6 +175,8 @@ struct VCPUMemoryView {
             }
             out.text += "\n"
             line += 1
+            // The top of the address space reached, or a line that read nothing: done.
+            if wrapped || address == before { break }
         }
         out.text += "\n"
         return nil
