@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators}
+targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators printkring layouts kerneloffset}
 
 # libFuzzer without its main (SwiftPM gives the executable its own), from the toolchain.
 toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")
@@ -20,12 +20,15 @@ swift build -c release --product xenctx-fuzz --scratch-path .build-fuzz \
     -Xlinker -u -Xlinker LLVMFuzzerRunDriver -Xlinker "$runtime" -Xlinker -lstdc++ >&2
 fuzz=.build-fuzz/release/xenctx-fuzz
 
-# Seeds from the corpus's real cores and maps.
+# Seeds from the corpus's real cores and maps, made again whenever the targets change.
 cache=${XENCTX_CORPUS_CACHE:-.build/corpus-cache}
 seeds=.build-fuzz/seeds
-if [ ! -d "$seeds/core" ]; then
+stamp=$(cat Fuzz/FuzzTargets/*.swift | sha256sum | cut -c1-16)
+if [ "$(cat "$seeds/.made-from" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$seeds"
     cores=()
-    for c in x86-run1-lab-crash/lab-crash arm-full-a64-crash/a64-crash arm-full-a32-crash/a32-crash arm-full-a32-crash-smp-bootoops1/a32-crash-smp-bootoops1; do
+    for c in x86-run1-lab-crash/lab-crash arm-full-a64-crash/a64-crash arm-full-a32-crash/a32-crash arm-full-a32-crash-smp-bootoops1/a32-crash-smp-bootoops1 \
+             x86-run10-pv612-crash-tasks/lab-crash arm-tasks612-a64-crash/a64-crash; do
         mkdir -p "$cache/$(dirname $c)"
         [ -f "$cache/$c.core" ] || xz -dc "corpus/cases/$c.core.xz" > "$cache/$c.core"
         cores+=("$cache/$c.core")
@@ -41,13 +44,14 @@ if [ ! -d "$seeds/core" ]; then
     # A small executable with a .symtab, for the elf target's --vmlinux path.
     printf 'int data_v = 1;\nint f(int x) { return x * data_v; }\nvoid _start(void) { f(2); for (;;) {} }\n' > .build-fuzz/tiny.c
     gcc -O2 -fno-pie -no-pie -nostdlib -static -o "$seeds/elf/tiny-x86_64.elf" .build-fuzz/tiny.c
+    echo "$stamp" > "$seeds/.made-from"
 fi
 
 mkdir -p .build-fuzz/findings
 status=0
 total=0
 for t in $targets; do
-    case $t in core) maxlen=131072 ;; systemmap) maxlen=32768 ;; *) maxlen=20000 ;; esac
+    case $t in core) maxlen=131072 ;; systemmap|layouts) maxlen=32768 ;; *) maxlen=20000 ;; esac
     dict=()
     [ -f "Fuzz/dict/$t.dict" ] && dict=(-dict="Fuzz/dict/$t.dict")
     work=.build-fuzz/corpus/$t

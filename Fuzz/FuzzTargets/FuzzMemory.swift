@@ -38,9 +38,102 @@ struct FuzzHeader {
         defer { position += 1 }
         return position < bytes.count ? bytes[position] : 0
     }
+    mutating func u16() -> UInt16 { UInt16(u8()) | UInt16(u8()) << 8 }
     mutating func u32() -> UInt32 { (0..<4).reduce(UInt32(0)) { v, i in v | UInt32(u8()) << (8 * UInt32(i)) } }
     mutating func u64() -> UInt64 { (0..<8).reduce(UInt64(0)) { v, i in v | UInt64(u8()) << (8 * UInt64(i)) } }
     var rest: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[min(position, bytes.count)...]) }
+    var remaining: Int { max(0, bytes.count - position) }
+    /// The next `count` bytes (fewer at the end of the input).
+    mutating func take(_ count: Int) -> UnsafeRawBufferPointer {
+        let start = min(position, bytes.count), end = min(start + max(0, count), bytes.count)
+        position = end
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+    }
+}
+
+/// Sparse guest memory made of fuzzer bytes: runs of [u64 address][u16 length][bytes], each
+/// at its address (identity-mapped: frame = address >> 12), a later run over an earlier
+/// one, zeros around them; at most `maxRuns` runs and `maxPages` pages. Seeds place real
+/// bytes where the kernel had them, a few fields at a time, so inputs stay small.
+final class FuzzRegions: FrameSource, @unchecked Sendable {
+    static let maxRuns = 256, maxPages = 96
+    private(set) var pages: [[UInt8]] = []
+    private var index: [UInt64: Int] = [:]
+
+    init(_ h: inout FuzzHeader) {
+        var runs = 0
+        while h.remaining > 0 && runs < Self.maxRuns {
+            runs += 1
+            let at = h.u64()
+            let run = h.take(Int(h.u16()))
+            var o = 0
+            while o < run.count {
+                let va = at &+ UInt64(o)
+                let offset = Int(va & 0xfff)
+                let n = min(4096 - offset, run.count - o)
+                defer { o += n }
+                let frame = va >> 12
+                let i: Int
+                if let known = index[frame] {
+                    i = known
+                } else {
+                    guard pages.count < Self.maxPages else { continue }
+                    i = pages.count
+                    pages.append([UInt8](repeating: 0, count: 4096))
+                    index[frame] = i
+                }
+                pages[i].withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: run.baseAddress!.advanced(by: o), byteCount: n) }
+            }
+        }
+    }
+
+    func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
+        guard let i = index[frame] else { return nil }
+        return pages[i].withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: 4096) }
+    }
+
+    func whyMissing(_ frame: UInt64) -> String { "not in the input" }   // cheap: searches ask it for every page they miss
+
+    /// Bytes at addresses, for seeds: later writes over earlier ones; `encoded` is the
+    /// input form FuzzRegions reads (contiguous bytes as one run, split at 65535).
+    struct Builder {
+        var bytes: [UInt64: UInt8] = [:]
+        mutating func put(_ address: UInt64, _ b: some Sequence<UInt8>) {
+            for (i, v) in b.enumerated() { bytes[address &+ UInt64(i)] = v }
+        }
+        mutating func put(_ address: UInt64, word v: UInt64, _ n: Int) {
+            for i in 0..<n { bytes[address &+ UInt64(i)] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+        }
+        var encoded: [UInt8] {
+            var out: [UInt8] = []
+            var start: UInt64 = 0
+            var run: [UInt8] = []
+            func flush() {
+                guard !run.isEmpty else { return }
+                out.le(start, 8); out.le(UInt64(run.count), 2); out += run
+                run.removeAll(keepingCapacity: true)
+            }
+            for a in bytes.keys.sorted() {
+                // A short gap in the same page is zeros either way: bridged, one run fewer.
+                let end = start &+ UInt64(run.count)
+                if !run.isEmpty, a > end, a - end <= 256, a >> 12 == (end - 1) >> 12, run.count + Int(a - end) < 65535 {
+                    run += [UInt8](repeating: 0, count: Int(a - end))
+                }
+                if run.isEmpty || a != start &+ UInt64(run.count) || run.count == 65535 {
+                    flush()
+                    start = a
+                }
+                run.append(bytes[a]!)
+            }
+            flush()
+            return out
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `v` as `n` little-endian bytes.
+    mutating func le(_ v: UInt64, _ n: Int) { for i in 0..<n { append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
 }
 
 /// An ARM32 guest's lowmem made of fuzzer bytes: page i of `bytes` is virtual page
@@ -75,3 +168,4 @@ final class FuzzLowmem: FrameSource, @unchecked Sendable {
 
     func whyMissing(_ frame: UInt64) -> String { memory.whyMissing(frame) }
 }
+

@@ -13,7 +13,7 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators"]
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators", "printkring", "layouts", "kerneloffset"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
@@ -27,6 +27,9 @@ public enum FuzzTargets {
         case "unwind": unwind(data)
         case "tasks": tasks(data)
         case "locators": locators(data)
+        case "printkring": printkRing(data)
+        case "layouts": layouts(data)
+        case "kerneloffset": kernelOffset(data)
         case "btf":
             guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))) else { return }
             // Member paths through arrays and array shapes (6.4's module.mem[]), on any struct.
@@ -42,7 +45,9 @@ public enum FuzzTargets {
     /// vCPU, every stack word, exact unwinding, symbols and VMCOREINFO from its memory).
     static func core(_ data: UnsafeRawBufferPointer) {
         guard let core = try? XenCore(file: MappedFile(copying: data, path: "fuzz.core")),
-              let guest = try? Guest(core: core) else { return }
+              let read = try? Guest(core: core) else { return }
+        let guest = Guest(description: read.description, vcpus: read.vcpus, frames: read.frames.map { WhyMissingOnce($0) },
+                          warnings: read.warnings, facts: read.facts)
         let kernel = GuestKernel(guest: guest)
         var options = ReportOptions()
         options.allVCPUs = true
@@ -213,4 +218,23 @@ public enum FuzzTargets {
                 .walk(memory: memory, sp: r[1], fp: r[2]) { _ in }
         }
     }
+}
+
+/// A core's frames with `whyMissing` asked of the core once per input, its answer then
+/// repeated: the searches by content (VMCOREINFO, kallsyms, BTF, the printk ring) ask it for
+/// every page they miss, up to 2^17 per search, and each answer is the same sentence but
+/// for the frame number (the core's kind, its ARM window, its truncation are the core's).
+/// What is read, and every branch taken, stays the core's own.
+final class WhyMissingOnce: FrameSource, @unchecked Sendable {
+    let frames: any FrameSource
+    var answer: String? = nil
+    init(_ frames: any FrameSource) { self.frames = frames }
+    func page(_ frame: UInt64) -> UnsafeRawBufferPointer? { frames.page(frame) }
+    func whyMissing(_ frame: UInt64) -> String {
+        if let answer { return answer }
+        let first = frames.whyMissing(frame)
+        answer = first
+        return first
+    }
+    func releaseResidentPages() { frames.releaseResidentPages() }
 }

@@ -42,10 +42,15 @@ public enum Seeds {
             save("systemmap", "\(base(path)).head", Array(head))
         }
         save("tasks", "ring", taskRing())
+        save("layouts", "arm32-synthetic", layouts32(.arm32))
+        save("layouts", "x86_32-synthetic", layouts32(.x86_32))
+        var names: Set<String> = []
         for path in cores {
             let core = try XenCore(path: path)
             let guest = try Guest(core: core)
-            let name = base(path)
+            // Cores of several cases share a file name (lab-crash.core): the case's tells them apart.
+            var name = base(path)
+            if !names.insert(name).inserted { name = "\(base(String(path.dropLast(name.count + 1))))-\(name)" }
             guard let frames = guest.frames as? CoreFrames else { continue }
 
             // core: the pages one report reads (contexts, page tables, stacks), in a small core.
@@ -94,7 +99,19 @@ public enum Seeds {
             // printk: the first records of the real log, in a ring of 16 descriptors.
             if case .success(let log) = kernel.log(symbols: try? kernel.symbols().get().map) {
                 save("printk", name, printkSlice(log, wordSize: reader.wordSize))
+                // printkring: the same log's boot-time ring found by its shape, and its log_buf of 5.4.
+                save("printkring", "\(name)-static", staticRingSeed(log))
+                if case .success(let located) = kernel.vmcoreinfo {
+                    save("printkring", "\(name)-logbuf", legacyLogSeed(log, osRelease: located.info.osRelease))
+                    save("printkring", "\(name)-logbuf-wrapped", legacyLogSeed(log, osRelease: located.info.osRelease, wrapped: true))
+                }
             }
+            // printkring: the ring's VMCOREINFO lines and its last records where the kernel keeps them.
+            if let seed = printkRingSeed(kernel: kernel, reader: reader) { save("printkring", name, seed) }
+            // layouts: the kernel's BTF cut to the task and module structs, and what the reads take.
+            if let seed = layoutsSeeds(guest: guest, kernel: kernel, reader: reader) { save("layouts", name, seed) }
+            // kerneloffset: the System.map's lines and the pages -m, -d and the context read.
+            for (seedName, seed) in kernelOffsetSeeds(guest: guest, kernel: kernel, reader: reader, maps: maps) { save("kerneloffset", "\(name)-\(seedName)", seed) }
             // btf: the kernel's BTF header and its first types and strings, cut to 16 KiB and
             // re-pointed so the sections fit (a real layout, a slice of its contents).
             if let bounds = own(kernel)?.map.addresses(of: ["__start_BTF"]), let start = bounds["__start_BTF"],
