@@ -89,11 +89,13 @@ public struct LockWait: Sendable, Equatable {
             }
             guard let waiter else { throw KernelDataError("lock", "no \(kind.waiterType) naming it on its stack") }
             // Round the queue from the waiter: waiters' nodes name tasks, the head is the lock's.
-            var waiters: [UInt64] = [], head: UInt64? = nil
+            // Waiters met before the head (from ours on) and after it: the kernel wakes from
+            // the head's next, so the queue is `after + before`.
+            var before: [UInt64] = [], after: [UInt64] = [], head: UInt64? = nil
             var node = waiter
             for _ in 0..<maxWaiters {
                 guard let (next, _) = linked(node) else { throw KernelDataError("lock", "the wait queue breaks at \(hex(node))") }
-                if let t = word(node &+ UInt64(o.waiterTask)), isTask(t) { waiters.append(t) } else {
+                if let t = word(node &+ UInt64(o.waiterTask)), isTask(t) { if head == nil { before.append(t) } else { after.append(t) } } else {
                     guard head == nil else { throw KernelDataError("lock", "two nodes of the queue are no waiters (\(hex(head!)), \(hex(node)))") }
                     head = node
                 }
@@ -110,20 +112,8 @@ public struct LockWait: Sendable, Equatable {
                 owner = t == 0 ? nil : t
             }
             return LockWait(kind: kind, lock: lock, owner: owner, readerOwned: readerOwned,
-                            waiters: queueOrder(waiters, from: waiter, head: head, reader: reader, taskOffset: o.waiterTask, isTask: isTask),
+                            waiters: after + before,
                             waiterAt: waiter)
         }
-    }
-
-    /// The waiters from the head's next on, as the kernel wakes them.
-    static func queueOrder(_ found: [UInt64], from waiter: UInt64, head: UInt64, reader: KernelReader, taskOffset: Int, isTask: (UInt64) -> Bool) -> [UInt64] {
-        var out: [UInt64] = []
-        var node = (try? reader.word(head)) ?? head
-        for _ in 0..<maxWaiters where node != head {
-            if let t = try? reader.word(node &+ UInt64(taskOffset)), isTask(t) { out.append(t) }
-            guard let next = try? reader.word(node) else { break }
-            node = next
-        }
-        return out.count == found.count ? out : found
     }
 }
