@@ -31,8 +31,8 @@ public struct MemInfo: Sendable, Equatable {
             let signed = w == 8 ? Int64(bitPattern: v) : Int64(Int32(truncatingIfNeeded: v))
             return UInt64(max(0, signed))
         }
-        m.total = word("_totalram_pages") ?? word("totalram_pages")
-        if m.total != nil { m.missing.removeAll { $0.hasPrefix("_totalram_pages") } }
+        // `_totalram_pages` since 5.0, `totalram_pages` before: whichever the symbols name.
+        m.total = word(symbol("_totalram_pages") == nil && symbol("totalram_pages") != nil ? "totalram_pages" : "_totalram_pages")
         m.free = counter("vm_zone_stat", "NR_FREE_PAGES")
         m.filePages = counter("vm_node_stat", "NR_FILE_PAGES")
         m.shmem = counter("vm_node_stat", "NR_SHMEM")
