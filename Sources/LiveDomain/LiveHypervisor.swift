@@ -349,3 +349,46 @@ extension LiveHypervisor {
         }
     }
 }
+
+extension LiveHypervisor {
+    /// A trimmed core of the domain: only `frames` (as the guest's mappings name them), read
+    /// through `source` (the live guest's copies) after `guest(domid:)`. Auto-translated
+    /// guests (ARM, HVM, PVH) name guest frames, written as they are; a PV guest's frames are
+    /// machine frames, whose pfns only the full p2m gives, so its core is written whole by
+    /// libxenguest next to `path` first and trimmed from there (that needs the guest's RAM in
+    /// disk space for a moment). Returns the pages written.
+    public func saveTrimmedCore(domid: UInt32, frames: Set<UInt64>, source: any FrameSource, note: String, to path: String, force: Bool) throws -> Int {
+        try Self.checkWritable(path, force: force)
+        guard let facts = lastFacts else { throw LiveError.write("no vCPU contexts read before writing \(path)") }
+        let tmp = path + ".partial-\(getpid())"
+        unlink(tmp)
+        defer { unlink(tmp) }
+        let written: Int
+        if facts.isPV {
+            let whole = path + ".whole-\(getpid())"
+            unlink(whole)
+            defer { unlink(whole) }
+            guard xenlive_dumpcore(domid, whole) == 0 else {
+                if errno == ENOSYS { throw LiveError.librariesMissing("libxenguest (xc_domain_dumpcore) cannot be loaded") }
+                throw failure("xc_domain_dumpcore", domid: domid)
+            }
+            try recordOnlineState(domid: domid, core: whole)
+            written = try CoreTrim.write(core: XenCore(path: whole), frames: frames, note: note, to: tmp).pages
+        } else {
+            let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64
+            let kept = frames.filter { source.page($0) != nil }.sorted()
+            var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
+                                        contexts: lastContexts, frames: kept.map { (pfn: $0, gmfn: $0) })
+            (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
+            var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
+            var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
+            xenlive_version_details(&extra, &compile, &changeset, &virtStart)
+            (writer.extraVersion, writer.compileInfo, writer.changeset, writer.virtStart) = (extra, compile, changeset, virtStart)
+            writer.extraNotes = [CoreTrim.note(note)]
+            try writer.write(to: tmp) { i in source.page(kept[i]).map { Array($0) } }
+            written = kept.count
+        }
+        guard rename(tmp, path) == 0 else { throw LiveError.write("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+        return written
+    }
+}

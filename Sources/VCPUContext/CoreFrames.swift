@@ -189,6 +189,7 @@ public final class CoreFrames: FrameSource {
         if availableCount == 0 { return "\(kind) 0x\(hex(frame)) is not in the core: it holds no guest memory" }
         if let window = armWindow { return "\(kind) 0x\(hex(frame)) is not in the core (it holds only guest frames \(window))" }
         if core.truncation != nil { return "\(kind) 0x\(hex(frame)) is not in the core (the core is truncated)" }
+        if core.trimNote != nil { return "\(kind) 0x\(hex(frame)) is not in the core (a trimmed core: it keeps only the pages its views read)" }
         return "\(kind) 0x\(hex(frame)) is not in the core"
     }
 

@@ -25,6 +25,11 @@ public struct DumpCoreWriter {
     public var changeset: [UInt8] = []
     public var virtStart: UInt64 = 0
     public var formatVersion: UInt64 = XenCoreLayout.formatVersion01
+    /// The xen_version descriptor to write as it is (a copy of another core's), instead of
+    /// one built from the fields above.
+    public var versionDescriptor: [UInt8]? = nil
+    /// Notes after Xen's own (name, type, descriptor).
+    public var extraNotes: [(name: String, type: UInt32, descriptor: [UInt8])] = []
 
     public init(machine: UInt16, magic: UInt64, entrySize: Int, contexts: [[UInt8]], frames: [(pfn: UInt64, gmfn: UInt64)]) {
         self.machine = machine
@@ -43,8 +48,11 @@ public struct DumpCoreWriter {
         var nameOffsets: [UInt32] = [0]
         for n in names.dropFirst() { nameOffsets.append(UInt32(strtab.count)); strtab += Array(n.utf8) + [0] }
         var notes: [UInt8] = []
-        func note(_ type: UInt32, _ desc: [UInt8]) {
-            notes += le(UInt32(4)) + le(UInt32(desc.count)) + le(type) + Array("Xen\0".utf8) + desc
+        func note(_ type: UInt32, _ desc: [UInt8], name: String = "Xen") {
+            let n = Array(name.utf8) + [0]
+            notes += le(UInt32(n.count)) + le(UInt32(desc.count)) + le(type)
+            notes += n + [UInt8](repeating: 0, count: (4 - n.count % 4) % 4)
+            notes += desc + [UInt8](repeating: 0, count: (4 - desc.count % 4) % 4)
         }
         note(XenCoreLayout.noteNone, [])
         note(XenCoreLayout.noteHeader, le(magic) + le(UInt64(contexts.count)) + le(UInt64(frames.count)) + le(UInt64(4096)))
@@ -62,8 +70,9 @@ public struct DumpCoreWriter {
         put(changeset, at: 1200, limit: 64)
         version.replaceSubrange(1264..<1272, with: le(virtStart))
         version.replaceSubrange(1272..<1280, with: le(UInt64(4096)))
-        note(XenCoreLayout.noteXenVersion, version)
+        note(XenCoreLayout.noteXenVersion, versionDescriptor ?? version)
         note(XenCoreLayout.noteFormatVersion, le(formatVersion))
+        for n in extraNotes { note(n.type, n.descriptor, name: n.name) }
 
         let shnum = names.count
         let noteOffset = 64 + 64 * shnum

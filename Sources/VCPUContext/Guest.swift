@@ -63,6 +63,7 @@ extension Guest {
             "vCPU contexts: \(core.vcpuEntryCount) entries of \(core.contextEntrySize) bytes; ids are entry positions (Xen skips never-started vCPUs without recording ids, so an id above a skipped vCPU would be shifted)",
             "guest pages: \(core.header.pageCount) declared, \(frames.availableCount) readable, index \(core.frameIndex.name)",
         ]
+        if let trim = core.trimNote { facts.append("trimmed by xenctx-swift: \(trim)") }
         facts += core.notes
         self.init(description: description, vcpus: vcpus, frames: frames.availableCount > 0 ? frames : nil, warnings: warnings, facts: facts)
     }

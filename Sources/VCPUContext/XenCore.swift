@@ -19,6 +19,10 @@ public final class XenCore: Sendable {
     public let truncation: String?
     /// Facts a reader should know that are not errors (names inferred, and so on).
     public let notes: [String]
+    /// The xen_version note's descriptor as written (a trimmed copy keeps it byte for byte).
+    public let versionDescriptor: [UInt8]
+    /// Set when xenctx-swift trimmed this core: what its note says it kept, and from what.
+    public let trimNote: String?
 
     public var path: String { file.path }
     public var isPV: Bool { !header.isHVM }
@@ -146,6 +150,8 @@ public final class XenCore: Sendable {
         let parsedNotes = try XenCore.parseNotes(LittleEndianBytes(noteBytes), machine: machine, path: path)
         header = parsedNotes.header
         xenVersion = parsedNotes.version
+        versionDescriptor = parsedNotes.versionDescriptor
+        trimNote = parsedNotes.trimNote
 
         guard header.magic == XenCoreLayout.magicPV || header.magic == XenCoreLayout.magicHVM else {
             throw fail(.malformed, "dump-core header magic is 0x\(hex(header.magic)), expected 0xf00febed (PV) or 0xf00febee (HVM)")
@@ -226,7 +232,7 @@ public final class XenCore: Sendable {
         return names
     }
 
-    struct ParsedNotes { let header: DumpcoreHeader; let version: XenVersionNote }
+    struct ParsedNotes { let header: DumpcoreHeader; let version: XenVersionNote; let versionDescriptor: [UInt8]; let trimNote: String? }
 
     static func parseNotes(_ notes: LittleEndianBytes, machine: UInt16, path: String) throws(CoreError) -> ParsedNotes {
         func fail(_ detail: String) -> CoreError { CoreError(.malformed, path: path, detail: ".note.Xen: " + detail) }
@@ -234,6 +240,8 @@ public final class XenCore: Sendable {
         var header: DumpcoreHeader?
         var version: XenVersionNote?
         var format: UInt64?
+        var versionDescriptor: [UInt8] = []
+        var trimNote: String?
         // Each note is at least 12 bytes, so the loop ends within count/12 steps.
         while offset + 12 <= notes.count {
             let namesz = Int(notes.u32(offset)), descsz = Int(notes.u32(offset + 4)), type = notes.u32(offset + 8)
@@ -257,12 +265,15 @@ public final class XenCore: Sendable {
                                              extra: notes.cString(at: descStart + 16, length: 16),
                                              capabilities: notes.cString(at: descStart + 176, length: 1024),
                                              pageSize: notes.u64(descStart + pageSizeOffset))
+                    versionDescriptor = Array(notes.bytes[descStart..<(descStart + descsz)])
                 case XenCoreLayout.noteFormatVersion:
                     guard descsz >= 8 else { throw fail("format_version note is \(descsz) bytes, expected 8") }
                     format = notes.u64(descStart)
                 default:
                     break
                 }
+            } else if name == XenCoreLayout.trimNoteName, type == XenCoreLayout.trimNoteType {
+                trimNote = notes.cString(at: descStart, length: min(descsz, XenCoreLayout.maxTrimNoteBytes))
             }
             offset = descStart + ((descsz + 3) & ~3)
         }
@@ -272,7 +283,7 @@ public final class XenCore: Sendable {
         guard format == XenCoreLayout.formatVersion01 else {
             throw CoreError(.unsupported, path: path, detail: ".note.Xen: dump-core format version 0x\(hex(format)); only 0.1 (the only one Xen has written) is known")
         }
-        return ParsedNotes(header: header, version: version)
+        return ParsedNotes(header: header, version: version, versionDescriptor: versionDescriptor, trimNote: trimNote)
     }
 }
 

@@ -19,6 +19,11 @@ public enum XenCoreLayout {
     public static let noteHeader: UInt32 = 0x200_0001
     public static let noteXenVersion: UInt32 = 0x200_0002
     public static let noteFormatVersion: UInt32 = 0x200_0003
+    /// xenctx-swift's own note in a core it trimmed (its own name, so Xen's readers skip it):
+    /// text saying which views the kept pages serve.
+    public static let trimNoteName = "xenctx-swift"
+    public static let trimNoteType: UInt32 = 1
+    public static let maxTrimNoteBytes = 1024
     public static let formatVersion01: UInt64 = 1
 
     /// `sizeof(vcpu_guest_context_any_t)` of an x86 toolstack (the x86_64 context; a

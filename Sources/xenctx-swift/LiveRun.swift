@@ -18,10 +18,15 @@ extension XenctxCommand {
         if let saveCore {
             do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { throw CommandFailure.from(error) }
             do {
-                let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) {
-                    try hv.saveCore(domid: domid, to: saveCore, force: force)
+                let (pages, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Int in
+                    guard trim else { return try hv.saveCore(domid: domid, to: saveCore, force: force) }
+                    // The views run on the paused domain; what they read is what the core keeps.
+                    let guest = try hv.guest(domid: domid)
+                    let frames = TrimCommand.framesRead(by: guest, naming: [String(domid)])
+                    guard let source = guest.frames else { throw CommandFailure.failed("domain \(domid): no guest memory to save") }
+                    return try hv.saveTrimmedCore(domid: domid, frames: frames, source: source, note: TrimCommand.note, to: saveCore, force: force)
                 }
-                writeAll(2, "xenctx-swift: saved \(pages) pages of domain \(domid) to \(saveCore)\(paused.map { "; the domain was paused for \(milliseconds($0))" } ?? "")\n")
+                writeAll(2, "xenctx-swift: saved \(pages) pages\(trim ? " (trimmed to what the views read)" : "") of domain \(domid) to \(saveCore)\(paused.map { "; the domain was paused for \(milliseconds($0))" } ?? "")\n")
             } catch {
                 throw CommandFailure.from(error)
             }

@@ -28,8 +28,9 @@ struct XenctxCommand: ParsableCommand {
         usage: """
         xenctx-swift [options] --core FILE [VCPU]
         xenctx-swift [options] DOMID [VCPU]
-        xenctx-swift --save-core FILE [--force] [--no-pause] DOMID
+        xenctx-swift --save-core FILE [--trim] [--force] [--no-pause] DOMID
         xenctx-swift triage [--json] [--jobs N] PATH...   (many cores: see triage --help)
+        xenctx-swift trim [--force] CORE OUT   (a small core for every view: see trim --help)
         """,
         discussion: """
         Options and output follow upstream xenctx (tools/xentrace/xenctx.c), with ARM stacks, the \
@@ -143,6 +144,9 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("force"), help: "With --save-core: replace FILE if it exists.")
     var force = false
 
+    @Flag(name: .customLong("trim"), help: "With --save-core: keep only the pages the views read, as `xenctx-swift trim` does (x86 PV: the whole core is written next to FILE first, then trimmed).")
+    var trim = false
+
     /// ArgumentParser's own main, but its messages (a usage error echoes the argument as
     /// given, control bytes and all) reach the terminal through the one gate, `writeAll`.
     static func main() {
@@ -150,6 +154,9 @@ struct XenctxCommand: ParsableCommand {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "triage" {
             run(TriageCommand.self, Array(arguments.dropFirst()))
+        }
+        if arguments.first == "trim" {
+            run(TrimCommand.self, Array(arguments.dropFirst()))
         }
         run(XenctxCommand.self, arguments)
     }
@@ -177,6 +184,7 @@ struct XenctxCommand: ParsableCommand {
         if saveCore != nil && core != nil { throw ValidationError("--save-core writes a core of a live domain: give a DOMID, not --core") }
         if saveCore != nil && positional.count != 1 { throw ValidationError("--save-core FILE takes exactly one DOMID") }
         if force && saveCore == nil { throw ValidationError("--force goes with --save-core") }
+        if trim && saveCore == nil { throw ValidationError("--trim goes with --save-core (for a core file: xenctx-swift trim CORE OUT)") }
         if summary && json { throw ValidationError("--summary is a text view of what --json holds per vCPU (state, task, at): give one of them") }
         if (summary || json) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's text exactly: it has no --summary or --json") }
         if noPause && core != nil { throw ValidationError("--no-pause is for live domains: a core is not running") }
@@ -225,6 +233,23 @@ struct XenctxCommand: ParsableCommand {
     func run() throws {
         // Here rather than in validate(), so that an unknown option is named first.
         if core == nil && positional.isEmpty { throw ValidationError("give a DOMID, or --core FILE") }
+        let options = reportOptions()
+        let files = try loadSymbolFiles()
+        guard let core else {
+            try runLive(domid: UInt32(positional[0]) ?? 0, options: options, files: files)
+            return
+        }
+        let guest: Guest
+        do {
+            guest = try Guest(core: XenCore(path: core))
+        } catch {
+            throw CommandFailure.from(error)
+        }
+        if try report(guest, files: files, options: options, emit: show) { throw CommandFailure.partial }
+    }
+
+    /// The report's options, from the command line.
+    func reportOptions() -> ReportOptions {
         var options = ReportOptions()
         options.allVCPUs = allVCPUs
         options.vcpu = vcpuArgument
@@ -244,19 +269,7 @@ struct XenctxCommand: ParsableCommand {
         options.dumpAsStack = dumpAsStack.flatMap(parseHexAddress)
         options.describe = describe
         options.tasks = task.map { .one(pid: $0) } ?? (hung ? .hung(seconds: hungAfter) : tasks ? .list(stacks: taskStacks) : nil)
-
-        let files = try loadSymbolFiles()
-        guard let core else {
-            try runLive(domid: UInt32(positional[0]) ?? 0, options: options, files: files)
-            return
-        }
-        let guest: Guest
-        do {
-            guest = try Guest(core: XenCore(path: core))
-        } catch {
-            throw CommandFailure.from(error)
-        }
-        if try report(guest, files: files, options: options, emit: show) { throw CommandFailure.partial }
+        return options
     }
 
     /// Options that do not fit the guest are usage errors: `-k` beyond a 32-bit guest's

@@ -96,6 +96,33 @@ struct LiveStandInTests {
         #expect(forced.result.status == 0)
     }
 
+    /// `--save-core FILE --trim`: the views run on the paused domain and the core keeps what
+    /// they read (ARM and PVH written from the live copies; PV trimmed from libxenguest's whole
+    /// core, written beside FILE and removed): read back, the report is the live one.
+    @Test(arguments: ["arm-full-a64-crash", "x86-run4-pvh-live", "x86-run1-lab-crash"])
+    func trimmedSaveReadsBackTheSame(_ name: String) throws {
+        let domain = try XenStandIn.Domain(name)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("savecore-trim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let saved = dir.appendingPathComponent("saved.core").path
+        let save = try domain.run(["--save-core", saved, "--trim", "1"])
+        #expect(save.result.status == 0, "\(save.result.stderr)")
+        #expect(save.result.stderr.contains("pages (trimmed to what the views read) of domain 1 to \(saved)"), "\(save.result.stderr)")
+        #expect(save.pauses == 1 && save.pauseCount == 0 && save.misbehaved.isEmpty, "\(save.events)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["saved.core"], "no partial or whole file left")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: saved)[.size] as? Int)
+        #expect(size < 20 << 20, "\(size) bytes")
+        for args in [["-C", "--tasks"], ["--log"], ["--summary"]] {
+            let live = try domain.run(args + ["1"])
+            let readBack = try Tool.run(args + ["--core", saved])
+            #expect(readBack.status == live.result.status)
+            #expect(readBack.stdout == live.result.stdout, "\(args): \(UpstreamEqualityTests.diff(live.result.stdout, readBack.stdout))")
+        }
+        #expect(try Tool.run(["--core", saved, "--describe", "-C"]).stdout.contains("# trimmed by xenctx-swift: the pages read by: "))
+        #expect(try Tool.run(["--trim", "1"]).status == 64)
+    }
+
     struct Failure: Sendable, CustomStringConvertible {
         let caseName: String
         let args: [String]

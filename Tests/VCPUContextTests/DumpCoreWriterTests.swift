@@ -50,3 +50,30 @@ struct StreamingWriterTests {
         #expect(guest.frames?.page(0x40002) == nil)
     }
 }
+
+/// A trimmed copy keeps the notes (Xen's version note byte for byte, plus its own) and the
+/// contexts, and only the frames asked for, in slot order.
+@Test func trimmedCopyKeepsNotesContextsAndTheFramesAsked() throws {
+    var w = DumpCoreWriter(machine: XenCoreLayout.emX86_64, magic: XenCoreLayout.magicHVM, entrySize: XenCoreLayout.x86EntrySize,
+                           contexts: [[UInt8](repeating: 7, count: XenCoreLayout.x86EntrySize)], frames: (0..<8).map { (pfn: UInt64($0), gmfn: UInt64($0)) })
+    w.compileInfo = Array("gcc (Debian 12.2.0-14) 12.2.0".utf8)
+    let dir = NSTemporaryDirectory() + "xenctx-trim-unit-\(getpid())"
+    try? FileManager.default.removeItem(atPath: dir)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try w.write(to: dir + "/full.core") { [UInt8](repeating: UInt8($0 + 1), count: 4096) }
+    let full = try XenCore(path: dir + "/full.core")
+    #expect(full.trimNote == nil)
+    let result = try CoreTrim.write(core: full, frames: [5, 2, 99], note: "the pages read by: -C", to: dir + "/trim.core")
+    #expect(result.pages == 2)
+    let trim = try XenCore(path: dir + "/trim.core")
+    #expect(trim.trimNote == "the pages read by: -C")
+    #expect(trim.versionDescriptor == full.versionDescriptor)
+    #expect(trim.contextBytes(entry: 0)?.bytes == full.contextBytes(entry: 0)?.bytes)
+    let frames = CoreFrames(core: trim)
+    #expect(frames.availableCount == 2)
+    #expect(frames.page(5).map { Array($0) } == [UInt8](repeating: 6, count: 4096))
+    #expect(frames.page(2).map { Array($0) } == [UInt8](repeating: 3, count: 4096))
+    #expect(frames.page(3) == nil)
+    #expect(frames.whyMissing(3).contains("a trimmed core"))
+}
