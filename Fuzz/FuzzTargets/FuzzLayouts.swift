@@ -44,7 +44,7 @@ extension FuzzTargets {
     /// the task or at its stack's base) and user entry registers, a bounded task-list walk,
     /// each vCPU's current task as the report finds it (x86's per-CPU current_task or
     /// pcpu_hot.current_task, arm64's SP_EL0, ARM32's task whose stack holds SP_svc or the
-    /// runqueue's curr), and the module list.
+    /// runqueue's curr), the module list, and the timekeeper (`tk_core`) at the task's address.
     ///   [arch][flags][u16 length][BTF][u64 task, init_task, modules, __per_cpu_offset,
     ///    current_task or pcpu_hot, runqueues, __per_cpu_start][u64 SP of vCPUs 0–3][u32 CPSR][memory]
     /// flags: 1 pcpu_hot (not current_task), 2 per-CPU variable absolute (x86_64 kallsyms),
@@ -102,6 +102,8 @@ struct LayoutsCase {
     }
 
     func run() {
+        // The timekeeper read as the verdict reads it, at the task's address (any address will do).
+        _ = GuestClock.read(reader: reader, types: btf) { $0 == "tk_core" ? task : symbols?.address(of: $0) }
         if let moduleLayout { _ = ModuleList.walk(reader: reader, layout: moduleLayout, head: modules) }
         guard let layout else { return }
         if let t = try? KernelTask.read(at: task, reader: reader, layout: layout) {
@@ -167,7 +169,7 @@ struct BTFWriter {
 extension Seeds {
     /// The structs the task and module layouts ask BTF about.
     static let layoutStructs = ["task_struct", "signal_struct", "rq", "pcpu_hot", "inactive_task_frame", "cpu_context", "thread_info",
-                                "cpu_context_save", "pt_regs", "module", "mod_kallsyms"]
+                                "cpu_context_save", "pt_regs", "module", "mod_kallsyms", "timekeeper", "tk_data", "seqcount_raw_spinlock"]
     /// A real kernel's BTF cut to `layoutStructs`: each with every member, the structs and
     /// unions its members embed (through typedefs, qualifiers and arrays) with theirs, and
     /// anonymous members at any depth, so every member path of two names reads as in the

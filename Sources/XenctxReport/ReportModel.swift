@@ -172,6 +172,10 @@ public struct ReportModel: Codable, Sendable, Equatable {
         /// Seconds since boot of the message's record, and of the last record in the log.
         public var time: Double?
         public var lastLogTime: Double?
+        /// The guest's own clocks at the dump (its last timekeeping update): wall-clock time,
+        /// ISO 8601 in UTC, and seconds since boot (CLOCK_BOOTTIME, the log's time base).
+        public var wallClock: String?
+        public var uptime: Double?
         /// Where each part came from, and what could not be checked.
         public var evidence: [String]
         /// Every event the log records (at most the last 32), oldest first.

@@ -14,6 +14,7 @@ public enum SummaryText {
         if let p = v.panic, p != v.message { s += "; then \(p)" }
         if v.message == nil, let why = v.evidence.last { s += ": \(why)" }
         if let taint = v.taint { s += " (\(taint)\(v.taintFrom == "log" ? " at the message" : ""))" }
+        if let clock = v.wallClock, let up = v.uptime { s += "; dumped at \(clock), up \(Int(up.rounded())) s" }
         return s + "\n"
     }
 

@@ -10,6 +10,14 @@ extension Report {
         var v = ReportModel.Verdict(reason: "unknown", evidence: [])
         let panicking = vcpus.first { $0.state == "panic" } ?? vcpus.first { $0.state == "oops" }
         taint(into: &v)
+        switch guestClock() {
+        case .success(let c):
+            v.wallClock = WallClock.iso8601(c.realtime)
+            v.uptime = (Double(c.boottime / 1_000_000) / 1000)
+            v.evidence.append("wall clock and uptime from the guest's \(c.source)")
+        case .failure(let e):
+            v.evidence.append("no wall clock or uptime: \(e.reason)")
+        }
         var events: [LogEvent] = []
         switch log {
         case .success(let l)?:

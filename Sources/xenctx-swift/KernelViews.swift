@@ -41,7 +41,7 @@ extension XenctxCommand {
             }
         }
         if log {
-            switch logText(prepared) {
+            switch logText(prepared, clock: ctime ? analysis : nil) {
             case .success(var out):
                 out.text = (reportWanted || tasks || task != nil || hung || modules || meminfo ? "Kernel log:\n" : "") + out.text
                 views.append(.shown(out))
@@ -92,8 +92,17 @@ extension XenctxCommand {
 
     /// The kernel log as text, with what stopped or skipped its records as errors, or one
     /// line saying why there is none.
-    func logText(_ prepared: Prepared) -> Result<Report.Output, NoLog> {
-        readLog(prepared).map { Report.Output(text: LogText.render($0.0), errors: $0.1, notes: $0.0.lostNote.map { ["kernel log: \($0)"] } ?? []) }
+    /// With -T (`clock` given), times are wall-clock times from the guest's own boot time,
+    /// or the log fails: a log with times other than asked for would mislead.
+    func logText(_ prepared: Prepared, clock: Report? = nil) -> Result<Report.Output, NoLog> {
+        var boot: UInt64? = nil
+        if let clock {
+            switch clock.guestClock() {
+            case .success(let c): boot = c.bootRealtime
+            case .failure(let e): return .failure(NoLog(why: "no wall-clock times for -T: \(e.reason)"))
+            }
+        }
+        return readLog(prepared).map { Report.Output(text: LogText.render($0.0, bootRealtime: boot), errors: $0.1, notes: $0.0.lostNote.map { ["kernel log: \($0)"] } ?? []) }
     }
 
     /// The kernel log with its problems, or why there is none (the text's and JSON's words).

@@ -48,7 +48,7 @@ extension XenctxCommand {
             return partial || !out.errors.isEmpty
         }
         // One analysis for the report and the kernel views (BTF, modules and tasks found once).
-        let analysis = reportWanted || prepared.options.tasks != nil || modules || meminfo ? Report(guest: guest, options: prepared.options) : nil
+        let analysis = reportWanted || prepared.options.tasks != nil || modules || meminfo || ctime ? Report(guest: guest, options: prepared.options) : nil
         if reportWanted, let analysis {
             do {
                 try analysis.render { out in

@@ -108,6 +108,9 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
     var log = false
 
+    @Flag(name: [.customShort("T"), .customLong("ctime")], help: "With --log: each record's time as wall-clock time, as dmesg -T prints it (local time zone): the guest's boot time from its own clocks at the dump, plus the record's timestamp. Like dmesg -T, off by as long as the guest was suspended or its clock was set since boot.")
+    var ctime = false
+
     @Flag(name: .customLong("json"), help: "Print the report (and --tasks, --modules, --log) as one JSON document instead of text (schema: docs/report.schema.json).")
     var json = false
 
@@ -192,6 +195,8 @@ struct XenctxCommand: ParsableCommand {
         if let task, task < 0 { throw ValidationError("'\(task)' for --task is not a pid (a non-negative decimal integer)") }
         if hungAfter != nil && !hung { throw ValidationError("--hung-after goes with --hung") }
         if hung && (tasks || task != nil) { throw ValidationError("--hung is a task view of its own: give one of --tasks, --task and --hung") }
+        if ctime && !log { throw ValidationError("-T/--ctime is the time of --log's records: give it with --log") }
+        if ctime && (json || summary) { throw ValidationError("-T/--ctime is for the text log; --json's verdict holds wallClock and uptime, from which every record's time follows") }
         if meminfo && (json || summary) { throw ValidationError("--meminfo is a text view: give it without --json or --summary") }
         if (tasks || task != nil || hung || modules || meminfo) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {

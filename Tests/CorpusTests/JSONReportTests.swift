@@ -139,8 +139,9 @@ struct JSONReportTests {
 
     @Test func summaryIsOneLinePerVCPU() throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary"])
+        // The clock is the guest's own (checked against Xen's record of its boot in ClockTests).
         #expect(r.stdout == """
-            verdict: panic on vcpu0 in sh (pid 101) at [   51.159196]: Kernel panic - not syncing: sysrq triggered crash (Not tainted)
+            verdict: panic on vcpu0 in sh (pid 101) at [   51.159196]: Kernel panic - not syncing: sysrq triggered crash (Not tainted); dumped at 2026-11-26T19:24:02.623Z, up 51 s
             vcpu0   panic     sh (pid 101)              panic+0x286 ← sysrq_handle_crash+0x16
             vcpu1   kernel    sh (pid 98)               rcu_sched_clock_irq+0x306
 
