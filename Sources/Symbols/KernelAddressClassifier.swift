@@ -44,29 +44,57 @@ public struct KernelAddressClassifier: Sendable {
         return .notKernel
     }
 
-    /// ` name` or ` name+0xoff` as upstream's `print_symbol`, or "" when `addr` is not at
-    /// least `kind` or has no plausible symbol. Names are escaped for the terminal.
-    public func symbolSuffix(_ addr: UInt64, kind: Kind) -> String {
-        guard let s = symbols, classify(addr) >= kind, let (symbol, offset) = s.lookup(addr) else { return "" }
-        return Self.format(symbol, offset)
+    /// The symbol `addr` is in, when it is at least `kind` and has a plausible one.
+    public func symbol(_ addr: UInt64, kind: Kind) -> SymbolRef? {
+        guard let s = symbols, classify(addr) >= kind, let (symbol, offset) = s.lookup(addr) else { return nil }
+        return SymbolRef(name: symbol.name, offset: offset, module: symbol.module)
     }
 
     /// A return address as the kernel's `%pB` names it: by the call before it (address - 1),
     /// since a call to a noreturn function is the last instruction of its caller; the
-    /// offset is still the return address's. Other addresses as `symbolSuffix`.
-    public func returnAddressSuffix(_ addr: UInt64) -> String {
+    /// offset is still the return address's. Other addresses as `symbol(_:kind: .text)`.
+    public func returnAddressSymbol(_ addr: UInt64) -> SymbolRef? {
         guard addr > 0, let s = symbols, classify(addr &- 1) >= .text, let (symbol, offset) = s.lookup(addr &- 1) else {
-            return symbolSuffix(addr, kind: .text)
+            return self.symbol(addr, kind: .text)
         }
-        return Self.format(symbol, offset &+ 1)
+        return SymbolRef(name: symbol.name, offset: offset &+ 1, module: symbol.module)
     }
 
-    /// As the kernel prints it: `func+0x12 [module]`.
-    static func format(_ symbol: SystemMap.Symbol, _ offset: UInt64) -> String {
-        let module = symbol.module.map { " [\(TerminalSafe.escape($0))]" } ?? ""
-        let name = TerminalSafe.escape(symbol.name)
-        return (offset == 0 ? " \(name)" : " \(name)+0x\(String(offset, radix: 16))") + module
+    /// ` name` or ` name+0xoff` as upstream's `print_symbol`, or "" when `addr` is not at
+    /// least `kind` or has no plausible symbol. Names are escaped for the terminal.
+    public func symbolSuffix(_ addr: UInt64, kind: Kind) -> String {
+        symbol(addr, kind: kind).map { " " + $0.text } ?? ""
     }
+
+    /// `returnAddressSymbol` as upstream's text shows a symbol.
+    public func returnAddressSuffix(_ addr: UInt64) -> String {
+        returnAddressSymbol(addr).map { " " + $0.text } ?? ""
+    }
+}
+
+/// A symbol as a value: an address's function (or object), its offset in it, and the module
+/// it belongs to (nil: the kernel image). Names are as the guest or file gave them; `text`
+/// is the escaped form every printer shows.
+public struct SymbolRef: Sendable, Equatable {
+    public let name: String
+    public let offset: UInt64
+    public let module: String?
+
+    public init(name: String, offset: UInt64, module: String?) {
+        self.name = name
+        self.offset = offset
+        self.module = module
+    }
+
+    /// As the kernel prints it: `func+0x12 [module]` (offset 0: just `func`), escaped.
+    public var text: String {
+        let name = TerminalSafe.escape(self.name)
+        return (offset == 0 ? name : "\(name)+0x\(String(offset, radix: 16))") + (module.map { " [\(TerminalSafe.escape($0))]" } ?? "")
+    }
+
+    /// The function a compiler's part belongs to: `__handle_sysrq.cold`, `foo.isra.0` → the
+    /// name before the first dot (escaped).
+    public var function: String { TerminalSafe.escape(String(name.prefix { $0 != "." })) }
 }
 
 /// Makes text from files or guest memory safe to print: control characters and invalid

@@ -379,7 +379,11 @@ struct VCPUMemoryView {
 
     /// A frame's name as the trace prints it: a return address by its call site.
     func frameSymbol(_ frame: UnwoundFrame) -> String {
-        isReturnAddress(frame) ? report.returnAddressName(frame.ip, memory: memory) : sym(frame.ip)
+        frameSymbolRef(frame).map { " " + $0.text } ?? ""
+    }
+
+    func frameSymbolRef(_ frame: UnwoundFrame) -> SymbolRef? {
+        isReturnAddress(frame) ? report.returnAddressSymbol(frame.ip, memory: memory) : classifier.symbol(frame.ip, kind: .text)
     }
 
     /// Frames after the first hold return addresses, except registers saved at an exception.

@@ -1,3 +1,4 @@
+import Symbols
 /// The report as plain values: what the analysis found, with no layout. The JSON renderer
 /// prints it as it is (schema: docs/report.schema.json, version `schemaVersion`); the text
 /// report is rendered from the same analysis (`VCPUMemoryView.traceModel`, `taskStack`).
@@ -96,6 +97,23 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var slot: String?
         /// DWARF source lines, innermost (inlined) first, with --vmlinux.
         public var source: [SourceLine]?
+        /// The symbol as values: its function (a compiler part's `.cold`, `.isra.0` cut),
+        /// the offset in it, and its module (absent: the kernel image).
+        public var function: String?
+        public var offset: UInt64?
+        public var module: String?
+
+        public init(address: String, symbol: SymbolRef?, how: String, reliable: Bool, slot: String?, source: [SourceLine]?) {
+            self.address = address
+            self.symbol = symbol?.text
+            self.how = how
+            self.reliable = reliable
+            self.slot = slot
+            self.source = source
+            function = symbol?.function
+            offset = symbol?.offset
+            module = symbol.flatMap { $0.module.map { TerminalSafe.escape($0) } }
+        }
     }
 
     public struct SourceLine: Codable, Sendable, Equatable {

@@ -132,7 +132,7 @@ extension Report {
         guard let unwind = s.unwind else { return nil }
         let w = guest.description.wordSize * 2
         let frames = taskFrames(s).map { f in
-            ReportModel.Frame(address: hex(f.frame.ip, width: w), symbol: f.name.isEmpty ? nil : String(f.name.dropFirst()), how: f.how,
+            ReportModel.Frame(address: hex(f.frame.ip, width: w), symbol: f.symbol, how: f.how,
                               reliable: true, slot: f.frame.slot.map { hex($0, width: w) }, source: nil)
         }
         return ReportModel.Trace(method: unwind.frames.dropFirst().first?.trust.rawValue ?? "registers", complete: unwind.complete,
@@ -189,7 +189,7 @@ extension Report {
         }
         let w = guest.description.wordSize * 2
         let frames = addresses.filter { classifier.classify($0) == .text }.map { ip in
-            ReportModel.Frame(address: hex(ip, width: w), symbol: String(classifier.symbolSuffix(ip, kind: .text).dropFirst()), how: "registers",
+            ReportModel.Frame(address: hex(ip, width: w), symbol: classifier.symbol(ip, kind: .text), how: "registers",
                               reliable: true, slot: nil, source: nil)
         }
         return frames.isEmpty ? nil : ReportModel.Trace(method: "registers", complete: false, stop: nil, frames: frames)
@@ -246,15 +246,15 @@ extension VCPUMemoryView {
                 ReportModel.SourceLine(function: TerminalSafe.escape($0.function), file: TerminalSafe.escape($0.file), line: $0.line, inlined: $0.inlined)
             }
         }
-        let first = ReportModel.Frame(address: hex(ip, width: w), symbol: symbolName(sym(ip)), how: "registers", reliable: true, slot: nil, source: source(ip, false))
+        let first = ReportModel.Frame(address: hex(ip, width: w), symbol: classifier.symbol(ip, kind: .text), how: "registers", reliable: true, slot: nil, source: source(ip, false))
         if let method = exactMethod(options.unwind), let unwind = exactUnwind() {
             var frames = [first]
             for f in unwind.frames.dropFirst() {
-                frames.append(ReportModel.Frame(address: hex(f.ip, width: w), symbol: symbolName(frameSymbol(f)), how: f.trust.rawValue, reliable: true,
+                frames.append(ReportModel.Frame(address: hex(f.ip, width: w), symbol: frameSymbolRef(f), how: f.trust.rawValue, reliable: true,
                                                 slot: f.slot.map { hex($0, width: w) }, source: source(f.ip, isReturnAddress(f))))
             }
             for c in unreliableCandidates(after: unwind) {
-                frames.append(ReportModel.Frame(address: hex(c.address, width: w), symbol: symbolName(report.returnAddressName(c.address, memory: memory)),
+                frames.append(ReportModel.Frame(address: hex(c.address, width: w), symbol: report.returnAddressSymbol(c.address, memory: memory),
                                                 how: "scan", reliable: false, slot: hex(c.slot, width: w), source: nil))
             }
             return ReportModel.Trace(method: method.rawValue, complete: unwind.complete, stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)
@@ -270,7 +270,7 @@ extension VCPUMemoryView {
             while a < region.limit, let word = try? memory.word(a, width: width) {
                 let c = stripPAC(word)
                 if classifier.classify(c) >= .text {
-                    frames.append(ReportModel.Frame(address: hex(c, width: w), symbol: symbolName(sym(c)), how: "scan", reliable: false, slot: hex(a, width: w), source: nil))
+                    frames.append(ReportModel.Frame(address: hex(c, width: w), symbol: classifier.symbol(c, kind: .text), how: "scan", reliable: false, slot: hex(a, width: w), source: nil))
                 }
                 a &+= UInt64(width)
             }
@@ -280,7 +280,4 @@ extension VCPUMemoryView {
         }
         return ReportModel.Trace(method: "scan", complete: false, stop: nil, frames: frames)
     }
-
-    /// ` name+0x1` → `name+0x1`; "" → nil.
-    func symbolName(_ suffix: String) -> String? { suffix.isEmpty ? nil : String(suffix.dropFirst()) }
 }

@@ -109,9 +109,15 @@ extension Report {
     /// A return address's name: by its call site (address - 1) as the kernel's `%pB` does
     /// on x86; on ARM only when a call instruction precedes it (entry code sets LR by hand).
     func returnAddressName(_ ip: UInt64, memory: some StackMemory) -> String {
-        guard guest.description.architecture.descriptor.returnAddressNeedsCallCheck else { return classifier.returnAddressSuffix(ip) }
+        returnAddressSymbol(ip, memory: memory).map { " " + $0.text } ?? ""
+    }
+
+    /// A return address's symbol, by its call site where one precedes it (ARM32's and
+    /// x86's return addresses are checked for a call; arm64's always follow one).
+    func returnAddressSymbol(_ ip: UInt64, memory: some StackMemory) -> SymbolRef? {
+        guard guest.description.architecture.descriptor.returnAddressNeedsCallCheck else { return classifier.returnAddressSymbol(ip) }
         let call = CallSite.precededByCall(ip, wordSize: guest.description.wordSize, memory: memory) == true
-        return call ? classifier.returnAddressSuffix(ip) : classifier.symbolSuffix(ip, kind: .text)
+        return call ? classifier.returnAddressSymbol(ip) : classifier.symbol(ip, kind: .text)
     }
 
     /// ARM32's entry code is marked EXIDX_CANTUNWIND: a trace that stops in it has reached
@@ -129,13 +135,13 @@ extension Report {
     /// addresses, all but a running task's first frame and exception frames, by their call
     /// site, as the kernel's %pB does) and how it was found (a switched-out task's first
     /// frame is the return address its switch saved).
-    func taskFrames(_ s: TaskStack) -> [(frame: UnwoundFrame, name: String, how: String)] {
+    func taskFrames(_ s: TaskStack) -> [(frame: UnwoundFrame, symbol: SymbolRef?, how: String)] {
         guard let unwind = s.unwind else { return [] }
         let memory = KernelReader(guest: guest)?.memory
         return unwind.frames.enumerated().map { (i, f) in
             let isReturn = (i > 0 || s.vcpu == nil) && f.trust != .exceptionRegs
-            let name = isReturn && memory != nil ? returnAddressName(f.ip, memory: memory!) : classifier.symbolSuffix(f.ip, kind: .text)
-            return (f, name, i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue)
+            let symbol = isReturn && memory != nil ? returnAddressSymbol(f.ip, memory: memory!) : classifier.symbol(f.ip, kind: .text)
+            return (f, symbol, i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue)
         }
     }
 
@@ -178,7 +184,7 @@ extension Report {
     /// down_read/down_write, mutex_lock or down; nil when it is not.
     public func lockWait(_ s: TaskStack, tasks: Set<UInt64>) -> Result<LockWait, KernelDataError>? {
         guard s.vcpu == nil, let unwind = s.unwind else { return nil }
-        let names = taskFrames(s).map { String($0.name.dropFirst().prefix { $0 != "+" && $0 != " " }) }
+        let names = taskFrames(s).map { $0.symbol?.name ?? "" }
         guard let kind = LockKind.waitedOn(inFrames: names) else { return nil }
         guard let layout = lockLayout, let reader = KernelReader(guest: guest), let base = s.task.stackBase, base != 0,
               let sp = unwind.frames.first?.sp else {

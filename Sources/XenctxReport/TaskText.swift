@@ -44,7 +44,7 @@ struct TaskText {
         if let unwind = s.unwind {
             for f in report.taskFrames(s) {
                 let where_ = f.frame.slot.map { hex($0, width: width) + ":" } ?? String(repeating: " ", count: width + 1)
-                out += "\(where_)   [<\(hex(f.frame.ip, width: width))>]\(f.name) (\(f.how))\n"
+                out += "\(where_)   [<\(hex(f.frame.ip, width: width))>]\(f.symbol.map { " " + $0.text } ?? "") (\(f.how))\n"
             }
             if !unwind.complete { out += "-- unwind stopped: \(unwind.stop) --\n" }
         } else if let note = s.note {

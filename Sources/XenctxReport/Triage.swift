@@ -75,7 +75,7 @@ public enum CrashSignature {
     public static func frames(_ trace: ReportModel.Trace?) -> [String] {
         guard let trace else { return [] }
         // `__handle_sysrq.cold`, `foo.isra.0`: the compiler's part names one function.
-        let names = trace.frames.filter(\.reliable).compactMap { f in f.symbol.map { String($0.prefix { $0 != "+" && $0 != " " && $0 != "." }) } }
+        let names = trace.frames.filter(\.reliable).compactMap(\.function)
         let start = names.lastIndex { machinery.contains($0) }.map { $0 + 1 } ?? 0
         var out: [String] = []
         for name in names[start...] {

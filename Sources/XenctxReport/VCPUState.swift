@@ -31,7 +31,7 @@ enum VCPUState {
     static func classifyContext(_ v: VCPU, guest: Guest, trace: ReportModel.Trace?) -> (String, String?) {
         if isUserMode(v, guest: guest) { return ("user", nil) }
         let frames = (trace?.frames ?? []).filter(\.reliable)
-        let names = frames.map { name(of: $0.symbol) }
+        let names = frames.map { $0.function ?? "" }
         func at(_ i: Int) -> String? { i < frames.count ? frames[i].symbol : nil }
         if let i = names.firstIndex(where: { panics.contains($0) }) {
             return ("panic", [at(i), at(i + 1)].compactMap { $0 }.joined(separator: " ← "))
@@ -44,11 +44,5 @@ enum VCPUState {
             return ("hypercall", meaningful.flatMap(at))
         }
         return ("kernel", meaningful.flatMap(at) ?? at(0))
-    }
-
-    /// `panic+0x286 [mod]` → `panic`.
-    static func name(of symbol: String?) -> String {
-        guard let s = symbol else { return "" }
-        return String(s.prefix { $0 != "+" && $0 != " " })
     }
 }

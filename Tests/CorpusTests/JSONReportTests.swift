@@ -137,6 +137,26 @@ struct JSONReportTests {
         }
     }
 
+    /// Frames carry their symbol as values (function, offset, module) beside its text, so
+    /// triage and --summary never cut strings: the same, read either way.
+    @Test func framesNameTheirSymbolAsValues() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run5-lab-crash-tasks")), "--json", "--tasks", "--stack"])
+        let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        var frames = ((doc["vcpus"] as? [[String: Any]]) ?? []).compactMap { ($0["trace"] as? [String: Any])?["frames"] as? [[String: Any]] }.flatMap { $0 }
+        frames += ((doc["tasks"] as? [[String: Any]]) ?? []).compactMap { ($0["trace"] as? [String: Any])?["frames"] as? [[String: Any]] }.flatMap { $0 }
+        #expect(frames.count > 300)
+        var modules = 0
+        for f in frames {
+            guard let symbol = f["symbol"] as? String else { #expect(f["function"] == nil); continue }
+            let m = try #require(symbol.firstMatch(of: /^([^+ .]+)[^+ ]*(?:\+0x([0-9a-f]+))?(?: \[(\S+)\])?$/), "\(symbol)")
+            #expect(f["function"] as? String == String(m.1), "\(f)")
+            #expect(f["offset"] as? Int == (m.2.map { Int($0, radix: 16)! } ?? 0), "\(f)")
+            #expect(f["module"] as? String == m.3.map(String.init), "\(f)")
+            if m.3 != nil { modules += 1 }
+        }
+        #expect(modules >= 1, "the reader asleep in rfkill_fop_read [rfkill]")
+    }
+
     @Test func summaryIsOneLinePerVCPU() throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named("x86-run1-lab-crash")), "--summary"])
         // The clock is the guest's own (checked against Xen's record of its boot in ClockTests).
