@@ -30,8 +30,8 @@ public final class ELFFile: SourceLocator, @unchecked Sendable {
     public init(path: String) throws(OpenError) {
         self.path = path
         var err = [CChar](repeating: 0, count: 512)
-        guard dwb_load(&err, err.count) == 0 else { throw .libdw(String(cString: err)) }
-        guard let h = dwb_open(path, &err, err.count) else { throw .open(path: path, reason: String(cString: err)) }
+        guard dwb_load(&err, err.count) == 0 else { throw .libdw(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+        guard let h = dwb_open(path, &err, err.count) else { throw .open(path: path, reason: String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
         self.h = h
         hasDWARF = dwb_has_dwarf(h) != 0
     }
@@ -105,6 +105,6 @@ extension ELFFile: CFIUnwinder {
                 }, box.toOpaque(), &pcs, Int32(maxFrames), &err, err.count)
             }
         }
-        return (Array(pcs.prefix(max(0, Int(n)))), String(cString: err))
+        return (Array(pcs.prefix(max(0, Int(n)))), String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 }

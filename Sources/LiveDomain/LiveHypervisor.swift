@@ -212,22 +212,23 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
     }
 
     func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
-        let p: UnsafeMutableRawPointer? = lock.withLock { state in
-            if let cached = state.pages[frame] { return cached }
-            if state.failures[frame] != nil { return nil }
-            guard state.pages.count < 1 << 16 else { return nil }   // a report needs a few hundred pages at most
+        // The page's address, not its pointer: Swift 6.0 refuses to send a pointer held by the state out of the lock.
+        let address: UInt = lock.withLock { state in
+            if let cached = state.pages[frame] { return UInt(bitPattern: cached) }
+            if state.failures[frame] != nil { return 0 }
+            guard state.pages.count < 1 << 16 else { return 0 }   // a report needs a few hundred pages at most
             let buf = malloc(4096)!
             var f = frame
             var err: Int32 = 0
             if xenlive_read_frames(domid, &f, 1, buf, &err) == 0 && err == 0 {
                 state.pages[frame] = buf
-                return buf
+                return UInt(bitPattern: buf)
             }
             free(buf)
             state.failures[frame] = err != 0 ? -err : errno
-            return nil
+            return 0
         }
-        return p.map { UnsafeRawBufferPointer(start: $0, count: 4096) }
+        return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
     }
 
     func whyMissing(_ frame: UInt64) -> String {
