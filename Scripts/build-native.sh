@@ -7,11 +7,12 @@
 #                                      # build deps already installed
 #
 # It installs what is missing (swiftlang, g++ for libstdc++'s link files, pkg-config, libelf-dev, libdw-dev, libxen-dev, git),
-# then runs `swift build -c release --static-swift-stdlib --product xenctx-swift` in its own
+# then runs `swift build -c release --static-swift-stdlib --product xenctx-swift` (linked with lld,
+# -z relro -z now) in its own
 # scratch folder (.build-native/, so a 6.3 build in .build/ is left alone) and prints where the
 # binary is. The Swift runtime is linked in, so the binary needs only libc, libstdc++ and
 # libgcc_s; Xen's and elfutils' libraries are loaded with dlopen when used.
-# Package it with: Scripts/build-deb.sh ARCH --binary .build-native/release/xenctx-swift
+# Package it with: SCRATCH=.build-native Scripts/build-deb.sh (which builds the same way).
 #
 # Where the machine is not trixie, Scripts/trixie-root.sh makes a trixie root (debootstrap,
 # cached under ~/.cache/xenctx-swift/trixie-ARCH) and runs this script in it, on this tree:
@@ -40,7 +41,9 @@ fi
 "$SWIFT" --version 2>&1 | head -1 >&2
 
 start=$(date +%s)
-"$SWIFT" build -c release --static-swift-stdlib --product xenctx-swift --scratch-path "$SCRATCH"
+# lld and full RELRO, as Scripts/build-deb.sh links (so it reuses this build).
+"$SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now \
+    --product xenctx-swift --scratch-path "$SCRATCH"
 bin="$SCRATCH/release/xenctx-swift"
 "$bin" --version >/dev/null
 echo "built $bin ($(uname -m), $(( $(date +%s) - start )) s): $("$bin" --version)" >&2

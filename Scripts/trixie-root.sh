@@ -50,6 +50,11 @@ if [ -z "${XENCTX_IN_NAMESPACE:-}" ]; then
 fi
 mount -t proc proc "$root/proc"
 mkdir -p "$root/src"; mount --bind "$here" "$root/src"
+# A worktree's git folder lies outside it (.git is a file naming it): the same path, read-only.
+for dir in $(git -C "$here" rev-parse --path-format=absolute --git-dir --git-common-dir 2>/dev/null | sort -u); do
+    case $dir in "$here"/*) continue ;; esac
+    mkdir -p "$root$dir"; mountpoint -q "$root$dir" || mount --bind -o ro "$dir" "$root$dir"
+done
 # Where git reads GitHub from a local folder (url.DIR.insteadOf), the root does the same.
 gitconfig=""
 while read -r key value; do
