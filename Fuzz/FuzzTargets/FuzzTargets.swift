@@ -100,7 +100,7 @@ public enum FuzzTargets {
                                            wordSize: 4, evidence: [])
         let guest = Guest(description: description, vcpus: [], frames: lowmem, warnings: [], facts: [])
         let reader = KernelReader(memory: GuestMemory(frames: lowmem, translation: lowmem.translation), wordSize: 4)
-        var kallsyms: KallsymsFinder.Found? = nil
+        var kallsyms: Result<KallsymsFinder.Found, KernelDataError>? = nil
         _ = try? VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &kallsyms)
         if kallsyms == nil { _ = try? KallsymsFinder.locate(guest: guest, reader: reader) }
         _ = try? BTF.locate(guest: guest, reader: reader, symbols: [:])

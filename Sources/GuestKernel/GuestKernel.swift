@@ -10,8 +10,9 @@ public struct GuestKernel: Sendable {
     public let vmcoreinfo: Result<LocatedVMCoreInfo, KernelDataError>
     /// Time spent finding VMCOREINFO.
     public let locateTime: Duration
-    /// kallsyms found by content while looking for VMCOREINFO (ARM32's upward search).
-    let kallsymsByContent: KallsymsFinder.Found?
+    /// kallsyms searched for by content while looking for VMCOREINFO (ARM32's upward
+    /// search): found, or why not; nil when no search ran.
+    let kallsymsByContent: Result<KallsymsFinder.Found, KernelDataError>?
 
     /// Finds VMCOREINFO (first through `vmcoreinfoPointer`, a symbol file's
     /// `vmcoreinfo_data`, when given); nil when the guest has no memory to read.
@@ -20,7 +21,7 @@ public struct GuestKernel: Sendable {
         self.guest = guest
         let clock = ContinuousClock()
         let start = clock.now
-        var found: KallsymsFinder.Found? = nil
+        var found: Result<KallsymsFinder.Found, KernelDataError>? = nil
         vmcoreinfo = Result { () throws(KernelDataError) in try VMCoreInfoLocator.locate(guest: guest, reader: reader, kallsyms: &found, pointerHint: vmcoreinfoPointer) }
         locateTime = clock.now - start
         kallsymsByContent = found
@@ -57,7 +58,7 @@ public struct GuestKernel: Sendable {
                 (tables, how) = (t, "through VMCOREINFO")
             } else {
                 let found: KallsymsFinder.Found
-                if let known = kallsymsByContent { found = known } else { found = try KallsymsFinder.locate(guest: guest, reader: reader) }
+                if let known = kallsymsByContent { found = try known.get() } else { found = try KallsymsFinder.locate(guest: guest, reader: reader) }
                 let why = info == nil ? "no VMCOREINFO" : "VMCOREINFO does not name them"
                 (tables, how) = (found.tables, "\(found.how) (\(why))")
             }

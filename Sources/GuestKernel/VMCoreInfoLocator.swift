@@ -37,17 +37,18 @@ public enum VMCoreInfoLocator {
     static let maxPages = 1 << 17
 
     public static func locate(guest: Guest, reader: KernelReader) throws(KernelDataError) -> LocatedVMCoreInfo {
-        var unused: KallsymsFinder.Found? = nil
+        var unused: Result<KallsymsFinder.Found, KernelDataError>? = nil
         return try locate(guest: guest, reader: reader, kallsyms: &unused)
     }
 
     /// `kallsyms` receives the content search for kallsyms when it was run to start an
-    /// upward search, so a caller that needs kallsyms without VMCOREINFO need not repeat it.
+    /// upward search (found, or why not), so neither the next window nor a caller that needs
+    /// kallsyms without VMCOREINFO repeats it: a failed search costs the most.
     ///
     /// `pointerHint` is where a symbol file puts `vmcoreinfo_data`: tried first, and only
     /// trusted if the text it leads to parses (a map of another build, or a KASLR-moved
     /// image, falls through to the search).
-    public static func locate(guest: Guest, reader: KernelReader, kallsyms: inout KallsymsFinder.Found?,
+    public static func locate(guest: Guest, reader: KernelReader, kallsyms: inout Result<KallsymsFinder.Found, KernelDataError>?,
                               pointerHint: UInt64? = nil) throws(KernelDataError) -> LocatedVMCoreInfo {
         let w = reader.wordSize
         let direct = directMap(guest: guest)
@@ -87,8 +88,10 @@ public enum VMCoreInfoLocator {
         for var window in windows(guest: guest) {
             // Upwards, .text comes first and holds many words that look like page pointers
             // (ARM instructions): start at the kallsyms tables in .rodata when they are found.
-            if !window.descending, kallsyms == nil { kallsyms = try? KallsymsFinder.locate(guest: guest, reader: reader) }
-            if !window.descending, let found = kallsyms, (window.start..<window.end).contains(found.tables.tokenTable) {
+            if !window.descending, kallsyms == nil {
+                kallsyms = Result { () throws(KernelDataError) in try KallsymsFinder.locate(guest: guest, reader: reader) }
+            }
+            if !window.descending, case .success(let found)? = kallsyms, (window.start..<window.end).contains(found.tables.tokenTable) {
                 window = Window(start: found.tables.tokenTable & ~0xfff, end: window.end, descending: false,
                                 name: window.name + " above the kallsyms tables")
                 pages += found.pagesScanned

@@ -27,7 +27,7 @@ struct FuzzSeedTests {
         // The core seed is a real slice: the report it gives reads the same stack.
         let seed = "\(dir)/core/lab-crash.core"
         let r = try Tool.run(["--core", seed, "--unwind", "scan", "-l", "1"])
-        #expect(r.stdout.contains("[<ffffffff81a442b5>] <--"))
+        #expect(r.stdout.contains("[<ffffffff81a442b5>] <--"), "\(r.stderr)")
     }
 }
 
