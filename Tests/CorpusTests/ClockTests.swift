@@ -24,7 +24,8 @@ struct ClockTests {
     /// boot takes under the lab's emulation. And the uptime is the log's clock: the panic's
     /// record is at most a tick after the timekeeper's last update.
     @Test(arguments: ["x86-run15-why-hung-lockup-oom", "x86-run10-pv510-crash-tasks", "x86-run10-pv612-crash-tasks",
-                      "x86-run11-xen420-pv612-crash-tasks", "x86-run5-lab-crash-tasks", "x86-run1-lab-crash"])
+                      "x86-run11-xen420-pv612-crash-tasks", "x86-run5-lab-crash-tasks", "x86-run1-lab-crash",
+                      "x86-run16-why612-hung-lockup-oom"])
     func pvBootTimeIsXens(_ name: String) throws {
         let path = try Corpus.corePath(Corpus.named(name))
         let v = try Self.verdict(["--core", path])
