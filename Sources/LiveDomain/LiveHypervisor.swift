@@ -303,6 +303,20 @@ extension LiveHypervisor {
         return written
     }
 
+    /// The writer of an auto-translated domain's core (HVM magic, `.xen_pfn` of `frames`):
+    /// the contexts `guest(domid:)` read and Xen's version details, as xl records them.
+    func guestFrameWriter(facts: SourceFacts, frames: [UInt64]) -> DumpCoreWriter {
+        let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64   // HVM contexts are host-sized
+        var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
+                                    contexts: lastContexts, frames: frames.map { (pfn: $0, gmfn: $0) })
+        (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
+        var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
+        var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
+        xenlive_version_details(&extra, &compile, &changeset, &virtStart)
+        (writer.extraVersion, writer.compileInfo, writer.changeset, writer.virtStart) = (extra, compile, changeset, virtStart)
+        return writer
+    }
+
     /// A core of an ARM or x86 HVM/PVH domain, written here rather than by libxenguest:
     /// ARM's `xl dump-core` saves no guest RAM, and on HVM it maps one frame at a time
     /// (about 5 minutes for 256 MiB of PVH guest in the lab). The contexts just read and
@@ -311,14 +325,7 @@ extension LiveHypervisor {
     func writeGuestFrameCore(domid: UInt32, facts: SourceFacts, to path: String) throws -> Int {
         var maxGPFN: UInt64 = 0
         guard xenlive_max_gpfn(domid, &maxGPFN) == 0 else { throw failure("xc_domain_maximum_gpfn", domid: domid) }
-        let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64   // HVM contexts are host-sized
-        var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
-                                    contexts: lastContexts, frames: [])
-        (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
-        var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
-        var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
-        xenlive_version_details(&extra, &compile, &changeset, &virtStart)
-        (writer.extraVersion, writer.compileInfo, writer.changeset, writer.virtStart) = (extra, compile, changeset, virtStart)
+        let writer = guestFrameWriter(facts: facts, frames: [])
         var next: UInt64 = 0
         var batch: [(UInt64, [UInt8])] = []
         var batchStart = 0
@@ -376,15 +383,8 @@ extension LiveHypervisor {
             try recordOnlineState(domid: domid, core: whole)
             written = try CoreTrim.write(core: XenCore(path: whole), frames: frames, note: note, to: tmp).pages
         } else {
-            let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64
             let kept = frames.filter { source.page($0) != nil }.sorted()
-            var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
-                                        contexts: lastContexts, frames: kept.map { (pfn: $0, gmfn: $0) })
-            (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
-            var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
-            var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
-            xenlive_version_details(&extra, &compile, &changeset, &virtStart)
-            (writer.extraVersion, writer.compileInfo, writer.changeset, writer.virtStart) = (extra, compile, changeset, virtStart)
+            var writer = guestFrameWriter(facts: facts, frames: kept)
             writer.extraNotes = [CoreTrim.note(note)]
             try writer.write(to: tmp) { i in source.page(kept[i]).map { Array($0) } }
             written = kept.count

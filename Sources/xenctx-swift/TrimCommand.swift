@@ -51,10 +51,9 @@ struct TrimCommand: ParsableCommand {
             throw CommandFailure.from(error)
         }
         // A copy must read as the core does: one without the guest's memory, cut short, or
-        // holding only xl's ARM window would lose what its warnings say.
-        let available = CoreFrames(core: source)
-        if let why = available.availabilityNote ?? source.truncation {
-            throw CommandFailure.failed("cannot trim \(core): \(why)")
+        // holding only xl's ARM window would lose what its warnings (the core's only ones) say.
+        if !guest.warnings.isEmpty {
+            throw CommandFailure.failed("cannot trim \(core): \(guest.warnings.joined(separator: "; "))")
         }
         try Self.checkOutput(out, core: core, force: force)
         let frames = Self.framesRead(by: guest, naming: ["--core", core])
