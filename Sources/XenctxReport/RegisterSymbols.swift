@@ -28,27 +28,21 @@ extension Report {
         }
     }
 
-    /// Each register that holds a kernel text or data address with a symbol: (register,
-    /// value, ` symbol`). Link registers hold return addresses: named by their call.
-    func namedRegisters(_ v: VCPU) -> [(String, UInt64, String)] {
+    /// Each register that holds a kernel text or data address with a symbol. Link
+    /// registers hold return addresses: named by their call.
+    func namedRegisters(_ v: VCPU) -> [VCPUAnalysis.NamedRegister] {
         let memory = GuestMemory(guest: guest, vcpu: v)
-        var out: [(String, UInt64, String)] = []
+        var out: [VCPUAnalysis.NamedRegister] = []
         var seen: Set<String> = []
         for (name, value) in namedRegisterCandidates(v) where value != 0 {
             let kind = classifier.classify(value)
             guard kind >= .data else { continue }
             let isLink = name.hasPrefix("LR") || name == "x30"
-            let symbol = kind == .text && isLink && memory.frames != nil ? returnAddressName(value, memory: memory) : classifier.symbolSuffix(value, kind: .data)
-            guard !symbol.isEmpty, seen.insert("\(name) \(value)").inserted else { continue }
-            out.append((name, value, symbol))
+            let symbol = kind == .text && isLink && memory.frames != nil ? returnAddressSymbol(value, memory: memory) : classifier.symbol(value, kind: .data)
+            guard let symbol, seen.insert("\(name) \(value)").inserted else { continue }
+            out.append(VCPUAnalysis.NamedRegister(name: name, value: value, symbol: symbol))
         }
         return out
-    }
-
-    /// `LR_svc:  c04126c4 panic+0x...`, one line each.
-    func namedRegistersText(_ v: VCPU) -> String {
-        let width = guest.description.wordSize * 2
-        return namedRegisters(v).map { "\($0.0):".padding(8) + " \(hex($0.1, width: width))\($0.2)\n" }.joined()
     }
 }
 

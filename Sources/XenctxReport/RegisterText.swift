@@ -7,6 +7,16 @@ struct RegisterText {
     let allRegisters: Bool
     var hasSymbols: Bool { classifier.symbols != nil }
 
+    /// The block upstream prints for this register file (a 32-bit guest's x86_64 context in
+    /// its 32-bit shape).
+    func block(_ registers: RegisterFile, architecture: GuestArchitecture) -> String {
+        switch registers {
+        case .x86_64(let r): return architecture == .x86_64 ? x86_64(r) : x86_32on64(r)
+        case .x86_32(let r): return x86_32(r)
+        case .arm(let r): return arm(r)
+        }
+    }
+
     func sym(_ addr: UInt64, _ kind: KernelAddressClassifier.Kind = .text) -> String {
         classifier.symbolSuffix(addr, kind: kind)
     }

@@ -268,41 +268,9 @@ public struct Report: Sendable {
 
     enum Mode { case context, memory, dumpAsStack }
 
+    /// One vCPU's block of `mode`: read, then printed.
     func vcpuText(_ v: VCPU, mode: Mode) -> Output {
-        var out = Output()
-        let regs = RegisterText(classifier: classifier, allRegisters: options.allRegisters)
-        let description = guest.description
-        let choice = StackPointerChoice.choose(v.registers, guest: description)
-        switch mode {
-        case .memory, .dumpAsStack:
-            memoryText(v, mode: mode, stackPointer: choice, into: &out)
-            return out
-        case .context:
-            break
-        }
-        switch v.registers {
-        case .x86_64(let r):
-            out.text += description.architecture == .x86_64 ? regs.x86_64(r) : regs.x86_32on64(r)
-        case .x86_32(let r):
-            out.text += regs.x86_32(r)
-        case .arm(let r):
-            out.text += regs.arm(r)
-        }
-        // Registers holding kernel addresses, named (ours, not upstream's: not with --unwind scan).
-        if !options.upstreamExact { out.text += namedRegistersText(v) }
-        out.text += stackPointerText(choice)
-        if case .success(let task)? = currentTasks[v.id] { out.text += "Task: \(TerminalSafe.escape(task.comm)) (pid \(task.pid), tgid \(task.tgid))\n" }
-        memoryText(v, mode: mode, stackPointer: choice, into: &out)
-        return out
-    }
-
-    /// `Stack pointer: …` — which register holds the stack and why (not in upstream).
-    func stackPointerText(_ choice: StackPointerChoice) -> String {
-        let width = guest.description.wordSize * 2
-        let value = choice.address.map { hex($0, width: width) } ?? "none"
-        var s = "Stack pointer: \(value) (\(choice.register), \(choice.reason))\n"
-        if let note = choice.note { s += "Stack note: \(note)\n" }
-        return s
+        VCPUText(report: self, analysis: analyseVCPU(v, mode: mode)).render(mode)
     }
 
     func describeText() -> String {

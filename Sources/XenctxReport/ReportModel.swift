@@ -1,7 +1,7 @@
 import Symbols
 /// The report as plain values: what the analysis found, with no layout. The JSON renderer
 /// prints it as it is (schema: docs/report.schema.json, version `schemaVersion`); the text
-/// report is rendered from the same analysis (`VCPUMemoryView.traceModel`, `taskStack`).
+/// report is printed from the same analysis (`VCPUAnalysis`, `TaskView`).
 /// Addresses are strings of hexadecimal digits ("ffffffff81a442b5"): 64-bit values do not
 /// survive JSON numbers.
 public struct ReportModel: Codable, Sendable, Equatable {

@@ -46,7 +46,9 @@ extension Report {
                                              symbols: (options.symbolFacts + (kernelOffset.map { [$0.describe] } ?? [])).map { TerminalSafe.escape($0) },
                                              types: types.map { TerminalSafe.escape($0) })
         }
-        var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: guest.vcpus.map(vcpuModel), errors: errors)
+        // Each vCPU read once: its model and the text's problems come from the same analysis.
+        let analyses = guest.vcpus.map { analyseVCPU($0, mode: .context) }
+        var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: analyses.map(vcpuModel), errors: errors)
         // How long each vCPU's task has run since it was scheduled in (a lockup's measure).
         if let layout = try? taskLayout?.get(), let offset = layout.lastArrival, let reader = KernelReader(guest: guest) {
             let now = runqueueClocks().values.max()
@@ -58,39 +60,38 @@ extension Report {
         }
         // What the text says about each vCPU's block (an unreadable stack, an exact trace
         // cut short), in the text's words and order.
-        for v in guest.vcpus where v.isOnline { model.errors += vcpuText(v, mode: .context).errors }
+        for a in analyses where a.vcpu.isOnline { model.errors += VCPUText(report: self, analysis: a).render(.context).errors }
         let noMemory = guest.frames == nil
-        let tasks = options.tasks.map { _ in taskList() }
+        let view = options.tasks.map { taskView($0) }
         if noMemory, options.tasks != nil { model.errors.append(Report.noMemory.tasks) }
-        else if case .failure(let e)? = tasks { model.errors.append("no task list: \(e)") }
-        if let request = options.tasks, case .success(let list)? = tasks {
+        else if case .failure(let e)? = view { model.errors.append("no task list: \(e)") }
+        if case .success(let view)? = view {
+            let list = view.list
             model.errors += list.problems.map { "task list: \($0)" }
-            var stacksFor: Set<UInt64> = []
-            switch request {
-            case .list(let stacks): if stacks { stacksFor = Set(list.tasks.map(\.address)) }
-            case .one(let pid): stacksFor = Set(list.tasks.filter { $0.pid == pid }.map(\.address))
-            case .hung(let seconds):
-                switch hungTasks(list, seconds: seconds) {
-                case .success(let hung): stacksFor = Set(hung.tasks.map(\.task.address))
-                case .failure(let e): model.errors.append("\(e)")
-                }
-            }
-            let clocks = runqueueClocks()
-            let addresses = Set(list.tasks.map(\.address))
-            let byAddress = Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a }
             var shown = list.tasks
-            if case .hung = request { shown = shown.filter { stacksFor.contains($0.address) } }
+            var withStacks = Set(view.stacks.keys)
+            switch view.hung {
+            case .success(let hung)?:
+                // Only the hung tasks (their chains' owners were read for the text's chains).
+                withStacks = Set(hung.tasks.map(\.task.address))
+                shown = shown.filter { withStacks.contains($0.address) }
+            case .failure(let e)?:
+                model.errors.append("\(e)")
+                withStacks = []
+                shown = []
+            case nil: break
+            }
+            let byAddress = Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a }
             model.tasks = shown.map { t in
                 var entry = ReportModel.TaskEntry(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), ppid: t.ppid.map(Int.init),
                                                   state: t.state, cpu: t.cpu, onCPU: t.onCPU, runningOnVCPU: vcpuRunning(t),
                                                   kernelThread: t.isKernelThread, comm: TerminalSafe.escape(t.comm), trace: nil, userEntry: nil)
-                entry.sinceScheduled = Report.sinceScheduled(t, clocks: clocks).map { Double($0) / 1e9 }
-                if stacksFor.contains(t.address) {
-                    let s = taskStack(t)
+                entry.sinceScheduled = Report.sinceScheduled(t, clocks: view.clocks).map { Double($0) / 1e9 }
+                if withStacks.contains(t.address), let s = view.stacks[t.address] {
                     entry.trace = taskTraceModel(s)
                     if s.unwind == nil { entry.noTrace = s.note.map { TerminalSafe.escape($0) } }
                     entry.userEntry = s.userEntry.map { userModel($0) }
-                    if case .success(let lock)? = lockWait(s, tasks: addresses) {
+                    if case .success(let lock)? = s.lock {
                         let pid = { (a: UInt64) in byAddress[a].map { Int($0.pid) } }
                         entry.waitsFor = ReportModel.LockWaitEntry(kind: lock.kind.rawValue, lock: hex(lock.lock, width: w), owner: lock.owner.flatMap(pid),
                                                                    readerOwned: lock.readerOwned, waiters: lock.waiters.compactMap(pid))
@@ -131,7 +132,7 @@ extension Report {
     func taskTraceModel(_ s: TaskStack) -> ReportModel.Trace? {
         guard let unwind = s.unwind else { return nil }
         let w = guest.description.wordSize * 2
-        let frames = taskFrames(s).map { f in
+        let frames = s.frames.map { f in
             ReportModel.Frame(address: hex(f.frame.ip, width: w), symbol: f.symbol, how: f.how,
                               reliable: true, slot: f.frame.slot.map { hex($0, width: w) }, source: nil)
         }
@@ -139,30 +140,64 @@ extension Report {
                                  stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)
     }
 
-    func vcpuModel(_ v: VCPU) -> ReportModel.VCPUEntry {
+    func vcpuModel(_ a: VCPUAnalysis) -> ReportModel.VCPUEntry {
+        let v = a.vcpu
         let w = guest.description.wordSize * 2
         var entry = ReportModel.VCPUEntry(id: v.id, online: v.isOnline, state: v.isOnline ? "kernel" : "offline", at: nil,
                                           registers: registerValues(v), namedRegisters: [], stackPointer: nil, task: nil, trace: nil, userEntry: nil)
         guard v.isOnline else {
             // Its last context, which -C leaves out as upstream does: where it went down
             // (x86-run9-pvh64's vCPU 1: in stop_this_cpu, stopped by the panic).
-            let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: StackPointerChoice.choose(v.registers, guest: guest.description))
-            let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: classifiedBy(view.traceModel(), v))
+            let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: classifiedBy(traceModel(a), v))
             entry.at = at.map { "last context: \(state) \($0)" } ?? "last context: \(state)"
             return entry
         }
-        entry.namedRegisters = namedRegisters(v).map { ReportModel.NamedRegister(register: $0.0, value: hex($0.1, width: w), symbol: String($0.2.dropFirst())) }
-        let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+        entry.namedRegisters = a.namedRegisters.map { ReportModel.NamedRegister(register: $0.name, value: hex($0.value, width: w), symbol: $0.symbol.text) }
+        let choice = a.stackPointer
         entry.stackPointer = ReportModel.StackPointer(address: choice.address.map { hex($0, width: w) }, register: choice.register,
                                                       reason: choice.reason, note: choice.note)
-        if case .success(let t)? = currentTasks[v.id] {
+        if let t = a.task {
             entry.task = ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm))
         }
-        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
-        entry.trace = view.traceModel()
-        if entry.trace?.complete == true, entry.trace?.method != "scan" { entry.userEntry = userEntry(vcpu: v.id).map { userModel($0) } }
+        entry.trace = traceModel(a)
+        if case .context(_, _, let stack?) = a.memory, case .exact(let exact)? = stack.trace {
+            entry.userEntry = exact.userEntry.map { userModel($0) }
+        }
         (entry.state, entry.at) = VCPUState.classify(v, guest: guest, trace: classifiedBy(entry.trace, v))
         return entry
+    }
+
+    /// The vCPU's call trace as values, from the analysis the text prints: the exact unwind
+    /// (and, when it stopped early, the scanned leftovers, unreliable), upstream's
+    /// frame-pointer walk (-f, unreliable) or its scan. Nil where no trace was read.
+    func traceModel(_ a: VCPUAnalysis) -> ReportModel.Trace? {
+        guard case .context(_, _, let stack?) = a.memory, let first = stack.first, let trace = stack.trace else { return nil }
+        let w = guest.description.wordSize * 2
+        func frame(_ f: TraceFrame) -> ReportModel.Frame {
+            ReportModel.Frame(address: hex(f.ip, width: w), symbol: f.symbol, how: f.how, reliable: f.reliable, slot: f.slot.map { hex($0, width: w) },
+                              source: f.source.isEmpty ? nil : f.source.map {
+                                  ReportModel.SourceLine(function: TerminalSafe.escape($0.function), file: TerminalSafe.escape($0.file), line: $0.line, inlined: $0.inlined)
+                              })
+        }
+        switch trace {
+        case .exact(let e):
+            return ReportModel.Trace(method: e.method.rawValue, complete: e.complete, stop: e.complete ? nil : TerminalSafe.escape(e.stop),
+                                     frames: ([first] + e.frames + e.leftovers).map(frame))
+        case .scan(let regions):
+            let scanned = regions.flatMap { r in
+                r.words.compactMap { word in
+                    word.text.map { TraceFrame(ip: $0, slot: word.slot, symbol: word.symbol, how: "scan", reliable: false, source: []) }
+                }
+            }
+            return ReportModel.Trace(method: "scan", complete: false, stop: nil, frames: ([first] + scanned).map(frame))
+        case .framePointers(let walk):
+            let found = walk.steps.compactMap { step -> TraceFrame? in
+                guard case .returnAddress(let slot, let address, let symbol) = step else { return nil }
+                return TraceFrame(ip: address, slot: slot, symbol: symbol, how: "fp", reliable: false, source: [])
+            }
+            let stop = walk.failure.map { "\($0)" } ?? walk.abnormalStop
+            return ReportModel.Trace(method: "fp", complete: false, stop: stop.map { TerminalSafe.escape($0) }, frames: ([first] + found).map(frame))
+        }
     }
 
     /// The frames a vCPU's state is read from: its trace, or without a reliable one (a
@@ -229,55 +264,5 @@ extension Report {
             put("sctlr", r.sctlr, 8); put("ttbcr", r.ttbcr, 16); put("ttbr0", r.ttbr0, 16); put("ttbr1", r.ttbr1, 16)
         }
         return out
-    }
-}
-
-extension VCPUMemoryView {
-    /// The vCPU's call trace as values: the exact unwind (and, when it stopped early, the
-    /// scanned leftovers, unreliable), or upstream's scan. Nil where the text shows none.
-    func traceModel() -> ReportModel.Trace? {
-        guard memory.frames != nil, let sp else { return nil }
-        guard !report.guest.description.protectedMode || classifier.classify(ip) >= .text else { return nil }
-        let w = width * 2
-        func source(_ ip: UInt64, _ isReturn: Bool) -> [ReportModel.SourceLine]? {
-            guard let locator = options.sourceLocator else { return nil }
-            let frames = locator.frames(at: ip &- (report.kernelOffset?.offset ?? 0) &- (isReturn ? 1 : 0))
-            return frames.isEmpty ? nil : frames.map {
-                ReportModel.SourceLine(function: TerminalSafe.escape($0.function), file: TerminalSafe.escape($0.file), line: $0.line, inlined: $0.inlined)
-            }
-        }
-        let first = ReportModel.Frame(address: hex(ip, width: w), symbol: classifier.symbol(ip, kind: .text), how: "registers", reliable: true, slot: nil, source: source(ip, false))
-        if let method = exactMethod(options.unwind), let unwind = exactUnwind() {
-            var frames = [first]
-            for f in unwind.frames.dropFirst() {
-                frames.append(ReportModel.Frame(address: hex(f.ip, width: w), symbol: frameSymbolRef(f), how: f.trust.rawValue, reliable: true,
-                                                slot: f.slot.map { hex($0, width: w) }, source: source(f.ip, isReturnAddress(f))))
-            }
-            for c in unreliableCandidates(after: unwind) {
-                frames.append(ReportModel.Frame(address: hex(c.address, width: w), symbol: report.returnAddressSymbol(c.address, memory: memory),
-                                                how: "scan", reliable: false, slot: hex(c.slot, width: w), source: nil))
-            }
-            return ReportModel.Trace(method: method.rawValue, complete: unwind.complete, stop: unwind.complete ? nil : TerminalSafe.escape(unwind.stop), frames: frames)
-        }
-        // Upstream's scan: every text word from the stack pointer to the limit (ARM: across
-        // the switch from an IRQ stack, as the text follows it).
-        var frames = [first]
-        var region = (start: sp, limit: stackLimit(stackPointer: sp))
-        var visited: [UInt64] = []
-        for _ in 0..<4 {
-            visited.append(region.limit)
-            var a = region.start
-            while a < region.limit, let word = try? memory.word(a, width: width) {
-                let c = stripPAC(word)
-                if classifier.classify(c) >= .text {
-                    frames.append(ReportModel.Frame(address: hex(c, width: w), symbol: classifier.symbol(c, kind: .text), how: "scan", reliable: false, slot: hex(a, width: w), source: nil))
-                }
-                a &+= UInt64(width)
-            }
-            guard isARM, a >= region.limit, let next = interruptedStack(start: region.start, limit: region.limit),
-                  !visited.contains(stackLimit(stackPointer: next.sp)) else { break }
-            region = (next.sp, stackLimit(stackPointer: next.sp))
-        }
-        return ReportModel.Trace(method: "scan", complete: false, stop: nil, frames: frames)
     }
 }

@@ -3,8 +3,8 @@ import StackWalk
 import Symbols
 import VCPUContext
 
-/// What the task views show: the task list and, per task, where its stack trace starts
-/// and how it unwinds. Values only; `TaskText` renders them.
+/// What the task views show of one task: where its stack trace starts, how it unwinds, each
+/// frame named, and the lock it sleeps on. Values only; `TaskText` and the model print them.
 public struct TaskStack: Sendable {
     public let task: KernelTask
     /// The vCPU it is running on (its registers start the trace), nil when switched out.
@@ -14,6 +14,55 @@ public struct TaskStack: Sendable {
     public let note: String?
     /// The user registers it entered the kernel with, when it came from user mode.
     public let userEntry: UserEntry?
+    /// The unwind's frames, named as both printers show them.
+    public var frames: [TaskFrame] = []
+    /// The lock it sleeps on (nil: none in its trace).
+    public var lock: Result<LockWait, KernelDataError>? = nil
+
+    init(task: KernelTask, vcpu: Int?, unwind: Unwind?, note: String?, userEntry: UserEntry?) {
+        self.task = task
+        self.vcpu = vcpu
+        self.unwind = unwind
+        self.note = note
+        self.userEntry = userEntry
+    }
+}
+
+/// A frame of a task's trace: its name (a return address by its call site) and how it was
+/// found (`saved by switch` for a switched-out task's first).
+public struct TaskFrame: Sendable {
+    public let frame: UnwoundFrame
+    public let symbol: SymbolRef?
+    public let how: String
+}
+
+/// From a blocked task through each lock's owner while the owner itself waits on a lock.
+public struct LockChain: Sendable {
+    /// The blocked task, then each owner in turn (a task met twice closes a cycle).
+    public var tasks: [UInt64]
+    public enum End: Sendable {
+        /// The last owner is one met before: a deadlock.
+        case cycle
+        /// The last owner is not on the task list.
+        case unlisted
+        /// The last owner waits on no lock (or the chain reached its bound).
+        case noLock
+        /// The last lock has no single owner to follow (held by readers, or none recorded).
+        case unowned(LockWait)
+    }
+    public var end: End
+}
+
+/// What a task request shows, read once: the list, the runqueue clocks, each shown task's
+/// stack and lock, and for --hung the hung tasks and their lock chains.
+public struct TaskView: Sendable {
+    public let request: Report.TaskRequest
+    public let list: TaskList
+    public let clocks: [Int: UInt64]
+    /// The stacks of the tasks the request shows them for, by task_struct address.
+    public let stacks: [UInt64: TaskStack]
+    public let hung: Result<Report.HungTasks, KernelDataError>?
+    public let chains: [LockChain]
 }
 
 extension Report {
@@ -45,8 +94,7 @@ extension Report {
         public let blockedCount: Int
     }
 
-    public func hungTasks(_ list: TaskList, seconds: UInt64?) -> Result<HungTasks, KernelDataError> {
-        let clocks = runqueueClocks()
+    public func hungTasks(_ list: TaskList, seconds: UInt64?, clocks: [Int: UInt64]) -> Result<HungTasks, KernelDataError> {
         let blocked = list.tasks.filter { $0.state == "D" }
         guard !clocks.isEmpty else {
             // Still the blocked tasks, their stacks and locks: only their durations are unknown.
@@ -131,18 +179,70 @@ extension Report {
         return u
     }
 
-    /// A task trace's frames as both renderers show them: each frame's name (return
+    /// A task trace's frames as both printers show them: each frame's name (return
     /// addresses, all but a running task's first frame and exception frames, by their call
     /// site, as the kernel's %pB does) and how it was found (a switched-out task's first
     /// frame is the return address its switch saved).
-    func taskFrames(_ s: TaskStack) -> [(frame: UnwoundFrame, symbol: SymbolRef?, how: String)] {
+    func taskFrames(_ s: TaskStack) -> [TaskFrame] {
         guard let unwind = s.unwind else { return [] }
         let memory = KernelReader(guest: guest)?.memory
         return unwind.frames.enumerated().map { (i, f) in
             let isReturn = (i > 0 || s.vcpu == nil) && f.trust != .exceptionRegs
             let symbol = isReturn && memory != nil ? returnAddressSymbol(f.ip, memory: memory!) : classifier.symbol(f.ip, kind: .text)
-            return (f, symbol, i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue)
+            return TaskFrame(frame: f, symbol: symbol, how: i == 0 && s.vcpu == nil ? "saved by switch" : f.trust.rawValue)
         }
+    }
+
+    /// Reads what `request` shows: the list, clocks, the stacks it asks for, and for --hung
+    /// the hung tasks and their lock chains.
+    public func taskView(_ request: TaskRequest) -> Result<TaskView, KernelDataError> {
+        taskList().map { list in
+            let clocks = runqueueClocks()
+            let known = Set(list.tasks.map(\.address))
+            var stacks: [UInt64: TaskStack] = [:]
+            func read(_ t: KernelTask) { if stacks[t.address] == nil { stacks[t.address] = taskStack(t, known: known) } }
+            var hung: Result<HungTasks, KernelDataError>? = nil
+            var chains: [LockChain] = []
+            switch request {
+            case .list(let withStacks): if withStacks { list.tasks.forEach(read) }
+            case .one(let pid): list.tasks.filter { $0.pid == pid }.forEach(read)
+            case .hung(let seconds):
+                hung = hungTasks(list, seconds: seconds, clocks: clocks)
+                if case .success(let h)? = hung {
+                    for t in h.tasks { read(t.task) }
+                    let byAddress = Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a }
+                    chains = h.tasks.compactMap { lockChain(from: $0.task, tasks: byAddress, stacks: &stacks) }
+                }
+            }
+            return TaskView(request: request, list: list, clocks: clocks, stacks: stacks, hung: hung, chains: chains)
+        }
+    }
+
+    /// The chain of owners from a blocked task (at most 16 locks); nil when it waits on no lock.
+    func lockChain(from task: KernelTask, tasks: [UInt64: KernelTask], stacks: inout [UInt64: TaskStack]) -> LockChain? {
+        let known = Set(tasks.keys)
+        var chain = LockChain(tasks: [task.address], end: .noLock)
+        var current = task
+        for _ in 0..<16 {
+            if stacks[current.address] == nil { stacks[current.address] = taskStack(current, known: known) }
+            guard case .success(let lock)? = stacks[current.address]?.lock else { break }
+            guard let owner = lock.owner, !lock.readerOwned else {
+                chain.end = .unowned(lock)
+                return chain
+            }
+            if chain.tasks.contains(owner) {
+                chain.tasks.append(owner)
+                chain.end = .cycle
+                return chain
+            }
+            chain.tasks.append(owner)
+            guard let next = tasks[owner] else {
+                chain.end = .unlisted
+                return chain
+            }
+            current = next
+        }
+        return chain.tasks.count > 1 ? chain : nil
     }
 
     /// Where ARM32 tasks enter the kernel: the outermost frames of a whole kernel stack.
@@ -182,9 +282,9 @@ extension Report {
 
     /// The lock a task sleeps on, its owner and queue, when its trace shows it waiting in
     /// down_read/down_write, mutex_lock or down; nil when it is not.
-    public func lockWait(_ s: TaskStack, tasks: Set<UInt64>) -> Result<LockWait, KernelDataError>? {
+    func lockWait(_ s: TaskStack, tasks: Set<UInt64>) -> Result<LockWait, KernelDataError>? {
         guard s.vcpu == nil, let unwind = s.unwind else { return nil }
-        let names = taskFrames(s).map { $0.symbol?.name ?? "" }
+        let names = s.frames.map { $0.symbol?.name ?? "" }
         guard let kind = LockKind.waitedOn(inFrames: names) else { return nil }
         guard let layout = lockLayout, let reader = KernelReader(guest: guest), let base = s.task.stackBase, base != 0,
               let sp = unwind.frames.first?.sp else {
@@ -199,9 +299,18 @@ extension Report {
         currentTasks.first { if case .success(let t) = $0.value { return t.address == task.address } else { return false } }?.key
     }
 
-    /// A task's exact call trace: from its vCPU's registers when it is some vCPU's current
+    /// A task's exact call trace, its frames named and the lock it sleeps on (an owner or
+    /// waiter must be one of `known`, the listed tasks).
+    public func taskStack(_ task: KernelTask, known: Set<UInt64>) -> TaskStack {
+        var s = unwindTask(task)
+        s.frames = taskFrames(s)
+        s.lock = lockWait(s, tasks: known)
+        return s
+    }
+
+    /// A task's exact unwind: from its vCPU's registers when it is some vCPU's current
     /// task, else from the context its last switch saved, with the kernel's own unwinder.
-    public func taskStack(_ task: KernelTask) -> TaskStack {
+    func unwindTask(_ task: KernelTask) -> TaskStack {
         let arch = guest.description.architecture
         guard let reader = KernelReader(guest: guest), case .success(let layout)? = taskLayout else {
             return TaskStack(task: task, vcpu: nil, unwind: nil, note: "no kernel types", userEntry: nil)

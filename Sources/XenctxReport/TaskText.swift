@@ -11,6 +11,8 @@ struct TaskText {
     var clocks: [Int: UInt64] = [:]
     /// The task list by task_struct address, to name a lock's owner and waiters.
     var tasks: [UInt64: KernelTask] = [:]
+    /// What a task request read, for `render`.
+    var view: TaskView? = nil
     var width: Int { report.guest.description.wordSize * 2 }
 
     func list(_ tasks: TaskList) -> String {
@@ -42,7 +44,7 @@ struct TaskText {
         }
         out += "\n"
         if let unwind = s.unwind {
-            for f in report.taskFrames(s) {
+            for f in s.frames {
                 let where_ = f.frame.slot.map { hex($0, width: width) + ":" } ?? String(repeating: " ", count: width + 1)
                 out += "\(where_)   [<\(hex(f.frame.ip, width: width))>]\(f.symbol.map { " " + $0.text } ?? "") (\(f.how))\n"
             }
@@ -51,7 +53,7 @@ struct TaskText {
             out += "-- no call trace: \(note) --\n"
         }
         if let u = s.userEntry { out += userEntryText(u) + "\n" }
-        switch report.lockWait(s, tasks: Set(tasks.keys)) {
+        switch s.lock {
         case .success(let lock)?: out += "Waits for: " + lockText(lock) + "\n"
         case .failure(let e)?: out += "Waits for: a lock it could not be told from its stack: \(e.reason)\n"
         case nil: break
@@ -59,29 +61,18 @@ struct TaskText {
         return out
     }
 
-    /// `touch (pid 134) → rm (pid 129) → insmod (pid 110), asleep (S) in …`: from a blocked
-    /// task through each lock's owner while the owner itself waits on a lock; a task met
-    /// twice is a deadlock. Nil when the task waits on no lock found.
-    func chain(from task: KernelTask) -> String? {
-        let known = Set(tasks.keys)
-        var seen: [UInt64] = [task.address]
-        var current = task
-        var s = name(task.address)
-        for _ in 0..<16 {
-            guard case .success(let lock)? = report.lockWait(report.taskStack(current), tasks: known) else { break }
-            guard let owner = lock.owner, !lock.readerOwned else {
-                s += " → \(lock.kind.rawValue) \(hex(lock.lock, width: width)) (\(lock.readerOwned ? "held by readers" : "no owner recorded"))"
-                return s
-            }
-            s += " → \(name(owner))"
-            if seen.contains(owner) { return s + ": a cycle, a deadlock" }
-            seen.append(owner)
-            guard let next = tasks[owner] else { return s }
-            current = next
+    /// `touch (pid 134) → rm (pid 129) → insmod (pid 110), which waits on no lock (state S)`:
+    /// a blocked task through each lock's owner; a task met twice is a deadlock.
+    func chain(_ chain: LockChain) -> String {
+        var s = chain.tasks.map(name).joined(separator: " → ")
+        switch chain.end {
+        case .cycle: s += ": a cycle, a deadlock"
+        case .unlisted: break
+        case .noLock: s += chain.tasks.last.flatMap { tasks[$0] }.map { ", which waits on no lock (state \($0.state))" } ?? ""
+        case .unowned(let lock):
+            s += " → \(lock.kind.rawValue) \(hex(lock.lock, width: width)) (\(lock.readerOwned ? "held by readers" : "no owner recorded"))"
         }
-        guard seen.count > 1 else { return nil }
-        let last = tasks[seen.last!]
-        return s + (last.map { ", which waits on no lock (state \($0.state))" } ?? "")
+        return s
     }
 
     /// A task as `insmod (pid 110)`, or its address when it is not on the list.
@@ -139,35 +130,47 @@ extension Report {
     /// The text of a task request, and problems for stderr; a failure when there is no
     /// task list at all or the pid is not found.
     public func taskText(_ request: TaskRequest) -> Result<Output, KernelDataError> {
-        Result { () throws(KernelDataError) in
-            let list = try taskList().get()
-            let text = TaskText(report: self, clocks: runqueueClocks(), tasks: Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a })
-            var out = Output(text: "", errors: list.problems.map { "task list: \($0)" })
-            switch request {
-            case .list(let stacks):
-                out.text += text.list(list)
-                if stacks {
-                    for t in list.tasks { out.text += "\n" + text.stack(taskStack(t)) }
-                }
-            case .one(let pid):
-                let matches = list.tasks.filter { $0.pid == pid }
-                guard !matches.isEmpty else {
-                    throw KernelDataError("--task \(pid)", "no task has that pid (\(list.tasks.count) tasks listed; --tasks shows them)")
-                }
-                out.text += matches.map { text.stack(taskStack($0)) }.joined(separator: "\n")
-            case .hung(let seconds):
-                let hung = try hungTasks(list, seconds: seconds).get()
-                if let threshold = hung.threshold {
-                    out.text += "Tasks in D state not scheduled for \(threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
-                } else {
-                    out.text += "Tasks in D state: \(hung.blockedCount), for how long each cannot be told\n"
-                    out.errors.append("hung tasks: how long each has been blocked cannot be told: \(hung.thresholdSource)")
-                }
-                for h in hung.tasks { out.text += "\n" + text.stack(taskStack(h.task)) }
-                let chains = hung.tasks.compactMap { text.chain(from: $0.task) }
-                if !chains.isEmpty { out.text += "\nLock chains (who waits for whom):\n" + chains.map { "  " + $0 + "\n" }.joined() }
-            }
-            return out
+        taskView(request).flatMap { view in
+            Result { () throws(KernelDataError) in try TaskText(report: self, view: view).render() }
         }
+    }
+}
+
+extension TaskText {
+    init(report: Report, view: TaskView) {
+        self.init(report: report, clocks: view.clocks, tasks: Dictionary(view.list.tasks.map { ($0.address, $0) }) { a, _ in a })
+        self.view = view
+    }
+
+    /// The task request's text, from what `Report.taskView` read.
+    func render() throws(KernelDataError) -> Report.Output {
+        guard let view else { return Report.Output() }
+        let list = view.list
+        var out = Report.Output(text: "", errors: list.problems.map { "task list: \($0)" })
+        switch view.request {
+        case .list(let stacks):
+            out.text += self.list(list)
+            if stacks {
+                for t in list.tasks { if let s = view.stacks[t.address] { out.text += "\n" + stack(s) } }
+            }
+        case .one(let pid):
+            let matches = list.tasks.filter { $0.pid == pid }
+            guard !matches.isEmpty else {
+                throw KernelDataError("--task \(pid)", "no task has that pid (\(list.tasks.count) tasks listed; --tasks shows them)")
+            }
+            out.text += matches.compactMap { view.stacks[$0.address].map(stack) }.joined(separator: "\n")
+        case .hung:
+            guard let result = view.hung else { return out }
+            let hung = try result.get()
+            if let threshold = hung.threshold {
+                out.text += "Tasks in D state not scheduled for \(threshold) s or more (\(hung.thresholdSource)): \(hung.tasks.count) of \(hung.blockedCount) in D state\n"
+            } else {
+                out.text += "Tasks in D state: \(hung.blockedCount), for how long each cannot be told\n"
+                out.errors.append("hung tasks: how long each has been blocked cannot be told: \(hung.thresholdSource)")
+            }
+            for h in hung.tasks { if let s = view.stacks[h.task.address] { out.text += "\n" + stack(s) } }
+            if !view.chains.isEmpty { out.text += "\nLock chains (who waits for whom):\n" + view.chains.map { "  " + chain($0) + "\n" }.joined() }
+        }
+        return out
     }
 }

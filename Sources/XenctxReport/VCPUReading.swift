@@ -1,11 +1,12 @@
+import GuestKernel
 import StackWalk
 import Symbols
 import VCPUContext
 
-/// The per-vCPU memory views: code bytes, `Stack:` dump, `Call Trace:`/`Stack Trace:`,
-/// `-m` and `-d`, with upstream's shapes (`print_code`, `print_stack`, `print_lines`,
-/// `print_mem` in xenctx.c). Where upstream gives up at the first unreadable page, so
-/// do we, but the reason goes to stderr with the address, level and frame.
+/// Reads a vCPU's memory views from guest memory into `VCPUMemory` values: code bytes,
+/// the `Stack:` words, the call trace, `-m` and `-d`, each as far as upstream's
+/// `print_code`, `print_stack`, `print_lines` and `print_mem` read, and where and why
+/// reading stopped. `VCPUText` and the report model print them.
 struct VCPUMemoryView {
     let report: Report
     let vcpu: VCPU
@@ -65,22 +66,31 @@ struct VCPUMemoryView {
         return stripPointerAuthentication(w, vaBits: vaBits)
     }
 
-    /// Default view: code bytes (x86), then stack and call trace when the IP is kernel text.
-    func context(into out: inout Report.Output) {
-        guard memory.frames != nil else {
-            out.errors.append("vcpu\(vcpu.id): no stack: this core holds no readable guest memory")
-            return
+    /// The view `mode` asks for, read from guest memory.
+    func analyse(_ mode: Report.Mode) -> VCPUMemory {
+        switch mode {
+        case .context:
+            guard memory.frames != nil else { return .none }
+            let code = isARM ? nil : codeBytes()
+            guard !report.guest.description.protectedMode || classifier.classify(ip) >= .text else {
+                return .context(code: code, outsideText: privilegedOutsideText(), stack: nil)
+            }
+            // Read even when the code bytes were not (the text stops there, as upstream;
+            // --json still shows the trace).
+            return .context(code: code, outsideText: nil, stack: sp.map { stackView(start: $0, stackPointer: $0, isDumpAsStack: false) })
+        case .memory:
+            guard let address = options.memoryAddress else { return .none }
+            // -l max would dump gigabytes (upstream: INT_MAX lines, until memory ends).
+            let bpl = options.bytesPerLine   // upstream rounds only in print_stack
+            let lineCount = min(options.lines, Self.maxMemoryLines)
+            let (span, overflow1) = UInt64(lineCount).multipliedReportingOverflow(by: UInt64(bpl))
+            let (end, overflow2) = address.addingReportingOverflow(span)
+            let lines = readLines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl)
+            return .memoryDump(address: address, lines: lines, capped: options.lines > Self.maxMemoryLines)
+        case .dumpAsStack:
+            guard let address = options.dumpAsStack else { return .none }
+            return .dumpAsStack(sp.map { stackView(start: address, stackPointer: $0, isDumpAsStack: true) })
         }
-        if !isARM {
-            guard code(into: &out) else { return }
-        }
-        let protected = report.guest.description.protectedMode
-        guard !protected || classifier.classify(ip) >= .text else {
-            if let why = privilegedOutsideText() { out.errors.append("vcpu\(vcpu.id): no stack or call trace: \(why)") }
-            return
-        }
-        guard let sp else { return }
-        stack(start: sp, stackPointer: sp, isDumpAsStack: false, into: &out)
     }
 
     /// An ARM vCPU in the kernel whose PC is in no kernel text gets no stack or trace, as a
@@ -104,21 +114,16 @@ struct VCPUMemoryView {
         return "the vCPU is at EL1 but its PC \(hex(ip, width: 16)) is in no kernel text the symbols name"
     }
 
-    /// `print_code`: 32 bytes from IP-21, the IP's byte in <>.
-    func code(into out: inout Report.Output) -> Bool {
-        out.text += "Code (instr addr \(hex(ip, width: 8)))\n"
+    /// `print_code`'s bytes: 32 from IP-21, up to the first unreadable one.
+    func codeBytes() -> CodeBytes {
         let start = ip &- 21
+        var bytes: [UInt8] = []
         for i in 0..<UInt64(32) {
-            let a = start &+ i
-            let b: UInt8
-            do { b = try memory.byte(a) } catch {
-                out.errors.append("vcpu\(vcpu.id): code bytes: \(error)")
-                return false
+            do { bytes.append(try memory.byte(start &+ i)) } catch {
+                return CodeBytes(ip: ip, start: start, bytes: bytes, fault: error)
             }
-            out.text += a == ip ? "<\(hex(b, width: 2))> " : "\(hex(b, width: 2)) "
         }
-        out.text += "\n\n\n"
-        return true
+        return CodeBytes(ip: ip, start: start, bytes: bytes, fault: nil)
     }
 
     /// Upper bound of the stack: upstream's end of SP's page plus n-1 pages on x86; on ARM
@@ -135,125 +140,75 @@ struct VCPUMemoryView {
 
     var bytesPerLine: Int { ((options.bytesPerLine + width - 1) / width) * width }
 
-    /// `print_lines`: `lines` lines of `bpl` bytes from `start`, stopping at `limit`.
-    /// Returns the address of a word that could not be read (the dump stops there), or nil.
-    func lines(from start: UInt64, limit: UInt64, bytesPerLine bpl: Int, into out: inout Report.Output) -> UInt64? {
+    /// At most this many lines of -m (4 MiB at 64 bytes a line).
+    static let maxMemoryLines = 65536
+
+    /// `print_lines`' reading: `options.lines` lines of `bpl` bytes from `start`, stopping at
+    /// `limit`, at the top of the address space, or at a word that cannot be read.
+    func readLines(from start: UInt64, limit: UInt64, bytesPerLine bpl: Int) -> DumpLines {
+        var out = DumpLines()
         var address = start
         var line = 1
         while line <= options.lines && address < limit {
-            var words: [UInt64] = []
-            if options.tagStackDump { out.text += wordText(address) + ":" }
+            var current = DumpLines.Line(address: address, words: [])
             // Near the top of the address space the line's end would wrap: saturate it.
             let (end, wraps) = start.addingReportingOverflow(UInt64(line) &* UInt64(bpl))
             let lineEnd = wraps ? UInt64.max : end
             let before = address
             var wrapped = false
             while !wrapped && address < limit && address < lineEnd {
-                let w: UInt64
-                do { w = try memory.word(address, width: width) } catch {
-                    // Upstream returns mid-line: the line stays unterminated.
-                    out.errors.append("vcpu\(vcpu.id): \(error)")
-                    return address
+                do { current.words.append(try memory.word(address, width: width)) } catch {
+                    out.lines.append(current)
+                    out.stoppedAt = address
+                    out.fault = error
+                    return out
                 }
-                words.append(w)
-                out.text += " " + wordText(w)
                 (address, wrapped) = address.addingReportingOverflow(UInt64(width))
             }
-            if options.decodeAsASCII {
-                let perLine = bpl / width
-                if words.count < perLine {
-                    out.text += String(repeating: " " + String(repeating: " ", count: width * 2), count: perLine - words.count)
-                }
-                out.text += "  "
-                for w in words {
-                    for i in 0..<width {
-                        let c = UInt8(truncatingIfNeeded: w >> (8 * UInt64(i)))
-                        // isprint in the C locale: 0x20...0x7e. Nothing else reaches the terminal.
-                        out.text += (0x20...0x7e).contains(c) ? String(UnicodeScalar(c)) : "."
-                    }
-                }
-            }
-            out.text += "\n"
+            out.lines.append(current)
             line += 1
             // The top of the address space reached, or a line that read nothing: done.
             if wrapped || address == before { break }
         }
-        out.text += "\n"
-        return nil
+        return out
     }
 
-    /// At most this many lines of -m (4 MiB at 64 bytes a line).
-    static let maxMemoryLines = 65536
-
-    /// `-m`: `Memory (address …):` and lines × bytes-per-line bytes.
-    func memoryDump(at address: UInt64, into out: inout Report.Output) {
-        out.text += "Memory (address \(wordText(address))):\n"
-        let bpl = options.bytesPerLine   // upstream rounds only in print_stack
-        // -l max would dump gigabytes (upstream: INT_MAX lines, until memory ends).
-        let lineCount = min(options.lines, Self.maxMemoryLines)
-        let (span, overflow1) = UInt64(lineCount).multipliedReportingOverflow(by: UInt64(bpl))
-        let (end, overflow2) = address.addingReportingOverflow(span)
-        let stopped = lines(from: address, limit: overflow1 || overflow2 ? ~0 : end, bytesPerLine: bpl, into: &out)
-        if stopped == nil && options.lines > Self.maxMemoryLines {
-            out.errors.append("-m: stopped after \(Self.maxMemoryLines) lines (\(Self.maxMemoryLines * bpl) bytes); dump further with -m \(wordText(address &+ UInt64(Self.maxMemoryLines * bpl))) -l N")
-        }
-    }
-
-    /// `print_stack`: the Stack: block, then the call trace by scan or frame pointers.
-    func stack(start: UInt64, stackPointer: UInt64, isDumpAsStack: Bool, into out: inout Report.Output) {
+    /// `print_stack`'s reading: the Stack: words, then the call trace by the exact unwinder,
+    /// frame pointers (-f) or upstream's scan, over the words the dump could read.
+    func stackView(start: UInt64, stackPointer: UInt64, isDumpAsStack: Bool) -> StackView {
         let limit = stackLimit(stackPointer: stackPointer)
-        if isDumpAsStack && start >= limit {
-            // Upstream prints the headers and nothing; say why.
-            out.errors.append("vcpu\(vcpu.id): -d \(wordText(start)) is at or above the stack limit \(wordText(limit)) (the end of the stack pointer \(wordText(stackPointer))'s \(isARM ? "kernel stack" : "page") plus -n pages), so there is nothing to show as a stack: use -m to dump that memory, or -n to widen the window")
-        }
-        var traceLimit = limit
-        if options.lines > 0 {
-            out.text += "Stack:\n"
-            if let stopped = lines(from: start, limit: limit, bytesPerLine: bytesPerLine, into: &out) {
-                // Upstream leaves the line unterminated and prints no trace. The dump's end is
-                // reported (exit 1); the trace is still made over the words that were read.
-                out.text += out.text.hasSuffix("\n") ? "\n" : "\n\n"
-                traceLimit = stopped
-            }
-        }
-        guard report.guest.description.protectedMode else { return }
-        out.text += options.stackTrace ? "Stack Trace:\n" : "Call Trace:\n"
-        if !isDumpAsStack {
-            let (inlined, location) = sourceLines(ip, isReturnAddress: false)
-            for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(ip))>] \(line)\n" }
-            out.text += String(repeating: " ", count: width * 2) + "  \(options.stackTrace ? "*" : " ") [<\(wordText(ip))>]\(sym(ip)) <--\(location)\n"
-        }
-        let exact: Unwind? = isDumpAsStack ? nil : exactUnwind()
-        if let exact {
-            render(exact, into: &out)
-            if !exact.complete { unreliableTail(after: exact, into: &out) }
-            // A trace of the registers alone is no trace: say so, and fail the run.
-            if !exact.complete && exact.frames.count <= 1 {
-                out.errors.append("vcpu\(vcpu.id): no exact call trace past the registers: \(exact.stop)")
-            }
+        let dump = options.lines > 0 ? readLines(from: start, limit: limit, bytesPerLine: bytesPerLine) : nil
+        let traceLimit = dump?.stoppedAt ?? limit
+        let first = isDumpAsStack ? nil : frame(ip, slot: nil, symbol: classifier.symbol(ip, kind: .text), how: "registers", reliable: true, isReturn: false)
+        let trace: TraceAnalysis
+        if !isDumpAsStack, let method = exactMethod(options.unwind), let unwind = exactUnwind() {
+            trace = .exact(exactTrace(unwind, method: method))
         } else if options.framePointers {
-            framePointerTrace(stackPointer: stackPointer, limit: traceLimit, into: &out)
-        } else if isARM && !isDumpAsStack {
-            armScanTrace(from: start, limit: traceLimit, into: &out)
+            trace = .framePointers(framePointerWalk(stackPointer: stackPointer, limit: traceLimit))
         } else {
-            _ = scanTrace(from: start, limit: traceLimit, into: &out)
+            trace = .scan(scanRegions(from: start, limit: traceLimit, followSwitches: isARM && !isDumpAsStack))
         }
+        return StackView(start: start, stackPointer: stackPointer, limit: limit, isDumpAsStack: isDumpAsStack, dump: dump, first: first, trace: trace)
     }
 
-    /// DWARF for `ip`: the inlined frames (innermost first, as text) and ` file:line` of
-    /// the physical function. Empty without --vmlinux.
-    func sourceLines(_ ip: UInt64, isReturnAddress: Bool) -> ([String], String) {
-        guard let locator = options.sourceLocator else { return ([], "") }
-        let linkAddress = ip &- (report.kernelOffset?.offset ?? 0) &- (isReturnAddress ? 1 : 0)
-        let frames = locator.frames(at: linkAddress)
-        guard let physical = frames.last else { return ([], "") }
-        func place(_ f: SourceFrame) -> String {
-            var file = f.file
-            if file.hasPrefix("./") { file.removeFirst(2) }
-            return TerminalSafe.escape(file) + ":\(f.line)"
+    /// A frame with its DWARF source lines (a return address looked up by its call).
+    func frame(_ ip: UInt64, slot: UInt64?, symbol: SymbolRef?, how: String, reliable: Bool, isReturn: Bool) -> TraceFrame {
+        var source: [SourceFrame] = []
+        if reliable, let locator = options.sourceLocator {
+            source = locator.frames(at: ip &- (report.kernelOffset?.offset ?? 0) &- (isReturn ? 1 : 0))
         }
-        let inlined = frames.dropLast().map { "\(TerminalSafe.escape($0.function)) (inlined) \(place($0))" }
-        return (inlined, " " + place(physical))
+        return TraceFrame(ip: ip, slot: slot, symbol: symbol, how: how, reliable: reliable, source: source)
+    }
+
+    func exactTrace(_ unwind: Unwind, method: ReportOptions.UnwindMethod) -> ExactTrace {
+        let frames = unwind.frames.dropFirst().map { f in
+            frame(f.ip, slot: f.slot, symbol: frameSymbolRef(f), how: f.trust.rawValue, reliable: true, isReturn: isReturnAddress(f))
+        }
+        let leftovers = unreliableCandidates(after: unwind).map { c in
+            TraceFrame(ip: c.address, slot: c.slot, symbol: report.returnAddressSymbol(c.address, memory: memory), how: "scan", reliable: false, source: [])
+        }
+        return ExactTrace(method: method, complete: unwind.complete, stop: unwind.stop, frames: frames, leftovers: leftovers,
+                          userEntry: unwind.complete ? report.userEntry(vcpu: vcpu.id) : nil, registersOnly: unwind.frames.count <= 1)
     }
 
     /// The exact unwind, by the method resolved once; nil when none applies.
@@ -377,34 +332,12 @@ struct VCPUMemoryView {
         return AArch64FrameUnwinder(stackSize: descriptor.kernelStackSize, vaBits: report.guest.kernelVABits).unwind(pc: r.pc, sp: sp ?? 0, fp: r.x[29], memory: memory)
     }
 
-    /// A frame's name as the trace prints it: a return address by its call site.
-    func frameSymbol(_ frame: UnwoundFrame) -> String {
-        frameSymbolRef(frame).map { " " + $0.text } ?? ""
-    }
-
     func frameSymbolRef(_ frame: UnwoundFrame) -> SymbolRef? {
         isReturnAddress(frame) ? report.returnAddressSymbol(frame.ip, memory: memory) : classifier.symbol(frame.ip, kind: .text)
     }
 
     /// Frames after the first hold return addresses, except registers saved at an exception.
     func isReturnAddress(_ frame: UnwoundFrame) -> Bool { frame.trust != .exceptionRegs && frame.trust != .registers }
-
-    /// An exact unwind in upstream's line shape, each frame labelled with how it was found;
-    /// with DWARF, `file:line` on each frame and a line per inlined function above it.
-    func render(_ unwind: Unwind, into out: inout Report.Output) {
-        for frame in unwind.frames.dropFirst() {
-            let where_ = frame.slot.map { wordText($0) + ":" } ?? String(repeating: " ", count: width * 2 + 1)
-            let (inlined, location) = sourceLines(frame.ip, isReturnAddress: isReturnAddress(frame))
-            for line in inlined { out.text += String(repeating: " ", count: width * 2 + 1) + "   [<\(wordText(frame.ip))>] \(line)\n" }
-            out.text += "\(where_)   [<\(wordText(frame.ip))>]\(frameSymbol(frame)) (\(frame.trust.rawValue))\(location)\n"
-        }
-        if !unwind.complete {
-            out.text += "-- unwind stopped: \(unwind.stop) --\n"
-        } else if let user = report.userEntry(vcpu: vcpu.id) {
-            // The trace reached the kernel entry: where user space was, as the oops prints it.
-            out.text += TaskText(report: report).userEntryText(user) + "\n"
-        }
-    }
 
     /// After an exact unwind that stopped early: the text addresses left on the stack above
     /// its last frame (at most 64), which the kernel would print marked `?`.
@@ -423,49 +356,41 @@ struct VCPUMemoryView {
         return found
     }
 
-    func unreliableTail(after unwind: Unwind, into out: inout Report.Output) {
-        for c in unreliableCandidates(after: unwind) {
-            out.text += "\(wordText(c.slot)):   [<\(wordText(c.address))>] ?\(report.returnAddressName(c.address, memory: memory)) (scan)\n"
-        }
-    }
-
-    /// Upstream's default: every word in [start, limit) that is kernel text.
-    /// Returns whether the whole range was read.
-    func scanTrace(from start: UInt64, limit: UInt64, into out: inout Report.Output) -> Bool {
-        var address = start
-        while address < limit {
-            let w: UInt64
-            do { w = try memory.word(address, width: width) } catch {
-                out.errors.append("vcpu\(vcpu.id): call trace: \(error)")
-                return false
-            }
-            // AArch64 return addresses may carry pointer-authentication bits; show them stripped,
-            // as the kernel's own backtrace does.
-            let candidate = stripPAC(w)
-            if classifier.classify(candidate) >= .text {
-                out.text += "\(wordText(address)):   [<\(wordText(candidate))>]\(sym(candidate))\n"
-            } else if options.stackTrace {
-                out.text += "\(wordText(address)):     \(wordText(w))\n"
-            }
-            address &+= UInt64(width)
-        }
-        return true
-    }
-
-    /// Linux runs interrupts on a separate IRQ stack (ARM32 `call_with_stack`, arm64
-    /// `call_on_irq_stack`); the interrupted task's frames, which an oops backtrace shows,
-    /// are on its own stack. Scan the IRQ stack, then follow the switch, at most 3 times.
-    func armScanTrace(from start: UInt64, limit: UInt64, into out: inout Report.Output) {
-        var region = (start: start, limit: limit)
+    /// Upstream's default: every word in [start, limit), each text address named. With
+    /// `followSwitches` (ARM), an IRQ stack's region is followed by the interrupted task's
+    /// stack, where an oops backtrace's frames are (ARM32 `call_with_stack`, arm64
+    /// `call_on_irq_stack`), at most 3 times.
+    func scanRegions(from start: UInt64, limit: UInt64, followSwitches: Bool) -> [ScanRegion] {
+        var regions: [ScanRegion] = []
+        var bounds = (start: start, limit: limit)
         var visited: [UInt64] = []
         for _ in 0..<4 {
-            visited.append(region.limit)
-            guard scanTrace(from: region.start, limit: region.limit, into: &out) else { return }
-            guard let next = interruptedStack(start: region.start, limit: region.limit),
-                  !visited.contains(stackLimit(stackPointer: next.sp)) else { return }
-            out.text += "-- \(next.how): continuing on the interrupted stack at \(wordText(next.sp)) --\n"
-            region = (next.sp, stackLimit(stackPointer: next.sp))
+            visited.append(bounds.limit)
+            var region = ScanRegion()
+            var address = bounds.start
+            while address < bounds.limit {
+                let w: UInt64
+                do { w = try memory.word(address, width: width) } catch {
+                    region.fault = error
+                    break
+                }
+                // AArch64 return addresses may carry pointer-authentication bits; they are
+                // named stripped, as the kernel's own backtrace does.
+                let candidate = stripPAC(w)
+                let isText = classifier.classify(candidate) >= .text
+                region.words.append(ScanRegion.Word(slot: address, value: w, text: isText ? candidate : nil,
+                                                    symbol: isText ? classifier.symbol(candidate, kind: .text) : nil))
+                address &+= UInt64(width)
+            }
+            if followSwitches, region.fault == nil, let next = interruptedStack(start: bounds.start, limit: bounds.limit),
+               !visited.contains(stackLimit(stackPointer: next.sp)) {
+                region.next = next
+            }
+            regions.append(region)
+            guard let next = region.next else { break }
+            bounds = (next.sp, stackLimit(stackPointer: next.sp))
         }
+        return regions
     }
 
     /// Where the stack that `[start, limit)` interrupted continues, if it was an IRQ stack.
@@ -505,10 +430,9 @@ struct VCPUMemoryView {
     }
 
     /// `-f`: the frame-record chain from the frame pointer, with -S every word between.
-    func framePointerTrace(stackPointer: UInt64, limit: UInt64, into out: inout Report.Output) {
+    func framePointerWalk(stackPointer: UInt64, limit: UInt64) -> FramePointerWalk {
         // Upstream's -S loop reads the record at its position when the frame pointer is
         // below it; reproduce that (it still only moves up, so the walk stays bounded).
-        let descriptor = report.guest.description.architecture.descriptor
         // 32-bit ARM Linux frame pointers are GCC APCS frames; the others are {fp, return}.
         let layout: FrameRecordLayout
         switch descriptor.frameRecords {
@@ -516,14 +440,14 @@ struct VCPUMemoryView {
         case .framePointerThenReturn: layout = .framePointerThenReturn
         }
         let vaBits = report.guest.kernelVABits
-        let walk = FrameRecordWalk(width: width, limit: limit, layout: layout,
-                                   frameBelowPosition: options.stackTrace ? .usePosition : .stop,
-                                   limitChecksPositionOnly: !isARM,
-                                   cleanReturnAddress: descriptor.signsReturnAddresses ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
+        let walker = FrameRecordWalk(width: width, limit: limit, layout: layout,
+                                     frameBelowPosition: options.stackTrace ? .usePosition : .stop,
+                                     limitChecksPositionOnly: !isARM,
+                                     cleanReturnAddress: descriptor.signsReturnAddresses ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
+        var walk = FramePointerWalk()
         var position = stackPointer
-        var failed: MemoryFault? = nil
-        let stop = walk.walk(memory: memory, sp: stackPointer, fp: fp) { record in
-            if failed != nil { return }
+        let stop = walker.walk(memory: memory, sp: stackPointer, fp: fp) { record in
+            if walk.failure != nil { return }
             if options.stackTrace {
                 // Upstream prints every word up to the next record, as far as it can read
                 // (a wild frame pointer: to the end of the stack's pages); at most 1 MiB of
@@ -531,44 +455,38 @@ struct VCPUMemoryView {
                 let first = position
                 while position < record.savedFramePointerSlot {
                     guard position &- first < 1 << 20 else {
-                        failed = MemoryFault(address: record.address, reason: "frame pointer \(hex(record.address)) is more than 1 MiB above the stack position \(hex(first)); stopped printing the words between after 1 MiB")
+                        walk.failure = MemoryFault(address: record.address, reason: "frame pointer \(hex(record.address)) is more than 1 MiB above the stack position \(hex(first)); stopped printing the words between after 1 MiB")
                         return
                     }
                     guard let w = try? memory.word(position, width: width) else {
-                        failed = MemoryFault(address: position, reason: "unreadable stack word (on the way to frame pointer \(hex(record.address)))")
+                        walk.failure = MemoryFault(address: position, reason: "unreadable stack word (on the way to frame pointer \(hex(record.address)))")
                         return
                     }
-                    out.text += "\(wordText(position)): |   \(wordText(w))\n"
+                    walk.steps.append(.word(slot: position, value: w))
                     position &+= UInt64(width)
                 }
-                out.text += "\(wordText(record.savedFramePointerSlot)): |-- \(wordText(record.savedFramePointer))\n"
+                walk.steps.append(.savedFramePointer(slot: record.savedFramePointerSlot, value: record.savedFramePointer))
             }
             if let ret = record.returnAddress {
-                let slot = record.returnAddressSlot
-                out.text += "\(wordText(slot)): \(options.stackTrace ? "|" : " ") [<\(wordText(ret))>]\(sym(ret))\n"
-                position = slot &+ UInt64(width)
+                walk.steps.append(.returnAddress(slot: record.returnAddressSlot, address: ret, symbol: classifier.symbol(ret, kind: .text)))
+                position = record.returnAddressSlot &+ UInt64(width)
             } else {
                 position = record.savedFramePointerSlot &+ UInt64(width)
             }
         }
-        if let failed { out.errors.append("vcpu\(vcpu.id): frame pointers: \(failed)"); return }
-        if !stop.isNormal { out.errors.append("vcpu\(vcpu.id): frame-pointer walk: \(stop)") }
+        if walk.failure == nil, !stop.isNormal { walk.abnormalStop = "\(stop)" }
+        return walk
     }
 }
 
 extension Report {
-    /// Code bytes, stack dump and call trace: guest memory through the vCPU's page tables.
-    func memoryText(_ v: VCPU, mode: Mode, stackPointer: StackPointerChoice, into out: inout Output) {
-        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: stackPointer)
-        switch mode {
-        case .context:
-            view.context(into: &out)
-        case .memory:
-            guard let address = options.memoryAddress else { return }
-            view.memoryDump(at: address, into: &out)
-        case .dumpAsStack:
-            guard let address = options.dumpAsStack, let sp = view.sp else { return }
-            view.stack(start: address, stackPointer: sp, isDumpAsStack: true, into: &out)
-        }
+    /// One vCPU's block, read once: what every printer of it shows.
+    func analyseVCPU(_ v: VCPU, mode: Mode) -> VCPUAnalysis {
+        let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
+        var task: CurrentTask? = nil
+        if case .success(let t)? = currentTasks[v.id] { task = t }
+        let named = mode == .context ? namedRegisters(v) : []
+        return VCPUAnalysis(vcpu: v, stackPointer: choice, namedRegisters: named, task: task, memory: view.analyse(mode))
     }
 }
