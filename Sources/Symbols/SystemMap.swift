@@ -468,7 +468,10 @@ public struct SystemMap: Sendable {
         if lo < addressList.count && addressList[lo] == address { return (symbol(at: lo), 0) }
         guard lo > 0 else { return nil }
         var i = lo - 1
-        if aliasRule == .first {
+        // A module's symbols come from its own table, where the kernel names an address by
+        // the first symbol at it (`test_lockup_init`, not its alias `init_module`), whatever
+        // rule the map the table was merged into follows.
+        if aliasRule == .first || refs[i] >> 48 != 0 {
             // Back to the first alias (bounded: aliases are a handful).
             var steps = 0
             while i > 0 && addressList[i - 1] == addressList[i] && steps < 64 { i -= 1; steps += 1 }

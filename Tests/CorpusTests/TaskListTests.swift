@@ -75,6 +75,22 @@ struct TaskListTests {
         try compare(name, extra: [], atLeast: atLeast)
     }
 
+    /// With the guest's System.map, module symbols merged into it are named by the kernel's
+    /// rule, the first in the module's own table: the lock owner's init frame is sysrq-t's
+    /// `test_lockup_init+0x…`, not its alias `init_module` (the whole-list comparison above
+    /// would pass it as a task that moved).
+    @Test(arguments: ["arm-why-a64-hung-lockup-oom", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom"])
+    func moduleInitNamedAsTheKernelNamesItWithTheMap(_ name: String) throws {
+        let c = Corpus.named(name)
+        let console = try c.consoleText()
+        let pid = try #require(console.firstMatch(of: /owner: insmod test_lockup.ko pid (\d+)/).flatMap { Int($0.1) })
+        let truth = try #require(Self.sysrqT(console)[pid]?.frames.first { $0.hasPrefix("test_lockup_init+") }, "\(name): sysrq-t shows no init frame for pid \(pid)")
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--task", "\(pid)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let mine = Self.ours("\n" + r.stdout).frames[pid] ?? []
+        #expect(mine.contains(truth), "\(name) pid \(pid): \(mine) has no \(truth)")
+    }
+
     /// ARM32: types from the -dbg vmlinux's DWARF (`Scripts/fetch-vmlinux.sh 6.1.0-50-armmp-lpae`).
     @Test(.enabled(if: armmpVmlinux != nil, "Debian's armmp-lpae -dbg vmlinux is not in the cache (Scripts/fetch-vmlinux.sh 6.1.0-50-armmp-lpae)"))
     func arm32TasksFromDWARF() throws {
