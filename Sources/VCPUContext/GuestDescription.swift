@@ -1,5 +1,5 @@
 /// The guest's instruction set and data width.
-public enum GuestArchitecture: String, Sendable, Codable {
+public enum GuestArchitecture: String, Sendable, Codable, CaseIterable {
     case x86_32, x86_64, arm32, aarch64
 
     /// Bytes in a guest word: stacks are walked at this width, never the tool's.
@@ -34,16 +34,7 @@ public struct GuestDescription: Sendable, Equatable, Codable {
         self.protectedMode = protectedMode; self.wordSize = wordSize; self.evidence = evidence
     }
 
-    public var summary: String {
-        switch architecture {
-        case .x86_64: return isPV ? "x86_64 PV guest" : "x86_64 HVM guest (64-bit mode)"
-        case .x86_32:
-            if isPV { return "x86_32 PV guest (PAE)" }
-            return protectedMode ? "32-bit HVM guest on 64-bit Xen" : "HVM guest in real mode (16-bit)"
-        case .arm32: return "ARM32 (AArch32) guest"
-        case .aarch64: return "AArch64 guest"
-        }
-    }
+    public var summary: String { architecture.descriptor.summary(isPV: isPV, protectedMode: protectedMode) }
 }
 
 /// What a source knows about its guest apart from the registers: for a core, its ELF and

@@ -1,23 +1,7 @@
 extension Translation {
     /// The translation regime a vCPU was using, from its own registers.
     public static func of(_ registers: RegisterFile, guest: GuestDescription) -> Translation {
-        switch registers {
-        case .x86_64(let r) where guest.isPV:
-            return .x86LongMode(root: r.ctrlreg[3])           // machine address of the L4
-        case .x86_32(let r):
-            return .x86PAE(root: r.cr3Frame << 12)           // compat CR3 names the PAE L3's machine frame
-        case .x86_64(let r):
-            let cr0 = r.ctrlreg[0], cr3 = r.ctrlreg[3], cr4 = r.ctrlreg[4]
-            if cr0 & 0x8000_0000 == 0 { return .identity }
-            if guest.architecture == .x86_64 { return .x86LongMode(root: cr3 & ~0xfff) }
-            if cr4 & 0x20 != 0 { return .x86PAE(root: cr3 & 0xffff_ffe0) }
-            return .x86TwoLevel(root: cr3 & 0xffff_f000, pse: cr4 & 0x10 != 0)
-        case .arm(let r):
-            if r.sctlr & 1 == 0 { return .identity }
-            if guest.architecture == .aarch64 { return .aarch64(AArch64Translation(tcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1)) }
-            if r.ttbcr & 0x8000_0000 != 0 { return .armLPAE(ArmLPAE(ttbcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1)) }
-            return .armShort(ArmShortDescriptor(ttbcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1))
-        }
+        guest.architecture.descriptor.translation(registers, isPV: guest.isPV)
     }
 }
 

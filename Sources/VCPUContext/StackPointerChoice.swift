@@ -123,12 +123,6 @@ extension StackPointerChoice {
 
     /// The choice for any vCPU of a guest.
     public static func choose(_ regs: RegisterFile, guest: GuestDescription) -> StackPointerChoice {
-        switch regs {
-        case .arm(let r): return arm(r)
-        case .x86_32(let r): return x86_32(r)
-        case .x86_64(let r):
-            if guest.architecture == .x86_64 { return x86_64(r, pv: guest.isPV) }
-            return x86HVM32(r, protectedMode: guest.protectedMode)
-        }
+        guest.architecture.descriptor.stackPointer(regs, isPV: guest.isPV, protectedMode: guest.protectedMode)
     }
 }

@@ -7,11 +7,11 @@ struct RegisterText {
     let allRegisters: Bool
     var hasSymbols: Bool { classifier.symbols != nil }
 
-    /// The block upstream prints for this register file (a 32-bit guest's x86_64 context in
-    /// its 32-bit shape).
+    /// The block upstream prints for this register file (a 32-bit guest's x86_64 context, an
+    /// HVM guest's, in its 32-bit shape).
     func block(_ registers: RegisterFile, architecture: GuestArchitecture) -> String {
         switch registers {
-        case .x86_64(let r): return architecture == .x86_64 ? x86_64(r) : x86_32on64(r)
+        case .x86_64(let r): return architecture.descriptor.wordSize == 8 ? x86_64(r) : x86_32on64(r)
         case .x86_32(let r): return x86_32(r)
         case .arm(let r): return arm(r)
         }

@@ -169,7 +169,7 @@ public struct Report: Sendable {
     /// kernel does (`xen_pvh`, a bool set when it booted through the PVH entry point).
     static func guestKind(guest: Guest, reader: KernelReader?, symbols: SystemMap?) -> (String, String?) {
         let d = guest.description
-        guard [.x86_64, .x86_32].contains(d.architecture), !d.isPV, d.protectedMode else { return (d.summary, nil) }
+        guard d.architecture.descriptor.mayBePVH, !d.isPV, d.protectedMode else { return (d.summary, nil) }
         guard let reader, let at = symbols?.address(of: "xen_pvh") else {
             return (d.summary, "HVM or PVH: the core does not say, and \(reader == nil ? "the guest's kernel was not read" : "the symbols name no xen_pvh") to tell")
         }

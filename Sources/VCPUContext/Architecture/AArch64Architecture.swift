@@ -52,4 +52,18 @@ public struct AArch64Architecture: ArchitectureDescriptor {
     public var signsReturnAddresses: Bool { true }
     public var returnAddressNeedsCallCheck: Bool { true }
     public var perCPUFromZero: Bool { false }
+    public var mayBePVH: Bool { false }
+
+    public func summary(isPV: Bool, protectedMode: Bool) -> String { "AArch64 guest" }
+
+    public func translation(_ registers: RegisterFile, isPV: Bool) -> Translation {
+        guard case .arm(let r) = registers, r.sctlr & 1 != 0 else { return .identity }    // SCTLR_EL1.M clear: MMU off
+        return .aarch64(AArch64Translation(tcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1))
+    }
+
+    /// Xen's own `show_guest_stack` rule: the execution state, then the mode or EL/SPSel.
+    public func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice {
+        guard case .arm(let r) = registers else { return foreignStackPointer(registers) }
+        return StackPointerChoice.arm(r)
+    }
 }

@@ -22,4 +22,19 @@ public struct ARM32Architecture: ArchitectureDescriptor {
     public var signsReturnAddresses: Bool { false }
     public var returnAddressNeedsCallCheck: Bool { true }
     public var perCPUFromZero: Bool { false }
+    public var mayBePVH: Bool { false }
+
+    public func summary(isPV: Bool, protectedMode: Bool) -> String { "ARM32 (AArch32) guest" }
+
+    public func translation(_ registers: RegisterFile, isPV: Bool) -> Translation {
+        guard case .arm(let r) = registers, r.sctlr & 1 != 0 else { return .identity }    // SCTLR.M clear: MMU off
+        if r.ttbcr & 0x8000_0000 != 0 { return .armLPAE(ArmLPAE(ttbcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1)) }   // TTBCR.EAE
+        return .armShort(ArmShortDescriptor(ttbcr: r.ttbcr, ttbr0: r.ttbr0, ttbr1: r.ttbr1))
+    }
+
+    /// Xen's own `show_guest_stack` rule: the execution state, then the mode or EL/SPSel.
+    public func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice {
+        guard case .arm(let r) = registers else { return foreignStackPointer(registers) }
+        return StackPointerChoice.arm(r)
+    }
 }

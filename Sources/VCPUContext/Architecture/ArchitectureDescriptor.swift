@@ -40,6 +40,26 @@ public protocol ArchitectureDescriptor: Sendable {
     /// Whether per-CPU variables are linked from 0 (x86_64's `__per_cpu_start`) rather than
     /// at their addresses in the image.
     var perCPUFromZero: Bool { get }
+    /// Whether an HVM guest may have booted through the PVH entry point (x86), which only
+    /// its kernel's `xen_pvh` tells.
+    var mayBePVH: Bool { get }
+    /// What kind of guest this is, in the words the header and --describe use.
+    func summary(isPV: Bool, protectedMode: Bool) -> String
+    /// The translation regime a vCPU was using, from its own registers.
+    func translation(_ registers: RegisterFile, isPV: Bool) -> Translation
+    /// Which register holds the vCPU's stack, and why (its mode, its privilege level).
+    func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice
+}
+
+/// GuestDescription decides the architecture and the context layout together, so a
+/// descriptor never meets another architecture's register file; if one did, it would get the
+/// file's own stack pointer rule and no translation, not a guess.
+func foreignStackPointer(_ registers: RegisterFile) -> StackPointerChoice {
+    switch registers {
+    case .arm(let r): StackPointerChoice.arm(r)
+    case .x86_32(let r): StackPointerChoice.x86_32(r)
+    case .x86_64(let r): StackPointerChoice.x86_64(r, pv: false)
+    }
 }
 
 extension GuestArchitecture {

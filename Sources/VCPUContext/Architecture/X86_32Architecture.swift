@@ -39,6 +39,35 @@ public struct X86_32Architecture: ArchitectureDescriptor {
     public var signsReturnAddresses: Bool { false }
     public var returnAddressNeedsCallCheck: Bool { false }
     public var perCPUFromZero: Bool { false }
+    public var mayBePVH: Bool { true }
+
+    public func summary(isPV: Bool, protectedMode: Bool) -> String {
+        if isPV { return "x86_32 PV guest (PAE)" }
+        return protectedMode ? "32-bit HVM guest on 64-bit Xen" : "HVM guest in real mode (16-bit)"
+    }
+
+    /// PV: the compat context's CR3; HVM: the host-sized context, by CR0.PG and CR4.PAE/PSE.
+    public func translation(_ registers: RegisterFile, isPV: Bool) -> Translation {
+        switch registers {
+        case .x86_32(let r):
+            return .x86PAE(root: r.cr3Frame << 12)           // compat CR3 names the PAE L3's machine frame
+        case .x86_64(let r):
+            let cr0 = r.ctrlreg[0], cr3 = r.ctrlreg[3], cr4 = r.ctrlreg[4]
+            if cr0 & 0x8000_0000 == 0 { return .identity }
+            if cr4 & 0x20 != 0 { return .x86PAE(root: cr3 & 0xffff_ffe0) }
+            return .x86TwoLevel(root: cr3 & 0xffff_f000, pse: cr4 & 0x10 != 0)
+        case .arm:
+            return .identity
+        }
+    }
+
+    public func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice {
+        switch registers {
+        case .x86_32(let r): StackPointerChoice.x86_32(r)
+        case .x86_64(let r): StackPointerChoice.x86HVM32(r, protectedMode: protectedMode)
+        case .arm: foreignStackPointer(registers)
+        }
+    }
 }
 
 /// PAGE_OFFSET of a 3G/1G split (as Debian builds): the image is at the start of lowmem,

@@ -27,4 +27,21 @@ public struct X86_64Architecture: ArchitectureDescriptor {
     public var signsReturnAddresses: Bool { false }
     public var returnAddressNeedsCallCheck: Bool { false }
     public var perCPUFromZero: Bool { true }
+    public var mayBePVH: Bool { true }
+
+    public func summary(isPV: Bool, protectedMode: Bool) -> String {
+        isPV ? "x86_64 PV guest" : "x86_64 HVM guest (64-bit mode)"
+    }
+
+    public func translation(_ registers: RegisterFile, isPV: Bool) -> Translation {
+        guard case .x86_64(let r) = registers else { return .identity }
+        if isPV { return .x86LongMode(root: r.ctrlreg[3]) }         // machine address of the L4
+        if r.ctrlreg[0] & 0x8000_0000 == 0 { return .identity }      // CR0.PG clear
+        return .x86LongMode(root: r.ctrlreg[3] & ~0xfff)
+    }
+
+    public func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice {
+        guard case .x86_64(let r) = registers else { return foreignStackPointer(registers) }
+        return StackPointerChoice.x86_64(r, pv: isPV)
+    }
 }
