@@ -227,6 +227,9 @@ extension BTF: KernelTypes {
 }
 
 extension BTF {
+    /// The symbols `locate` bounds its search by, when the symbol table has them.
+    public static let boundSymbols: Set<String> = ["__start_BTF", "__stop_BTF", "_etext", "_sinittext", "__init_begin", "_sdata", "_end"]
+
     /// The kernel's BTF in guest memory: between `__start_BTF` and `__stop_BTF` when the
     /// symbols name them, else found in the kernel image by its header (magic, version 1,
     /// 24-byte header) with sections that fit. BTF is read-only data, after the kernel's
@@ -243,7 +246,12 @@ extension BTF {
         // cheap checks below still costs at most this much before the search gives up.
         var parsed = 0
         var candidates = 0
-        let (found, _) = reader.firstInKernelImage(guest: guest, from: symbols["_etext"]) { va, page -> (BTF, UInt64)? in
+        // .BTF is read-only data: above the text, below the init sections (`_sinittext` is
+        // in every kallsyms), .data and the image's end, on every architecture's layout.
+        // Stopping there spares a kernel without BTF a search through all the RAM after its
+        // image (the rest of 64 MiB of lowmem on 32-bit guests).
+        let end = ["_sinittext", "__init_begin", "_sdata", "_end"].compactMap { symbols[$0] }.filter { $0 > (symbols["_etext"] ?? 0) }.min()
+        let (found, _) = reader.firstInKernelImage(guest: guest, from: symbols["_etext"], to: end) { va, page -> (BTF, UInt64)? in
             var from = 0
             while let o = find(header, in: page, from: from) {
                 from = o + 1

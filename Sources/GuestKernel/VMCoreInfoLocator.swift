@@ -166,14 +166,16 @@ extension KernelReader {
     /// The first result `match` gives on the kernel image's mapped pages, searched upwards
     /// window by window (.text first, then .rodata, .data and .bss), visiting at most
     /// `VMCoreInfoLocator.maxPages` pages in all; with the window's name and the pages visited.
-    /// With `from`, what lies below it is skipped (what is sought is known to be above it).
-    func firstInKernelImage<T>(guest: Guest, from: UInt64? = nil, _ match: (_ va: UInt64, _ page: UnsafeRawBufferPointer) -> T?) -> (found: (T, window: String)?, pages: Int) {
+    /// With `from`, what lies below it is skipped (what is sought is known to be above it);
+    /// with `to`, what lies at or above it (what is sought is known to end below it).
+    func firstInKernelImage<T>(guest: Guest, from: UInt64? = nil, to: UInt64? = nil, _ match: (_ va: UInt64, _ page: UnsafeRawBufferPointer) -> T?) -> (found: (T, window: String)?, pages: Int) {
         var pages = 0
         for window in VMCoreInfoLocator.windows(guest: guest) {
             let start = max(window.start, (from ?? 0) & ~0xfff)
-            guard start < window.end else { continue }
+            let end = min(window.end, to ?? window.end)
+            guard start < end else { continue }
             var result: T? = nil
-            forEachMappedPage(from: start, to: window.end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
+            forEachMappedPage(from: start, to: end, descending: false, maxPages: VMCoreInfoLocator.maxPages - pages) { va, page in
                 pages += 1
                 result = match(va, page)
                 return result == nil

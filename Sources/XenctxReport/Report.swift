@@ -91,7 +91,7 @@ public struct Report: Sendable {
         // Types (for tasks) come from the guest's BTF (x86_64 and arm64 kernels have it);
         // with them, the loaded modules, whose symbols and text join the image's.
         if let reader {
-            let bounds = imageSymbols?.addresses(of: ["__start_BTF", "__stop_BTF", "_etext", "modules"]) ?? [:]
+            let bounds = imageSymbols?.addresses(of: BTF.boundSymbols.union(["modules"])) ?? [:]
             let located = Result { () throws(KernelDataError) in try BTF.locate(guest: guest, reader: reader, symbols: bounds) }
             // The guest's own BTF first; else the DWARF of a --vmlinux that fits the guest.
             switch (located, options.kernelTypes) {

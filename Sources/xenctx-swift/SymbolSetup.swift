@@ -131,7 +131,7 @@ extension XenctxCommand {
     /// server sends is checked as a given --vmlinux is (a Linux kernel of that build id).
     func debuginfodVmlinux(guest: Guest, kernel: GuestKernel, symbols: SystemMap?) -> Fetched? {
         guard Debuginfod.urls(getenv("DEBUGINFOD_URLS").map { String(cString: $0) }) != nil, let reader = KernelReader(guest: guest) else { return nil }
-        let bounds = symbols?.addresses(of: ["__start_BTF", "__stop_BTF", "_etext"]) ?? [:]
+        let bounds = symbols?.addresses(of: BTF.boundSymbols) ?? [:]
         guard (try? BTF.locate(guest: guest, reader: reader, symbols: bounds)) == nil else { return nil }
         guard case .success(let located) = kernel.vmcoreinfo, let buildID = located.info.buildID else {
             return .failed("the guest's VMCOREINFO names no build id to ask for")

@@ -23,6 +23,16 @@ public struct X86_32Architecture: ArchitectureDescriptor {
                                                 name: "the 128 MiB from 32 MiB below vcpu\(v.id)'s kernel EIP"))
                 break
             }
+            // Moved less (6.1's 686 ran 32 MiB up): the image is still in the first 64 MiB,
+            // but searching them from PAGE_OFFSET reads all the RAM below it first. What is
+            // sought (.rodata's kallsyms and BTF, .data, .bss) lies above the text, so start
+            // at the EIP's 2 MiB; the whole first 64 MiB remain the fallback.
+            if eip >= lowmemWindow.start + (2 << 20), eip < lowmemWindow.end {
+                let start = eip & ~UInt64((2 << 20) - 1)
+                result.append(KernelImageWindow(start: start, end: start + (64 << 20), descending: false,
+                                                name: "the 64 MiB from vcpu\(v.id)'s kernel EIP's 2 MiB"))
+                break
+            }
         }
         return result + [lowmemWindow]
     }
