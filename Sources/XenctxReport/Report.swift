@@ -52,118 +52,37 @@ struct UnwindTables: Sendable {
 public struct Report: Sendable {
     public let guest: Guest
     public let options: ReportOptions
-    public let classifier: KernelAddressClassifier
-    /// Whether the symbol table fits the guest, and its KASLR offset (nil without -s).
-    public let kernelOffset: KernelOffset?
-    /// The kernel's own unwind tables, located once through the symbol table.
-    let unwindTables: UnwindTables
-    /// task_struct's layout from the guest's BTF (nil when not looked for).
-    let taskLayout: Result<TaskLayout, KernelDataError>?
-    /// Where the sleeping locks keep their waiters and owner, from the same types.
-    let lockLayout: LockLayout?
-    /// The kernel's types (BTF, else a fitting vmlinux's DWARF), when they were found.
-    let kernelTypes: (any KernelTypes)?
-    /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
-    public let modules: ModuleList?
-    /// Why there is no module list, when there is none.
-    let modulesMissing: String?
-    /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
-    let currentTasks: [Int: Result<CurrentTask, KernelDataError>]
-    /// The guest's kind as the core and, for x86 HVM and PVH (alike in a core), the
-    /// kernel's own `xen_pvh` say; with the evidence for the latter.
-    public let guestSummary: String
-    let guestKindEvidence: String?
+    /// The kernel facts the views share, worked out on first use.
+    let facts: Lazy<KernelFacts>
 
     public init(guest: Guest, options: ReportOptions) {
         self.guest = guest
         self.options = options
-        let arch = guest.description.architecture
-        // Resolved symbols are already at the guest's addresses; a bare map is checked here.
-        let resolved = options.kernelOffset != nil
-        let offset = options.kernelOffset ?? options.symbols.map { KernelOffset.detect(map: $0, guest: guest) }
-        kernelOffset = offset
-        let imageSymbols = resolved ? options.symbols : options.symbols.map { $0.shifted(by: offset?.offset ?? 0) }
-        var symbols = imageSymbols
-        var types: Result<any KernelTypes, KernelDataError>? = nil
-        var moduleList: ModuleList? = nil
-        var modulesMissing: String? = "no kernel types were looked for"
-        let reader = options.kernel != nil && (!options.upstreamExact || options.tasks != nil) ? KernelReader(guest: guest) : nil
-        // Types (for tasks) come from the guest's BTF (x86_64 and arm64 kernels have it);
-        // with them, the loaded modules, whose symbols and text join the image's.
-        if let reader {
-            let bounds = imageSymbols?.addresses(of: BTF.boundSymbols.union(["modules"])) ?? [:]
-            let located = Result { () throws(KernelDataError) in try BTF.locate(guest: guest, reader: reader, symbols: bounds) }
-            // The guest's own BTF first; else the DWARF of a --vmlinux that fits the guest.
-            switch (located, options.kernelTypes) {
-            case (.failure(let noBTF), let dwarf?):
-                types = .success(dwarf)
-                taskLayout = Result { () throws(KernelDataError) in
-                    try TaskLayout(types: dwarf, architecture: arch, how: "the vmlinux (the guest has no BTF: \(noBTF.reason))")
-                }
-            default:
-                types = located.map { $0.btf as any KernelTypes }
-                taskLayout = located.flatMap { found in
-                    Result { () throws(KernelDataError) in
-                        try TaskLayout(types: found.btf, architecture: arch, how: "BTF at \(hex(found.address)), found \(found.how) (\(found.btf.typeCount) types)")
-                    }
-                }
-            }
-            lockLayout = (try? types?.get()).map { LockLayout(types: $0) }
-            kernelTypes = try? types?.get()
-            switch (types, bounds["modules"]) {
-            case (.success(let kernelTypes)?, let head?):
-                do {
-                    let layout = try ModuleLayout(types: kernelTypes)
-                    let list = ModuleList.walk(reader: reader, layout: layout, head: head)
-                    moduleList = list
-                    modulesMissing = nil
-                    symbols = symbols?.merging(list.modules.flatMap { m in m.symbols.map { SystemMap.Symbol(address: $0.address, name: $0.name, module: m.name) } })
-                } catch {
-                    modulesMissing = error.description
-                }
-            case (.success?, nil):
-                modulesMissing = "the symbols do not name the `modules` list head (kallsyms without data symbols, as on Debian's arm64, does not: give -s System.map)"
-            case (.failure(let e)?, _):
-                modulesMissing = "no kernel types: \(e)"
-            case (nil, _):
-                break
-            }
-        } else {
-            taskLayout = nil
-            lockLayout = nil
-            kernelTypes = nil
-        }
-        modules = moduleList
-        self.modulesMissing = modulesMissing
-        var classifier = KernelAddressClassifier(
-            symbols: symbols,
-            kernelStart: options.kernelStart ?? guest.defaultKernelStart,
-            kernelStartSet: options.kernelStart != nil,
-            defaultEnd: KernelStart.defaultEnd(for: arch),
-            textOnlyFromSymbols: arch.descriptor.textOnlyFromSymbols)
-        classifier.moduleText = moduleList?.modules.flatMap(\.code) ?? []
-        self.classifier = classifier
-        let needsTables = [.auto, .exidx, .orc].contains(options.unwind) || options.tasks != nil
-        var tables = UnwindTables(symbols: imageSymbols, architecture: arch, guest: needsTables ? guest : nil)
-        if let orc = tables.orc, let memory = KernelReader(guest: guest)?.memory {
-            tables.orc = orc.detectingFormat(memory: memory)
-        }
-        // Modules are built by the same objtool as the kernel: their entries read the same way.
-        let format = tables.orc?.format, unformatted = tables.orc?.unformatted
-        // One table per module, for its core text and, while it loads, its init text.
-        tables.moduleORC = moduleList?.modules.flatMap { m -> [(Range<UInt64>, ORCUnwinder.Tables)] in
-            guard let o = m.orc else { return [] }
-            let t = ORCUnwinder.Tables(ipTable: o.ip, stopIPTable: o.ip &+ UInt64(o.count) * 4, entries: o.entries, format: format, unformatted: unformatted)
-            return m.code.map { ($0, t) }
-        } ?? []
-        unwindTables = tables
-        (guestSummary, guestKindEvidence) = Self.guestKind(guest: guest, reader: reader, symbols: imageSymbols)
-        if let reader, let layout = taskLayout {
-            currentTasks = (try? layout.get()).map { CurrentTask.all(guest: guest, reader: reader, layout: $0, symbols: imageSymbols, absolute: options.absoluteSymbols) } ?? [:]
-        } else {
-            currentTasks = [:]
-        }
+        facts = Lazy { KernelFacts(guest: guest, options: options) }
     }
+
+    /// Borrowed, not copied: views ask for it once per stack word.
+    public var classifier: KernelAddressClassifier { _read { yield facts.value.classifier } }
+    /// Whether the symbol table fits the guest, and its KASLR offset (nil without -s).
+    public var kernelOffset: KernelOffset? { _read { yield facts.value.kernelOffset } }
+    /// The kernel's own unwind tables, located once through the symbol table.
+    var unwindTables: UnwindTables { _read { yield facts.value.unwindTables } }
+    /// task_struct's layout from the guest's BTF (nil when not looked for).
+    var taskLayout: Result<TaskLayout, KernelDataError>? { _read { yield facts.value.taskLayout } }
+    /// Where the sleeping locks keep their waiters and owner, from the same types.
+    var lockLayout: LockLayout? { _read { yield facts.value.lockLayout } }
+    /// The kernel's types (BTF, else a fitting vmlinux's DWARF), when they were found.
+    var kernelTypes: (any KernelTypes)? { _read { yield facts.value.kernelTypes } }
+    /// The loaded modules (nil when not looked for: no types or no `modules` symbol).
+    public var modules: ModuleList? { _read { yield facts.value.modules } }
+    /// Why there is no module list, when there is none.
+    var modulesMissing: String? { _read { yield facts.value.modulesMissing } }
+    /// Each vCPU's current task (by vCPU id), found once for the blocks and --describe.
+    var currentTasks: [Int: Result<CurrentTask, KernelDataError>] { _read { yield facts.value.currentTasks } }
+    /// The guest's kind as the core and, for x86 HVM and PVH (alike in a core), the
+    /// kernel's own `xen_pvh` say; with the evidence for the latter.
+    public var guestSummary: String { _read { yield facts.value.guestSummary } }
+    var guestKindEvidence: String? { _read { yield facts.value.guestKindEvidence } }
 
     /// An x86 guest in an HVM container is HVM or PVH: Xen's core does not say which, the
     /// kernel does (`xen_pvh`, a bool set when it booted through the PVH entry point).

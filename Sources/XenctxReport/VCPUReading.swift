@@ -18,11 +18,15 @@ struct VCPUMemoryView {
     let fp: UInt64
     let isARM: Bool
     var options: ReportOptions { report.options }
-    var classifier: KernelAddressClassifier { report.classifier }
+    /// The report's, taken once: a stack view asks for it per word, and each ask of the
+    /// report's lazy facts is an atomic load. Nil for -m, which names nothing.
+    let symbols: KernelAddressClassifier?
+    var classifier: KernelAddressClassifier { _read { if let symbols { yield symbols } else { yield report.classifier } } }
 
-    init(report: Report, vcpu: VCPU, stackPointer choice: StackPointerChoice) {
+    init(report: Report, vcpu: VCPU, stackPointer choice: StackPointerChoice, mode: Report.Mode? = nil) {
         self.report = report
         self.vcpu = vcpu
+        symbols = mode == .memory ? nil : report.classifier
         let guest = report.guest
         memory = GuestMemory(guest: guest, vcpu: vcpu)
         width = guest.description.wordSize
@@ -483,9 +487,10 @@ extension Report {
     /// One vCPU's block, read once: what every printer of it shows.
     func analyseVCPU(_ v: VCPU, mode: Mode) -> VCPUAnalysis {
         let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
-        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice)
+        let view = VCPUMemoryView(report: self, vcpu: v, stackPointer: choice, mode: mode)
         var task: CurrentTask? = nil
-        if case .success(let t)? = currentTasks[v.id] { task = t }
+        // Only the context names the task (-m and -d need no kernel facts).
+        if mode == .context, case .success(let t)? = currentTasks[v.id] { task = t }
         let named = mode == .context ? namedRegisters(v) : []
         return VCPUAnalysis(vcpu: v, stackPointer: choice, namedRegisters: named, task: task, memory: view.analyse(mode))
     }
