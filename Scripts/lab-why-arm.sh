@@ -19,20 +19,72 @@
 # run in its cache (ARM_LAB_CACHE, as lab-tasks-arm.sh does); the QEMU run and its results go to
 # ~/.cache/xenlab/arm-why (CACHE, results/files).
 #
+# Debian 13's 6.12 (KSUITE=trixie): the guest's kernel, linux-image-$KBASE-arm64, comes from trixie
+# (and trixie-security) through a private apt configuration under $KCACHE/apt, as in
+# Scripts/lab-tasks-arm.sh (the host's apt sources are not touched); KBASE defaults to the newest
+# 6.12.*+deb13* with an arm64 -dbg package. Xen 4.17, dom0 (6.1.0-50-arm64), its tools and the
+# guest's busybox stay bookworm's; the kernel and its map are laid over the lab disk's inputs. The
+# map is corpus/maps' (taken from the -dbg package) when corpus/maps has it and $KCACHE/debs has no
+# -dbg package, else the -dbg package's (downloaded, about 1 GB). The modules are built from
+# trixie's linux-source-6.12 against linux-headers-$GK64 (arm64), its -common headers and the
+# linux-kbuild they depend on, all of the kernel's Debian version. trixie's kbuild needs glibc 2.38,
+# which bookworm lacks, so they are built in a minimal trixie chroot, $WHY_CACHE/why/trixie-root
+# (debootstrap --variant=minbase with make and gcc-14-aarch64-linux-gnu, the cross compiler that
+# the headers' .kernelvariables name and Debian built the kernel with; made once and cached: delete
+# it to make it again), into which the header and kbuild packages are unpacked with dpkg -x.
+# Two guest changes on 6.12, as Scripts/lab-why.sh makes on x86: kernel.hung_task_warnings=3 (one
+# report per waiter), and the spin is timed first and then lasts round(11 s / that), so that the
+# watchdog reports it once. The timing spin has preemption off too (time_secs=1, while
+# watchdog_thresh is still 10: no report): on arm64 under the emulation a preemptible mdelay(1000)
+# took 12.6 s, a non-preemptible one 3.5 s (first run, 2026-12-06: time_secs=1, no report).
+# Results go to ~/.cache/xenlab/arm-why-trixie (results/files).
+#
 # usage: Scripts/lab-why-arm.sh     env: ARM_LAB_CACHE (default ~/.cache/xenlab/arm), XENLAB
-#        (default ../shared/xenlab), WHY_CACHE (default ~/.cache/xenlab/arm-why), QEMU_TIMEOUT,
-#        PREPARE_ONLY=1 (stop before QEMU)
+#        (default ../shared/xenlab), WHY_CACHE (default ~/.cache/xenlab/arm-why, with KSUITE
+#        ~/.cache/xenlab/arm-why-$KSUITE), QEMU_TIMEOUT, PREPARE_ONLY=1 (stop before QEMU),
+#        KSUITE (trixie), KBASE, GK64 (default $KBASE-arm64), KCACHE (default
+#        ~/.cache/xenlab/arm-$KSUITE, shared with lab-tasks-arm.sh)
+# e.g.:  KSUITE=trixie Scripts/lab-why-arm.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 xenlab=${XENLAB:-$here/../shared/xenlab}
 export CACHE=${ARM_LAB_CACHE:-$HOME/.cache/xenlab/arm}
-whycache=${WHY_CACHE:-$HOME/.cache/xenlab/arm-why}
+case ${KSUITE:-} in
+  '') ;;
+  trixie) kre='6\.12\.[0-9]+\+deb13(\.[0-9]+)?' ;;
+  *) echo "KSUITE: trixie, not $KSUITE" >&2; exit 2 ;;
+esac
+whycache=${WHY_CACHE:-$HOME/.cache/xenlab/arm-why${KSUITE:+-$KSUITE}}
 why=$whycache/why
 work=$HOME/.cache/xenlab/xenctx-swift-why-arm
 [ -x "$xenlab/arm/build.sh" ] || { echo "no lab at $xenlab/arm" >&2; exit 2; }
 kabi=$(sed -n 's/^KABI=//p' "$xenlab/arm/build.sh")
 K64=$kabi-arm64
-echo "guest kernel $K64"
+if [ -n "${KSUITE:-}" ]; then
+  # the guest kernel from another Debian suite, through a private apt configuration (as
+  # lab-tasks-arm.sh; amd64 too, for the kbuild package that the headers depend on)
+  kc=${KCACHE:-$HOME/.cache/xenlab/arm-$KSUITE}
+  mkdir -p "$kc/apt/lists/partial" "$kc/apt/cache/archives/partial" "$kc/debs"
+  printf '%s\n' "deb [arch=arm64,armhf,amd64] http://deb.debian.org/debian $KSUITE main" \
+    "deb [arch=arm64,armhf,amd64] http://deb.debian.org/debian-security $KSUITE-security main" > "$kc/apt/sources.list"
+  kapt() { # kapt apt-get|apt-cache ARGS...: apt with only $KSUITE's sources and its own lists/cache
+    local c=$1; shift
+    "$c" -o Dir::Etc::SourceList="$kc/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+      -o Dir::Etc::PreferencesParts=/dev/null -o Dir::State::Lists="$kc/apt/lists" \
+      -o Dir::Cache="$kc/apt/cache" -o APT::Architectures::=arm64 -o APT::Architectures::=armhf \
+      -o APT::Architectures::=amd64 "$@"
+  }
+  kapt apt-get -q update
+  if [ -z "${KBASE:-}" ]; then
+    KBASE=$(kapt apt-cache search --names-only "^linux-image-$kre-arm64-dbg\$" | awk '{print $1}' \
+            | sed 's/^linux-image-//; s/-arm64-dbg$//' | sort -V | tail -1)
+    [ -n "$KBASE" ] || { echo "no arm64 -dbg kernel in $KSUITE" >&2; exit 1; }
+  fi
+  GK64=${GK64:-$KBASE-arm64}
+  echo "guest kernel $GK64 (from $KSUITE; dom0 stays $K64)"
+else
+  echo "guest kernel $K64"
+fi
 rm -rf "$work"; mkdir -p "$work"
 cp -r "$xenlab/arm" "$xenlab/arm-fullcore" "$work/"
 chmod -R u+w "$work"
@@ -41,11 +93,15 @@ for a in arm64 armhf; do dpkg --print-foreign-architectures | grep -x $a >/dev/n
 # the ARM lab's packages and extracted trees (cached phases are skipped)
 bash "$work/arm/build.sh" deps download extract sysmap
 
-# ---- test_lockup.ko and test_lockup_soft.ko for $K64 ----
+# ---- test_lockup.ko and test_lockup_soft.ko for $K64 (KSUITE: $GK64) ----
 need=""
-for p in make gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu xz-utils; do dpkg -s $p >/dev/null 2>&1 || need="$need $p"; done
+hostpkgs="make gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu xz-utils"; [ -z "${KSUITE:-}" ] || hostpkgs="debootstrap xz-utils kmod"
+# ipxe-qemu: QEMU's virt machine loads efi-virtio.rom for its default NIC (the lab installs
+# qemu-system-arm without recommends; without it QEMU stops at once)
+for p in $hostpkgs ipxe-qemu; do dpkg -s $p >/dev/null 2>&1 || need="$need $p"; done
 if [ -n "$need" ]; then apt-get update -q || true; apt-get -o DPkg::Lock::Timeout=600 install -y $need; fi
 mkdir -p "$why/debs"
+if [ -z "${KSUITE:-}" ]; then
 kpkgver=$(dpkg-deb -f "$(ls "$CACHE"/debs/linux-image-"$K64"_*_arm64.deb | head -1)" Version)
 kmm=$(echo "$kpkgver" | cut -d. -f1-2)
 echo "linux-image-$K64 $kpkgver"
@@ -80,7 +136,88 @@ cp "$src" "$m/test_lockup.c"; cp "$src" "$m/test_lockup_soft.c"
 echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$m/Kbuild"
 make -s -C "$hdr" M="$m" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules
 for k in test_lockup test_lockup_soft; do aarch64-linux-gnu-strip --strip-debug -o "$why/$k.ko" "$m/$k.ko"; done
+else
+# KSUITE: the kernel, its map, the headers, kbuild and source from $KSUITE; a $KSUITE chroot builds
+kin=$why/in; rm -rf "$kin" "$why/maps"; mkdir -p "$kin" "$why/maps"
+cmap=$here/corpus/maps/$GK64.System.map.xz
+( cd "$kc/debs"
+  kp="linux-image-$GK64"
+  ls linux-image-"$GK64"-dbg_*_arm64.deb >/dev/null 2>&1 || [ -s "$cmap" ] || kp="$kp linux-image-$GK64-dbg"
+  for p in $kp; do ls ${p}_*_arm64.deb >/dev/null 2>&1 || kapt apt-get -q download "$p:arm64"; done )
+kdeb=$(ls "$kc"/debs/linux-image-"$GK64"_*_arm64.deb | head -1)
+kpkgver=$(dpkg-deb -f "$kdeb" Version)
+kmm=$(echo "$kpkgver" | cut -d. -f1-2)
+echo "linux-image-$GK64 $kpkgver"
+dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "./boot/vmlinuz-$GK64" > "$kin/Image-arm64"
+file "$kin/Image-arm64"
+dbg=$(ls "$kc"/debs/linux-image-"$GK64"-dbg_*_arm64.deb 2>/dev/null | head -1 || true)
+if [ -n "$dbg" ]; then
+  d=$kc/dbg/usr/lib/debug/boot
+  if [ ! -f "$kc/dbg/.done-$GK64" ]; then
+    echo "extracting System.map/vmlinux-$GK64 from its -dbg package (slow)"
+    mkdir -p "$kc/dbg"
+    dpkg-deb --fsys-tarfile "$dbg" | tar -x -C "$kc/dbg" "./usr/lib/debug/boot/vmlinux-$GK64" "./usr/lib/debug/boot/System.map-$GK64"
+    touch "$kc/dbg/.done-$GK64"
+  fi
+  cp "$d/System.map-$GK64" "$why/maps/System.map-$GK64"
+  echo "System.map: $dbg"
+else
+  xz -dc "$cmap" > "$why/maps/System.map-$GK64"
+  echo "System.map: $cmap (no -dbg package cached)"
+fi
+cp "$why/maps/System.map-$GK64" "$kin/System.map-arm64"
+printf '%s\n' "KSUITE=$KSUITE" "GK64=$GK64" "linux-image-$GK64=$kpkgver" > "$kin/guest-kernels.txt"
+( cd "$why/debs"
+  for p in "linux-headers-$GK64:arm64" "linux-headers-$KBASE-common:all"; do
+    n=${p%%:*}; ls "${n}_${kpkgver}"_*.deb >/dev/null 2>&1 || kapt apt-get -q download "$p=$kpkgver"
+  done
+  # the kbuild package that the headers depend on (linux-kbuild-6.12.118+deb13), for the build host
+  kbp=$(dpkg-deb -f "$(ls linux-headers-"$GK64"_"$kpkgver"_arm64.deb)" Depends | grep -o 'linux-kbuild-[^ ,]*' | head -1)
+  echo "$kbp" > kbuild-package
+  ls "${kbp}_${kpkgver}"_amd64.deb >/dev/null 2>&1 || kapt apt-get -q download "$kbp:amd64=$kpkgver" )
+kbp=$(cat "$why/debs/kbuild-package")
+src=$why/test_lockup-$kpkgver.c
+if [ ! -s "$src" ]; then
+  ( cd "$why/debs"; kapt apt-get -q download "linux-source-$kmm:all=$kpkgver" )
+  sdeb=$(ls "$why"/debs/linux-source-"${kmm}"_*.deb | head -1)
+  rm -rf "$why/srcx"; mkdir -p "$why/srcx"
+  dpkg-deb --fsys-tarfile "$sdeb" | tar -x -C "$why/srcx" "./usr/src/linux-source-$kmm.tar.xz"
+  tar -xJf "$why/srcx/usr/src/linux-source-$kmm.tar.xz" -C "$why/srcx" \
+    "linux-source-$kmm/lib/test_lockup.c" "linux-source-$kmm/Makefile"
+  head -5 "$why/srcx/linux-source-$kmm/Makefile"
+  cp "$why/srcx/linux-source-$kmm/lib/test_lockup.c" "$src"
+  rm -rf "$why/srcx" "$sdeb"
+fi
+tr=$why/$KSUITE-root
+if [ ! -e "$tr/.done" ]; then
+  rm -rf "$tr"; mkdir -p "$tr"
+  debootstrap --variant=minbase \
+    --include=gcc-14-aarch64-linux-gnu,binutils-aarch64-linux-gnu,make,libelf1t64,libssl3t64,zlib1g,pahole,kmod,xz-utils \
+    "$KSUITE" "$tr" http://deb.debian.org/debian
+  touch "$tr/.done"
+fi
+for d in "$why"/debs/linux-headers-"$GK64"_"$kpkgver"_arm64.deb "$why"/debs/linux-headers-"$KBASE"-common_"$kpkgver"_all.deb \
+         "$why"/debs/"$kbp"_"$kpkgver"_amd64.deb; do
+  dpkg -x "$d" "$tr"
+done
+chroot "$tr" dpkg-query -W gcc-14-aarch64-linux-gnu binutils-aarch64-linux-gnu make | tee "$why/chroot-packages.txt"
+# the headers' .kernelvariables set ARCH=arm64, CROSS_COMPILE=aarch64-linux-gnu- and
+# CC=aarch64-linux-gnu-gcc-14: the compiler of the kernel's CONFIG_CC_VERSION_TEXT
+grep -h '^CONFIG_CC_VERSION_TEXT=' "$tr/usr/src/linux-headers-$GK64/.config"
+chroot "$tr" aarch64-linux-gnu-gcc-14 --version | head -1
+m=/mod-$GK64
+rm -rf "$tr$m"; mkdir -p "$tr$m"
+cp "$src" "$tr$m/test_lockup.c"; cp "$src" "$tr$m/test_lockup_soft.c"
+echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$tr$m/Kbuild"
+chroot "$tr" make -s -C "/usr/src/linux-headers-$GK64" M="$m" modules
+for k in test_lockup test_lockup_soft; do
+  chroot "$tr" aarch64-linux-gnu-strip --strip-debug -o "$m/$k.stripped.ko" "$m/$k.ko"
+  cp "$tr$m/$k.stripped.ko" "$why/$k.ko"
+done
+K64=$GK64
+fi
 modinfo -F vermagic "$why/test_lockup.ko" | grep -q "^$K64 " || { echo "lab-why-arm: test_lockup.ko is not for $K64" >&2; exit 1; }
+[ -z "${KSUITE:-}" ] || modinfo -F vermagic "$why/test_lockup.ko"
 file "$why/test_lockup.ko"
 sha256sum "$src" "$why"/test_lockup*.ko | tee "$why/modules.sha256"
 cp "$why/test_lockup.ko" "$why/test_lockup_soft.ko" "$why/modules.sha256" "$work/arm/"
@@ -191,13 +328,70 @@ s = s.replace(old, open(sys.argv[2]).read())
 open(p, "w").write(s)
 PY
 g=$work/arm/guest-init.sh
-grep -nE 'why [123]:|LABGUEST (ps|sysrq-[mwt]|crashing)' "$g"
+if [ -n "${KSUITE:-}" ]; then
+  # 6.12, as Scripts/lab-why.sh on x86: one hung-task report per waiter (6.12 reported each waiter
+  # twice, 5 s apart, before the guest had seen all three), and the spin timed in the guest first
+  # (mdelay(8000) with preemption off took 30-54 s on x86 6.12 under the emulation)
+  cat > "$work/why612-old1.snippet" <<'SNIP'
+    echo 5 > /proc/sys/kernel/hung_task_timeout_secs
+    echo "LABGUEST why: hung_task_timeout_secs=5"
+SNIP
+  cat > "$work/why612-new1.snippet" <<'SNIP'
+    echo 3 > /proc/sys/kernel/hung_task_warnings
+    echo 5 > /proc/sys/kernel/hung_task_timeout_secs
+    echo "LABGUEST why: hung_task_warnings=3, hung_task_timeout_secs=5"
+SNIP
+  cat > "$work/why612-old2.snippet" <<'SNIP'
+    echo 3 > /proc/sys/kernel/watchdog_thresh
+    labcpu=0; [ "$(nproc)" -gt 1 ] && labcpu=1
+    taskset $((1 << labcpu)) insmod /test_lockup_soft.ko.xz time_secs=8 disable_preempt=1 &
+    labsoft=$!
+    echo "LABGUEST why: insmod test_lockup_soft.ko.xz time_secs=8 disable_preempt=1 pid $labsoft on cpu $labcpu, watchdog_thresh=3"
+SNIP
+  cat > "$work/why612-new2.snippet" <<'SNIP'
+    labcpu=0; [ "$(nproc)" -gt 1 ] && labcpu=1
+    # how long mdelay(1000) with preemption off takes on that vCPU (watchdog_thresh still 10: no
+    # report), from the module's own "Finish on CPU1 in N ns"; then as many seconds as make the
+    # spin last about 11 s
+    labsecs=8
+    taskset $((1 << labcpu)) insmod /test_lockup_soft.ko.xz time_secs=1 disable_preempt=1
+    labns=$(dmesg | sed -n 's/.*test_lockup_soft: Finish on CPU[0-9]* in \([0-9]*\) ns.*/\1/p' | tail -1)
+    [ -n "$labns" ] && [ "$labns" -gt 0 ] && labsecs=$(( (11000000000 + labns / 2) / labns ))
+    [ "$labsecs" -ge 1 ] || labsecs=1
+    echo "LABGUEST why: calibration: mdelay of 1 s took ${labns:-?} ns: time_secs=$labsecs"
+    echo 3 > /proc/sys/kernel/watchdog_thresh
+    taskset $((1 << labcpu)) insmod /test_lockup_soft.ko.xz time_secs=$labsecs disable_preempt=1 &
+    labsoft=$!
+    echo "LABGUEST why: insmod test_lockup_soft.ko.xz time_secs=$labsecs disable_preempt=1 pid $labsoft on cpu $labcpu, watchdog_thresh=3"
+SNIP
+  python3 - "$g" "$work"/why612-old1.snippet "$work"/why612-new1.snippet "$work"/why612-old2.snippet "$work"/why612-new2.snippet <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+for o, n in ((2, 3), (4, 5)):
+    old = open(sys.argv[o]).read()
+    assert s.count(old) == 1, "guest-init.sh changed: patch it by hand"
+    s = s.replace(old, open(sys.argv[n]).read())
+open(p, "w").write(s)
+PY
+fi
+grep -nE 'why [123]:|calibration:|LABGUEST (ps|sysrq-[mwt]|crashing)' "$g"
 sh -n "$g"
 
 # the ARM lab's inputs (initramfs with the modules, lab disk), then QEMU with the complete-core writer
 bash "$work/arm/build.sh" initramfs disk
 export LAB_GUESTS=${LAB_GUESTS:-"a64-crash"}
 export CACHE=$whycache
+if [ -n "${KSUITE:-}" ]; then
+  # the full-core run lays $kin (the kernel, its map) over the lab disk's inputs and keeps the map
+  # with the results (lab-tasks-arm.sh's patch)
+  f=$work/arm-fullcore/run-fullcore-lab.sh
+  sed -i -e 's#^\(D=$B/disk; rm -rf "$D"; mkdir -p "$D/out"; cp -a "$A/build/disk/in" "$D/in"\)$#\1\n[ -z "${GUEST_IN:-}" ] || cp -a "$GUEST_IN/." "$D/in/"#' \
+    -e 's#^cp "$A/build/System.map-$K64" "$A/build/System.map-$K32" "$RES/$FILES/"$#if [ -n "${GUEST_MAPS:-}" ]; then cp "$GUEST_MAPS"/System.map-* "$GUEST_IN/guest-kernels.txt" "$RES/$FILES/"; else &; fi#' \
+    -e 's# -cpu cortex-a57 # -cpu "${QEMU_CPU:-cortex-a57}" #' "$f"
+  [ "$(grep -c 'GUEST_IN\|GUEST_MAPS\|QEMU_CPU' "$f")" = 3 ] || { echo "run-fullcore-lab.sh changed: patch it by hand" >&2; exit 1; }
+  export GUEST_IN=$kin GUEST_MAPS=$why/maps
+  ls -l "$kin"
+fi
 [ -z "${PREPARE_ONLY:-}" ] || { echo "prepared; not starting QEMU"; exit 0; }
 ARM_LAB_CACHE=${ARM_LAB_CACHE:-$HOME/.cache/xenlab/arm} bash "$work/arm-fullcore/run-fullcore-lab.sh"
 echo "results: $CACHE/results/files"
