@@ -81,7 +81,7 @@ struct ClockTests {
         #expect(r.status == 2 && r.stderr.contains("no wall-clock times for -T: tk_core is not in the symbols"), "\(r.stderr)")
         let v = try Self.verdict(["--core", path])
         #expect(v["wallClock"] == nil && (v["evidence"] as? [String])?.contains { $0.hasPrefix("no wall clock or uptime: tk_core is not in the symbols") } == true)
-        for name in ["arm-why-a64-hung-lockup-oom", "arm-tasks612-a64-crash"] {
+        for name in ["arm-why-a64-hung-lockup-oom", "arm-tasks612-a64-crash", "arm-why612-a64-hung-lockup-oom"] {
             let c = Corpus.named(name)
             r = try Tool.run(["--core", try Corpus.corePath(c), "-s", try Corpus.mapPath(c), "--summary"])
             let first = String(r.stdout.split(separator: "\n").first ?? "")

@@ -32,7 +32,7 @@ struct TrimTests {
     /// x86_64 PV (6.1 with the why scenarios, 6.12), HVM 5.10 (kallsyms found by content), PVH
     /// 6.12, 32-bit x86 HVM, arm64 and ARM32: every view equal, and the copy small.
     @Test(arguments: ["x86-run15-why-hung-lockup-oom", "x86-run10-pv612-crash-tasks", "x86-run13-hvm510-crash-tasks",
-                      "x86-run12-xen420-pvh612-crash-tasks", "x86-run8-hvm32-crash", "arm-why-a64-hung-lockup-oom", "arm-tasks-a32-crash-smp"])
+                      "x86-run12-xen420-pvh612-crash-tasks", "x86-run8-hvm32-crash", "arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-tasks-a32-crash-smp"])
     func everyViewReadsTheSame(_ name: String) throws {
         let (core, copy, said) = try Self.trimmed(name)
         defer { try? FileManager.default.removeItem(atPath: copy) }

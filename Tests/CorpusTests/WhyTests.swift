@@ -3,12 +3,15 @@ import Testing
 
 /// Why a guest hangs or dies, against what its kernel printed: `x86-run15-why-hung-lockup-oom`
 /// and `arm-why-a64-hung-lockup-oom` made their 6.1 kernels, `x86-run16-why612-hung-lockup-oom`
-/// Debian 13's 6.12, report three hung tasks in a chain of rw_semaphores owned by test_lockup,
-/// a soft lockup and an OOM kill before their sysrq crash (see their PROVENANCE).
+/// and `arm-why612-a64-hung-lockup-oom` Debian 13's 6.12, report three hung tasks in a chain of
+/// rw_semaphores owned by test_lockup, a soft lockup and an OOM kill before their sysrq crash
+/// (see their PROVENANCE).
 struct WhyTests {
     static let name = "x86-run15-why-hung-lockup-oom"
-    static let cases = [name, "arm-why-a64-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom"]
-    static let x86Cases = [name, "x86-run16-why612-hung-lockup-oom"]
+    static let cases = [name, "arm-why-a64-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom"]
+    /// Kernels whose kallsyms names data symbols (tainted_mask, runqueues, the memory
+    /// counters): x86_64's, and arm64's from 6.12 on (6.1's arm64 kallsyms has none).
+    static let dataSymbolCases = [name, "x86-run16-why612-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom"]
 
     static func console(_ name: String = name) throws -> String { try Corpus.named(name).consoleText().replacingOccurrences(of: "\r", with: "") }
     static func core(_ name: String = name) throws -> String { try Corpus.corePath(Corpus.named(name)) }
@@ -26,10 +29,10 @@ struct WhyTests {
         let afterTrigger = console[try #require(console.range(of: "Trigger a crash")).upperBound...]
         // 6.12 prints `CPU: 0 UID: 0 PID: 188 Comm: sh`, 6.1 no UID.
         let header = try #require(afterTrigger.firstMatch(of: /CPU: ([0-9]+) (?:UID: [0-9]+ )?PID: ([0-9]+) Comm: (\S+) (Tainted: [A-Z ]*[A-Z])/))
-        // x86's kallsyms names tainted_mask (the taint at the dump); arm64's has no data
-        // symbols: the panic's own line, the same (nothing tainted it after).
+        // x86's and 6.12 arm64's kallsyms name tainted_mask (the taint at the dump); 6.1
+        // arm64's has no data symbols: the panic's own line, the same (nothing tainted it after).
         #expect(v["taint"] as? String == String(header.4), "\(v["taint"] ?? "-") vs \(header.4)")
-        #expect(v["taintFrom"] as? String == (name.hasPrefix("x86") ? "tainted_mask" : "log"))
+        #expect(v["taintFrom"] as? String == (Self.dataSymbolCases.contains(name) ? "tainted_mask" : "log"))
         #expect(v["vcpu"] as? Int == Int(header.1) && v["pid"] as? Int == Int(header.2) && v["comm"] as? String == String(header.3))
         let events = try #require(v["events"] as? [[String: Any]])
         var expected: [(kind: String, time: Double, pid: Int, comm: String)] = []
@@ -38,7 +41,8 @@ struct WhyTests {
         for m in console.matches(of: /(?m)^\[ *([0-9.]+)\] Out of memory: Killed process ([0-9]+) \((\S+)\)/) { expected.append(("OOM", Double(m.1)!, Int(m.2)!, String(m.3))) }
         for m in console.matches(of: /(?m)^\[ *([0-9.]+)\] Kernel panic - not syncing: sysrq triggered crash/) { expected.append(("panic", Double(m.1)!, Int(header.2)!, String(header.3))) }
         expected.sort { $0.time < $1.time }
-        // arm64's 8 s spin took 28 s under the emulation: the watchdog reported it twice.
+        // arm64's spin took 28 s under the emulation (6.1's 8 s, 6.12's 3 s): the watchdog
+        // reported it twice.
         let lockups = name.hasPrefix("x86") ? ["soft lockup"] : ["soft lockup", "soft lockup"]
         #expect(expected.map(\.kind) == ["hung", "hung", "hung"] + lockups + ["OOM", "panic"])
         #expect(events.count == expected.count)
@@ -51,7 +55,8 @@ struct WhyTests {
 
     /// `--hung`: the three tasks the kernel reported, each in the slowpath its report shows,
     /// waiting on the lock the lab says, owned by the task the lab says, in the kernel's queue
-    /// order; the chain runs touch → rm → insmod. On x86, blocked since before their reports.
+    /// order; the chain runs touch → rm → insmod. Where the kernel names its runqueues (x86,
+    /// 6.12 arm64), blocked since before their reports.
     @Test(arguments: cases)
     func hungTasksTheirLocksAndOwners(_ name: String) throws {
         let console = try Self.console(name)
@@ -65,7 +70,7 @@ struct WhyTests {
         let r = try Tool.run(["--core", try Self.core(name), "--hung"])
         let blocks = r.stdout.components(separatedBy: "\nPID: ").dropFirst()
         #expect(blocks.count == 3)
-        if name.hasPrefix("x86") {
+        if Self.dataSymbolCases.contains(name) {
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.stdout.hasPrefix("Tasks in D state not scheduled for 0 s or more (the guest's hung_task_timeout_secs is 0, its detector off: every task in D state): 3 of 3 in D state\n"), "\(r.stdout.prefix(200))")
             let describe = try Tool.run(["--core", try Self.core(name), "--describe", "-l", "0"]).stdout
@@ -98,10 +103,11 @@ struct WhyTests {
     }
 }
 
-/// `--meminfo` against the guest's own sysrq-m report, seven seconds before its dump: the
-/// totals that do not move are equal, free and slab pages within what those seconds moved.
+/// `--meminfo` against the guest's own sysrq-m report, 7 (x86) to 17 (arm64) seconds before its
+/// dump: the totals that do not move are equal, free and slab pages within what those seconds
+/// moved.
 struct MemInfoTests {
-    @Test(arguments: WhyTests.x86Cases)
+    @Test(arguments: WhyTests.dataSymbolCases)
     func countersAsSysrqMReportsThem(_ name: String) throws {
         let console = try WhyTests.console(name)
         let start = try #require(console.range(of: "sysrq: Show Memory")).lowerBound
