@@ -9,9 +9,9 @@ import GuestKernel
 /// across two runs of the command.)
 @Suite(.serialized)
 struct OneAnalysisTests {
-    /// An x86 PV 6.12 guest (ORC), an arm64 6.1 guest (frame records) and a 5.10 PVH guest,
+    /// An x86 PV 6.12 guest (ORC), an arm64 6.12 guest (frame records) and a 5.10 PVH guest,
     /// each with a crash, hung tasks or an idle vCPU: symbols from the core alone (kallsyms).
-    @Test(arguments: ["x86-run16-why612-hung-lockup-oom", "arm-why-a64-hung-lockup-oom", "x86-run13-pvh510-crash-tasks"])
+    @Test(arguments: ["x86-run16-why612-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "x86-run13-pvh510-crash-tasks"])
     func textAndModelPrintTheSameAnalysis(_ name: String) throws {
         let guest = try Guest(core: XenCore(path: try Corpus.corePath(Corpus.named(name))))
         let kernel = GuestKernel(guest: guest)
