@@ -42,7 +42,8 @@ public enum FuzzTargets {
     }
 
     /// A whole core: headers, notes, contexts, frame index; then the full report (every
-    /// vCPU, every stack word, exact unwinding, symbols and VMCOREINFO from its memory).
+    /// vCPU, every stack word, exact unwinding, symbols and VMCOREINFO from its memory) and
+    /// the views of why it stopped.
     static func core(_ data: UnsafeRawBufferPointer) {
         guard let core = try? XenCore(file: MappedFile(copying: data, path: "fuzz.core")),
               let read = try? Guest(core: core) else { return }
@@ -65,6 +66,11 @@ public enum FuzzTargets {
         _ = report.moduleText()
         _ = JSONText.render(report.model(Report.ModelRequest(modules: true)))
         if let kernel, case .success(let log) = kernel.log(symbols: resolution.symbols) { _ = LogText.render(log) }
+        // Why it stopped: the verdict from the log's events and the vCPUs (--summary), hung
+        // tasks with their lock chains (--hung), the memory counters (--meminfo).
+        _ = SummaryText.render(report.model(Report.ModelRequest(verdict: true)))
+        _ = report.taskText(.hung(seconds: 0))
+        _ = report.memInfoText()
     }
 
     static func systemMap(_ data: UnsafeRawBufferPointer) {
