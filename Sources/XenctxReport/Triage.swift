@@ -23,17 +23,7 @@ public struct TriageRow: Sendable, Equatable, Codable {
         var row = TriageRow(core: path)
         do {
             let guest = try Guest(core: XenCore(path: path))
-            let kernel = GuestKernel(guest: guest)
-            var options = ReportOptions()
-            options.allVCPUs = true
-            options.unwind = .auto
-            options.kernel = kernel
-            let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
-            options.symbols = resolution.symbols
-            options.kernelOffset = resolution.kernelOffset
-            options.symbolFacts = resolution.symbolFacts
-            options.absoluteSymbols = resolution.absoluteSymbols
-            let model = Report(guest: guest, options: options).model(Report.ModelRequest(verdict: true))
+            let model = Report(guest: guest, options: .fromGuestItself(guest)).model(Report.ModelRequest(verdict: true))
             row.kernel = model.kernel?.release
             guard let v = model.verdict else { row.error = "no verdict"; return row }
             row.reason = v.reason
@@ -111,5 +101,23 @@ public enum CrashSignature {
             out += " "
         }
         return String(out.dropLast())
+    }
+}
+
+extension ReportOptions {
+    /// Every vCPU with its exact trace, everything else from the guest itself: its kernel
+    /// (VMCOREINFO), its kallsyms, no symbol file.
+    static func fromGuestItself(_ guest: Guest) -> ReportOptions {
+        let kernel = GuestKernel(guest: guest)
+        var options = ReportOptions()
+        options.allVCPUs = true
+        options.unwind = .auto
+        options.kernel = kernel
+        let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
+        options.symbols = resolution.symbols
+        options.kernelOffset = resolution.kernelOffset
+        options.symbolFacts = resolution.symbolFacts
+        options.absoluteSymbols = resolution.absoluteSymbols
+        return options
     }
 }

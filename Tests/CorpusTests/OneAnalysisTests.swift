@@ -1,6 +1,5 @@
 import Testing
 import VCPUContext
-import GuestKernel
 @testable import XenctxReport
 
 /// #24: a vCPU is read once into a `VCPUAnalysis`, and the text and the report model are
@@ -14,15 +13,8 @@ struct OneAnalysisTests {
     @Test(arguments: ["x86-run16-why612-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "x86-run13-pvh510-crash-tasks"])
     func textAndModelPrintTheSameAnalysis(_ name: String) throws {
         let guest = try Guest(core: XenCore(path: try Corpus.corePath(Corpus.named(name))))
-        let kernel = GuestKernel(guest: guest)
-        var options = ReportOptions()
-        options.allVCPUs = true
-        options.unwind = .auto
-        options.kernel = kernel
-        let resolution = SymbolResolution(guest: guest, kernel: kernel, inputs: SymbolResolution.Inputs())
-        options.symbols = resolution.symbols
-        options.kernelOffset = resolution.kernelOffset
-        options.absoluteSymbols = resolution.absoluteSymbols
+        // As triage reads a core: every vCPU, symbols from the guest's own kallsyms.
+        let options = ReportOptions.fromGuestItself(guest)
         try #require(options.symbols != nil, "\(name): no kallsyms")
         let report = Report(guest: guest, options: options)
         var traced = 0
