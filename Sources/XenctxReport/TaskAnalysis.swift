@@ -211,7 +211,7 @@ extension Report {
                 if case .success(let h)? = hung {
                     for t in h.tasks { read(t.task) }
                     let byAddress = Dictionary(list.tasks.map { ($0.address, $0) }) { a, _ in a }
-                    chains = h.tasks.compactMap { lockChain(from: $0.task, tasks: byAddress, stacks: &stacks) }
+                    chains = h.tasks.compactMap { lockChain(from: $0.task, tasks: byAddress, known: known, stacks: &stacks) }
                 }
             }
             return TaskView(request: request, list: list, clocks: clocks, stacks: stacks, hung: hung, chains: chains)
@@ -219,8 +219,8 @@ extension Report {
     }
 
     /// The chain of owners from a blocked task (at most 16 locks); nil when it waits on no lock.
-    func lockChain(from task: KernelTask, tasks: [UInt64: KernelTask], stacks: inout [UInt64: TaskStack]) -> LockChain? {
-        let known = Set(tasks.keys)
+    /// `known` is the list's task addresses, which `tasks` is keyed by.
+    func lockChain(from task: KernelTask, tasks: [UInt64: KernelTask], known: Set<UInt64>, stacks: inout [UInt64: TaskStack]) -> LockChain? {
         var chain = LockChain(tasks: [task.address], end: .noLock)
         var current = task
         for _ in 0..<16 {
