@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "LiveDomainTests", dependencies: ["LiveDomain", "CXenLive"]),
         .testTarget(name: "ELFSymbolsTests", dependencies: ["ELFSymbols"]),
         // Runs the built xenctx-swift on every case in corpus/ (end to end: CLI, exit codes, stderr).
-        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols", "GuestKernel", "VCPUContext", "FuzzTargets"]),
+        .testTarget(name: "CorpusTests", dependencies: ["xenctx-swift", "Symbols", "GuestKernel", "VCPUContext", "FuzzTargets", "ELFSymbols"]),
     ]
 )

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators printkring layouts kerneloffset}
+targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators printkring layouts kerneloffset cfi}
 
 # libFuzzer without its main (SwiftPM gives the executable its own), from the toolchain.
 toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")
@@ -51,16 +51,21 @@ mkdir -p .build-fuzz/findings
 status=0
 total=0
 for t in $targets; do
-    case $t in core) maxlen=131072 ;; systemmap|layouts) maxlen=32768 ;; *) maxlen=20000 ;; esac
+    case $t in core) maxlen=131072 ;; systemmap|layouts) maxlen=32768 ;; cfi) maxlen=16384 ;; *) maxlen=20000 ;; esac
     dict=()
     [ -f "Fuzz/dict/$t.dict" ] && dict=(-dict="Fuzz/dict/$t.dict")
     work=.build-fuzz/corpus/$t
     mkdir -p "$work"
+    # Seeds cut from the cases, and seeds kept in the tree (made by a script beside their
+    # sources, e.g. Fuzz/cfi/make-seeds.py).
+    kept=()
+    [ -d "$seeds/$t" ] && kept+=("$seeds/$t")
+    [ -d "Fuzz/seeds/$t" ] && kept+=("Fuzz/seeds/$t")
     log=.build-fuzz/$t.log
     set +e
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$fuzz" "$t" -max_total_time="$seconds" -max_len=$maxlen \
         -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=.build-fuzz/findings/$t- "${dict[@]}" \
-        "$work" "$seeds/$t" > "$log" 2>&1
+        "$work" "${kept[@]}" > "$log" 2>&1
     rc=$?
     set -e
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)

@@ -13,7 +13,7 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators", "printkring", "layouts", "kerneloffset"]
+    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators", "printkring", "layouts", "kerneloffset", "cfi"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
@@ -30,6 +30,7 @@ public enum FuzzTargets {
         case "printkring": printkRing(data)
         case "layouts": layouts(data)
         case "kerneloffset": kernelOffset(data)
+        case "cfi": cfi(data)
         case "btf":
             guard let btf = try? BTF(bytes: Array(data.prefix(BTF.maxBytes))) else { return }
             // Member paths through arrays and array shapes (6.4's module.mem[]), on any struct.

@@ -1,3 +1,4 @@
+import ELFSymbols
 import Foundation
 @testable import FuzzTargets
 import GuestKernel
@@ -17,10 +18,12 @@ struct FuzzSeedTests {
         let written = try Seeds.make(cores: cores, maps: maps, into: dir)
         #expect(written >= 20)
         for target in FuzzTargets.names {
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(dir)/\(target)")) ?? []
+            // Cut from the cases, or kept in the tree (Fuzz/seeds/TARGET, made by a script).
+            let kept = Corpus.root.appendingPathComponent("Fuzz/seeds/\(target)").path
+            let files = [dir + "/" + target, kept].flatMap { d in ((try? FileManager.default.contentsOfDirectory(atPath: d)) ?? []).map { "\(d)/\($0)" } }
             #expect(!files.isEmpty, "no seeds for \(target)")
             for f in files {
-                let data = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(target)/\(f)"))
+                let data = try Data(contentsOf: URL(fileURLWithPath: f))
                 data.withUnsafeBytes { FuzzTargets.run(target, $0) }
             }
         }
@@ -28,6 +31,35 @@ struct FuzzSeedTests {
         let seed = "\(dir)/core/lab-crash.core"
         let r = try Tool.run(["--core", seed, "--unwind", "scan", "-l", "1"])
         #expect(r.stdout.contains("[<ffffffff81a442b5>] <--"), "\(r.stderr)")
+    }
+}
+
+/// The cfi target's seeds are what they claim: a CPU stopped in leaf() of a real x86_64
+/// (.debug_frame and .eh_frame), aarch64 and ARMv7 build of Fuzz/cfi/cfi.c, whose stack
+/// libdwfl's unwinder, fed through our bridge, walks back through middle() and outer() to
+/// _start (Fuzz/cfi/make-seeds.py laid the stacks out from each build's CFI).
+struct FuzzCFISeedTests {
+    @Test(arguments: ["x86_64", "x86_64-eh", "aarch64", "armv7a"])
+    func cfiSeedsUnwindToStart(_ name: String) throws {
+        let seed = try Data(contentsOf: Corpus.root.appendingPathComponent("Fuzz/seeds/cfi/\(name).seed"))
+        let bytes = [UInt8](seed)
+        func u64(_ at: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
+        let count = Int(bytes[0]), registers = (0..<32).map { u64(1 + 8 * $0) }
+        let pc = u64(257), stackAt = u64(265), stackLength = Int(bytes[273]) | Int(bytes[274]) << 8
+        let stack = Array(bytes[275..<(275 + stackLength)]), image = Array(bytes[(275 + stackLength)...])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xenctx-cfi-\(name)-\(getpid()).elf").path
+        try Data(image).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let elf = try ELFFile(path: path)
+        let width = image[4] == 1 ? 4 : 8
+        let (pcs, stop) = elf.unwindCFI(registers: Array(registers.prefix(count)), pc: pc, maxFrames: 16) { a in
+            guard a >= stackAt, a - stackAt + UInt64(width) <= UInt64(stack.count) else { return nil }
+            let o = Int(a - stackAt)
+            return (0..<width).reduce(UInt64(0)) { $0 | UInt64(stack[o + $1]) << (8 * UInt64($1)) }
+        }
+        let map = try elf.symbolTable()
+        let names = pcs.map { map.lookup($0)?.symbol.name ?? "?" }
+        #expect(names.prefix(4) == ["leaf", "middle", "outer", "_start"], "\(name): \(pcs.map { String($0, radix: 16) }) \(names) stop: \(stop)")
     }
 }
 
