@@ -129,7 +129,7 @@ struct XenctxCommand: ParsableCommand {
     @Option(name: .customLong("task"), help: ArgumentHelp("Print the call trace of the task (or threads) with this PID.", valueName: "PID"))
     var task: Int32?
 
-    @Flag(name: .customLong("meminfo"), help: "The guest's memory as /proc/meminfo adds it up (total, free, file pages, shmem, slab, swap), from the kernel's own counters, and the OOM killer's last victim from its log.")
+    @Flag(name: .customLong("meminfo"), help: "The guest's memory as /proc/meminfo adds it up (total, free, available, file pages, shmem, slab, swap), from the kernel's own counters, and the OOM killer's last victim from its log.")
     var meminfo = false
 
     @Flag(name: .customLong("hung"), help: "Tasks in D state not scheduled for a while (the guest's own hung_task_timeout_secs, or --hung-after), longest first, each with its call trace.")

@@ -105,7 +105,7 @@ struct WhyTests {
 
 /// `--meminfo` against the guest's own sysrq-m report, 7 (x86) to 17 (arm64) seconds before its
 /// dump: the totals that do not move are equal, free and slab pages within what those seconds
-/// moved.
+/// moved; MemAvailable against the guest's own last reading of it.
 struct MemInfoTests {
     @Test(arguments: WhyTests.dataSymbolCases)
     func countersAsSysrqMReportsThem(_ name: String) throws {
@@ -127,6 +127,17 @@ struct MemInfoTests {
         #expect(abs(kB["SReclaimable", default: 0] / 4 - reclaimable) <= 0.02 * reclaimable, "\(kB)")
         #expect(abs(kB["SUnreclaim", default: 0] / 4 - unreclaimable) <= 0.02 * unreclaimable, "\(kB)")
         #expect(kB["SwapTotal"] == 0 && mem.contains("Total swap = 0kB"))
+        // MemAvailable: the guest's last /proc/meminfo reading (after the OOM kill, seconds
+        // before the dump) fixes what si_mem_available() adds to free memory. Free memory
+        // moved in between, and so did the reclaimable slab (counted less the smaller of its
+        // half and the low watermarks: it moves the sum by at most its own move), from the
+        // OOM report's slab_reclaimable just before the reading to ours at the dump.
+        let reading = try #require(console.matches(of: /(?m)^MemFree: +([0-9]+) kB\nMemAvailable: +([0-9]+) kB$/).last)
+        let added = Double(reading.output.2)! - Double(reading.output.1)!
+        let before = try #require(console[..<reading.range.lowerBound].matches(of: /slab_reclaimable:([0-9]+)\b/).last)
+        let moved = abs(kB["SReclaimable", default: 0] / 4 - Double(before.output.1)!)
+        let ours = try #require(kB["MemAvailable"], "\(r.stdout)") - kB["MemFree", default: 0]
+        #expect(abs(ours - added) <= 4 * (moved + 2), "MemAvailable - MemFree: ours \(ours) kB, the guest's \(added) kB; slab_reclaimable moved \(moved) pages")
         let oom = try #require(console.firstMatch(of: /(?m)^(\[ *[0-9.]+\] Out of memory: Killed process [0-9]+ \(tail\)[^\n]*)$/))
         #expect(r.stdout.contains("Last OOM kill: \(oom.1)\n"), "\(r.stdout)")
     }
