@@ -173,9 +173,27 @@ public final class CoreFrames: FrameSource {
     }
 
     public func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
-        guard let slot = slot(of: frame) else { return nil }
+        guard let slot = slot(of: frame) else { return isZero(frame) ? Self.zeroPage : nil }
         return core.file.bytes(at: core.pages.offset + UInt64(slot) * UInt64(XenCoreLayout.pageSize), count: XenCoreLayout.pageSize)
     }
+
+    /// Whether a trimmed core records `frame` as a page of zeros (kept as a run, not a page).
+    public func isZero(_ frame: UInt64) -> Bool {
+        let runs = core.zeroRuns
+        var lo = 0, hi = runs.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if runs[mid].first + (runs[mid].count - 1) < frame { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < runs.count && runs[lo].first <= frame
+    }
+
+    /// What a zero run's frames read as.
+    nonisolated(unsafe) static let zeroPage: UnsafeRawBufferPointer = {
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: XenCoreLayout.pageSize, alignment: XenCoreLayout.pageSize)
+        page.initializeMemory(as: UInt8.self, repeating: 0)
+        return UnsafeRawBufferPointer(page)
+    }()
 
     /// The kernel maps a core's pages in whole large folios (up to 2 MiB per page read):
     /// a search over the kernel image leaves far more resident than it read. A private

@@ -63,7 +63,10 @@ extension Guest {
             "vCPU contexts: \(core.vcpuEntryCount) entries of \(core.contextEntrySize) bytes; ids are entry positions (Xen skips never-started vCPUs without recording ids, so an id above a skipped vCPU would be shifted)",
             "guest pages: \(core.header.pageCount) declared, \(frames.availableCount) readable, index \(core.frameIndex.name)",
         ]
-        if let trim = core.trimNote { facts.append("trimmed by xenctx-swift: \(trim)") }
+        if let trim = core.trimNote {
+            let zeros = core.zeroRuns.reduce(UInt64(0)) { $0 &+ $1.count }
+            facts.append("trimmed by xenctx-swift: \(trim)" + (zeros == 0 ? "" : "; \(zeros) pages of zeros kept as \(core.zeroRuns.count) runs"))
+        }
         facts += core.notes
         self.init(description: description, vcpus: vcpus, frames: frames.availableCount > 0 ? frames : nil, warnings: warnings, facts: facts)
     }

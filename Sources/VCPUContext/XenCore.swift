@@ -23,6 +23,13 @@ public final class XenCore: Sendable {
     public let versionDescriptor: [UInt8]
     /// Set when xenctx-swift trimmed this core: what its note says it kept, and from what.
     public let trimNote: String?
+    /// A trimmed core's all-zero frames (in `CoreFrames`' numbering), as ascending runs.
+    public let zeroRuns: [ZeroRun]
+
+    public struct ZeroRun: Sendable, Equatable {
+        public let first: UInt64, count: UInt64
+        public init(first: UInt64, count: UInt64) { (self.first, self.count) = (first, count) }
+    }
 
     public var path: String { file.path }
     public var isPV: Bool { !header.isHVM }
@@ -152,6 +159,7 @@ public final class XenCore: Sendable {
         xenVersion = parsedNotes.version
         versionDescriptor = parsedNotes.versionDescriptor
         trimNote = parsedNotes.trimNote
+        zeroRuns = parsedNotes.zeroRuns
 
         guard header.magic == XenCoreLayout.magicPV || header.magic == XenCoreLayout.magicHVM else {
             throw fail(.malformed, "dump-core header magic is 0x\(hex(header.magic)), expected 0xf00febed (PV) or 0xf00febee (HVM)")
@@ -232,7 +240,10 @@ public final class XenCore: Sendable {
         return names
     }
 
-    struct ParsedNotes { let header: DumpcoreHeader; let version: XenVersionNote; let versionDescriptor: [UInt8]; let trimNote: String? }
+    struct ParsedNotes {
+        let header: DumpcoreHeader; let version: XenVersionNote; let versionDescriptor: [UInt8]; let trimNote: String?
+        let zeroRuns: [ZeroRun]
+    }
 
     static func parseNotes(_ notes: LittleEndianBytes, machine: UInt16, path: String) throws(CoreError) -> ParsedNotes {
         func fail(_ detail: String) -> CoreError { CoreError(.malformed, path: path, detail: ".note.Xen: " + detail) }
@@ -242,6 +253,7 @@ public final class XenCore: Sendable {
         var format: UInt64?
         var versionDescriptor: [UInt8] = []
         var trimNote: String?
+        var zeroRuns: [ZeroRun] = []
         // Each note is at least 12 bytes, so the loop ends within count/12 steps.
         while offset + 12 <= notes.count {
             let namesz = Int(notes.u32(offset)), descsz = Int(notes.u32(offset + 4)), type = notes.u32(offset + 8)
@@ -274,6 +286,20 @@ public final class XenCore: Sendable {
                 }
             } else if name == XenCoreLayout.trimNoteName, type == XenCoreLayout.trimNoteType {
                 trimNote = notes.cString(at: descStart, length: min(descsz, XenCoreLayout.maxTrimNoteBytes))
+            } else if name == XenCoreLayout.trimNoteName, type == XenCoreLayout.trimZeroNoteType {
+                guard descsz % 16 == 0, descsz / 16 <= XenCoreLayout.maxZeroRuns else {
+                    throw fail("xenctx-swift's zero-page note is \(descsz) bytes: not whole runs of 16 bytes, or more than \(XenCoreLayout.maxZeroRuns)")
+                }
+                var end: UInt64? = nil
+                for i in 0..<(descsz / 16) {
+                    let first = notes.u64(descStart + 16 * i), count = notes.u64(descStart + 16 * i + 8)
+                    // Ascending and apart, so that a lookup is a binary search.
+                    guard count > 0, first <= UInt64.max - count, end.map({ first > $0 }) ?? true else {
+                        throw fail("xenctx-swift's zero-page note: run \(i) (frame 0x\(hex(first)), \(count) pages) is empty, wraps, or is not above the run before it")
+                    }
+                    zeroRuns.append(ZeroRun(first: first, count: count))
+                    end = first + count - 1
+                }
             }
             offset = descStart + ((descsz + 3) & ~3)
         }
@@ -283,7 +309,7 @@ public final class XenCore: Sendable {
         guard format == XenCoreLayout.formatVersion01 else {
             throw CoreError(.unsupported, path: path, detail: ".note.Xen: dump-core format version 0x\(hex(format)); only 0.1 (the only one Xen has written) is known")
         }
-        return ParsedNotes(header: header, version: version, versionDescriptor: versionDescriptor, trimNote: trimNote)
+        return ParsedNotes(header: header, version: version, versionDescriptor: versionDescriptor, trimNote: trimNote, zeroRuns: zeroRuns)
     }
 }
 

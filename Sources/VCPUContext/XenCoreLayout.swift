@@ -24,6 +24,11 @@ public enum XenCoreLayout {
     public static let trimNoteName = "xenctx-swift"
     public static let trimNoteType: UInt32 = 1
     public static let maxTrimNoteBytes = 1024
+    /// A second note of a trimmed core: the frames whose pages were all zeros, kept as runs
+    /// (frame, count: two little-endian u64s each, ascending, apart) instead of 4 KiB each.
+    public static let trimZeroNoteType: UInt32 = 2
+    /// At most this many runs (1 MiB of note); zero pages past them are kept as pages.
+    public static let maxZeroRuns = 1 << 16
     public static let formatVersion01: UInt64 = 1
 
     /// `sizeof(vcpu_guest_context_any_t)` of an x86 toolstack (the x86_64 context; a

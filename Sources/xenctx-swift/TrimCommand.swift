@@ -15,7 +15,8 @@ struct TrimCommand: ParsableCommand {
         abstract: "Write a small copy of a core holding only the pages xenctx-swift's views read.",
         discussion: """
         The copy is a core in the same `xl dump-core` layout, with the same vCPU contexts and Xen \
-        notes, plus a note saying it was trimmed. Every view named below prints the same on the copy \
+        notes, plus a note saying it was trimmed (and one listing the pages that were all zeros, as \
+        runs of frames, instead of keeping them). Every view named below prints the same on the copy \
         as on the core: -C (registers, stacks, call traces, --describe), --log, --tasks --stack, \
         --modules, --meminfo, --hung, --summary and --json. Other reads (-m and -d anywhere, more \
         stack pages with -n) may reach pages the copy does not hold; they say so. Everything comes \
@@ -70,7 +71,8 @@ struct TrimCommand: ParsableCommand {
             throw CommandFailure.failed("cannot rename \(tmp) to \(out): \(String(cString: strerror(errno)))")
         }
         let pages = Int(source.header.pageCount)
-        writeAll(2, "xenctx-swift: kept \(result.pages) of \(pages) pages (\(percent(result.pages, of: pages))) in \(out), \(result.bytes) bytes\n")
+        let zeros = result.zeroPages == 0 ? "" : " and \(result.zeroPages) pages of zeros as runs"
+        writeAll(2, "xenctx-swift: kept \(result.pages) of \(pages) pages (\(percent(result.pages, of: pages)))\(zeros) in \(out), \(result.bytes) bytes\n")
     }
 
     /// What the trim note says the copy holds.

@@ -77,3 +77,44 @@ struct StreamingWriterTests {
     #expect(frames.page(3) == nil)
     #expect(frames.whyMissing(3).contains("a trimmed core"))
 }
+
+/// Pages of zeros are kept as runs of frames in a note, read back as zeros, and kept as runs
+/// again when a trimmed copy is trimmed; a frame next to a run is still missing.
+@Test func trimKeepsZeroPagesAsRuns() throws {
+    let frames: [(pfn: UInt64, gmfn: UInt64)] = (0..<10).map { (pfn: UInt64($0), gmfn: UInt64($0)) }
+    var w = DumpCoreWriter(machine: XenCoreLayout.emX86_64, magic: XenCoreLayout.magicHVM, entrySize: XenCoreLayout.x86EntrySize,
+                           contexts: [[UInt8](repeating: 7, count: XenCoreLayout.x86EntrySize)], frames: frames)
+    let dir = NSTemporaryDirectory() + "xenctx-trim-zero-\(getpid())"
+    try? FileManager.default.removeItem(atPath: dir)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    // Frames 2-4 and 7 are zeros; the others are not.
+    try w.write(to: dir + "/full.core") { [2, 3, 4, 7].contains($0) ? [UInt8](repeating: 0, count: 4096) : [UInt8](repeating: UInt8($0 + 1), count: 4096) }
+    let full = try XenCore(path: dir + "/full.core")
+    let result = try CoreTrim.write(core: full, frames: [1, 2, 3, 4, 7, 8], note: "the pages read by: -C", to: dir + "/trim.core")
+    #expect(result.pages == 2 && result.zeroPages == 4)
+    let trim = try XenCore(path: dir + "/trim.core")
+    #expect(trim.zeroRuns == [XenCore.ZeroRun(first: 2, count: 3), XenCore.ZeroRun(first: 7, count: 1)])
+    let read = CoreFrames(core: trim)
+    #expect(read.availableCount == 2)
+    for f: UInt64 in [2, 3, 4, 7] { #expect(read.page(f).map { Array($0) } == [UInt8](repeating: 0, count: 4096), "frame \(f)") }
+    #expect(read.page(8).map { Array($0) } == [UInt8](repeating: 9, count: 4096))
+    for f: UInt64 in [0, 5, 6, 9] { #expect(read.page(f) == nil, "frame \(f)") }
+    let again = try CoreTrim.write(core: trim, frames: [3, 4, 8], note: "again", to: dir + "/again.core")
+    #expect(again.pages == 1 && again.zeroPages == 2)
+    #expect(try XenCore(path: dir + "/again.core").zeroRuns == [XenCore.ZeroRun(first: 3, count: 2)])
+}
+
+/// A zero-page note that is not whole, ascending, apart runs is refused, not trusted.
+@Test(arguments: [[(UInt64(5), UInt64(2)), (UInt64(6), UInt64(1))], [(UInt64(5), UInt64(0))], [(UInt64.max, UInt64(2))]])
+func malformedZeroRunsAreRefused(_ runs: [(UInt64, UInt64)]) throws {
+    var w = DumpCoreWriter(machine: XenCoreLayout.emX86_64, magic: XenCoreLayout.magicHVM, entrySize: XenCoreLayout.x86EntrySize,
+                           contexts: [[UInt8](repeating: 7, count: XenCoreLayout.x86EntrySize)], frames: [(pfn: 0, gmfn: 0)])
+    var bytes: [UInt8] = []
+    for (a, b) in runs { for v in [a, b] { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } } }
+    w.extraNotes = [CoreTrim.note("x"), (XenCoreLayout.trimNoteName, XenCoreLayout.trimZeroNoteType, bytes)]
+    let path = NSTemporaryDirectory() + "xenctx-zero-bad-\(getpid())-\(runs.count)-\(runs[0].1).core"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try w.write(to: path) { _ in [UInt8](repeating: 1, count: 4096) }
+    #expect(throws: CoreError.self) { try XenCore(path: path) }
+}
