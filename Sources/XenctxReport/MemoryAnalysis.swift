@@ -26,11 +26,17 @@ extension Report {
                 out.text += label + String(repeating: " ", count: max(1, 16 - label.count)) + String(repeating: " ", count: max(0, 8 - String(kB).count)) + "\(kB) kB\n"
             }
             out.errors = m.missing.map { "memory: \($0)" }
-            if let kernel = options.kernel, case .success(let log) = kernel.log(symbols: options.symbols),
-               let oom = LogEvents.find(in: log.records).last(where: { $0.kind == .oom }) {
+            if let (oom, _) = lastOOMKill() {
                 out.text += "Last OOM kill: " + LogText.timestamp(oom.timestamp) + TerminalSafe.escape(oom.text) + "\n"
             }
             return out
         }
+    }
+
+    /// The log's last OOM kill, and its record.
+    func lastOOMKill() -> (LogEvent, LogRecord?)? {
+        guard let kernel = options.kernel, case .success(let log) = kernel.log(symbols: options.symbols),
+              let oom = LogEvents.find(in: log.records).last(where: { $0.kind == .oom }) else { return nil }
+        return (oom, log.records.indices.contains(oom.index) ? log.records[oom.index] : nil)
     }
 }

@@ -15,6 +15,8 @@ public struct ReportModel: Codable, Sendable, Equatable {
     public var tasks: [TaskEntry]?
     public var modules: [ModuleEntry]?
     public var log: [LogEntry]?
+    /// `--meminfo`: the guest's memory counters in kB, by /proc/meminfo's names.
+    public var memory: Memory?
     /// Why the guest stopped (or that it did not), from its log and its vCPUs.
     public var verdict: Verdict?
     /// What could not be read, as the text report's stderr lines.
@@ -207,6 +209,13 @@ public struct ReportModel: Codable, Sendable, Equatable {
             public var pid: Int?
             public var comm: String?
         }
+    }
+
+    public struct Memory: Codable, Sendable, Equatable {
+        /// /proc/meminfo's lines that could be read, in kB (`MemTotal`, `MemAvailable`, …).
+        public var kB: [String: UInt64]
+        /// The OOM killer's last report in the log.
+        public var lastOOMKill: LogEntry?
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

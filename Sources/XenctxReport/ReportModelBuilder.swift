@@ -19,8 +19,11 @@ extension Report {
         public var log: KernelLog? = nil
         /// Whether to say why the guest stopped (reads the log when `log` is not given).
         public var verdict = false
-        public init(modules: Bool = false, log: KernelLog? = nil, verdict: Bool = false) {
+        /// Whether to add up the guest's memory counters (`--meminfo`).
+        public var memory = false
+        public init(modules: Bool = false, log: KernelLog? = nil, verdict: Bool = false, memory: Bool = false) {
             self.modules = modules
+            self.memory = memory
             self.log = log
             self.verdict = verdict
         }
@@ -110,17 +113,28 @@ extension Report {
                                         size: Int(m.size), symbols: m.symbols.count)
             }
         }
+        if request.memory {
+            switch memInfo() {
+            case .success(let m):
+                model.memory = ReportModel.Memory(kB: Dictionary(m.lines, uniquingKeysWith: { a, _ in a }),
+                                                  lastOOMKill: lastOOMKill()?.1.map { logEntry($0) })
+                model.errors += m.missing.map { "memory: \($0)" }
+            case .failure(let e): model.errors.append("no memory summary: \(e.reason)")
+            }
+        }
         if request.verdict {
             let log: Result<KernelLog, KernelDataError>? = request.log.map { .success($0) } ?? options.kernel.map { $0.log(symbols: options.symbols) }
             model.verdict = verdict(vcpus: model.vcpus, log: log)
         }
         if let log = request.log {
-            model.log = log.records.map { r in
-                ReportModel.LogEntry(time: Double(r.timestamp) / 1e9, level: r.level, caller: r.caller,
-                                     text: TerminalSafe.escape(String(decoding: r.text, as: UTF8.self), allowTab: true, allowNewline: true))
-            }
+            model.log = log.records.map { logEntry($0) }
         }
         return model
+    }
+
+    func logEntry(_ r: LogRecord) -> ReportModel.LogEntry {
+        ReportModel.LogEntry(time: Double(r.timestamp) / 1e9, level: r.level, caller: r.caller,
+                             text: TerminalSafe.escape(String(decoding: r.text, as: UTF8.self), allowTab: true, allowNewline: true))
     }
 
     func userModel(_ u: UserEntry) -> ReportModel.UserRegisters {

@@ -54,7 +54,7 @@ extension XenctxCommand {
     /// `--json` or `--summary`: the model of the report and the views asked for, and the
     /// errors met beyond `known` (warnings already given).
     func modelText(_ analysis: Report, _ prepared: Prepared, known: [String]) -> Report.Output {
-        var request = Report.ModelRequest(modules: modules, verdict: true)
+        var request = Report.ModelRequest(modules: modules, verdict: true, memory: meminfo)
         var errors = known
         if log {
             // The same reading and words as --log's text.

@@ -197,7 +197,7 @@ struct XenctxCommand: ParsableCommand {
         if hung && (tasks || task != nil) { throw ValidationError("--hung is a task view of its own: give one of --tasks, --task and --hung") }
         if ctime && !log { throw ValidationError("-T/--ctime is the time of --log's records: give it with --log") }
         if ctime && (json || summary) { throw ValidationError("-T/--ctime is for the text log; --json's verdict holds wallClock and uptime, from which every record's time follows") }
-        if meminfo && (json || summary) { throw ValidationError("--meminfo is a text view: give it without --json or --summary") }
+        if meminfo && summary { throw ValidationError("--meminfo is a view of its own: give it without --summary (--json holds it as memory)") }
         if (tasks || task != nil || hung || modules || meminfo) && unwind == "scan" { throw ValidationError("--unwind scan is upstream's output exactly, which has no tasks: leave it out with --tasks, --task or --modules") }
         for p in positional where Int(p) == nil || Int(p)! < 0 {
             // A core given without --core: say how to read it (checked by name only, no open).

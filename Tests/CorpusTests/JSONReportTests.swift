@@ -21,7 +21,7 @@ struct JSONReportTests {
     @Test(arguments: cases)
     func reportValidatesAndAgreesWithText(_ name: String) throws {
         let core = try Corpus.corePath(Corpus.named(name))
-        let r = try Tool.run(["--core", core, "--json", "-C", "--tasks", "--stack", "--modules", "--log"])
+        let r = try Tool.run(["--core", core, "--json", "-C", "--tasks", "--stack", "--modules", "--log", "--meminfo"])
         let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
         let problems = try JSONSchemaCheck(schemaAt: Self.schema).check(object)
         #expect(problems.isEmpty, "\(name): \(problems.prefix(10))")
@@ -55,7 +55,7 @@ struct JSONReportTests {
     @Test(arguments: Corpus.cases.map(\.name))
     func jsonAndTextAgreeOnProblems(_ name: String) throws {
         let core = try Corpus.corePath(Corpus.named(name))
-        let args = ["--core", core, "-C", "--tasks", "--modules", "--log"]
+        let args = ["--core", core, "-C", "--tasks", "--modules", "--log", "--meminfo"]
         let text = try Tool.run(args)
         let json = try Tool.run(args + ["--json"])
         #expect(text.status == json.status, "\(name): text \(text.status), json \(json.status)")

@@ -140,6 +140,12 @@ struct MemInfoTests {
         #expect(abs(ours - added) <= 4 * (moved + 2), "MemAvailable - MemFree: ours \(ours) kB, the guest's \(added) kB; slab_reclaimable moved \(moved) pages")
         let oom = try #require(console.firstMatch(of: /(?m)^(\[ *[0-9.]+\] Out of memory: Killed process [0-9]+ \(tail\)[^\n]*)$/))
         #expect(r.stdout.contains("Last OOM kill: \(oom.1)\n"), "\(r.stdout)")
+        // --json holds the same figures and the same OOM kill.
+        let j = try Tool.run(["--core", try WhyTests.core(name), "--json", "--meminfo"])
+        let memory = try #require((try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])?["memory"] as? [String: Any])
+        #expect((memory["kB"] as? [String: Int])?.mapValues(Double.init) == kB, "\(memory)")
+        let last = try #require(memory["lastOOMKill"] as? [String: Any])
+        #expect(oom.1.hasSuffix("] " + (last["text"] as? String ?? "?")), "\(last)")
     }
 
     /// Debian's 6.1 arm64 kallsyms has no data symbols: no counters, and it says which.
