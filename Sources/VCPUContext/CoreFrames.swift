@@ -30,11 +30,16 @@ public final class CoreFrames: FrameSource {
     struct State {
         var lookup: Lookup? = nil
         var runIndex = FrameRunIndex()
-        /// The `.xen_pfn` blocks found in order, copied: the search reads them here, and the
-        /// file's pages are given back after the copy (the kernel maps a freshly written
-        /// core's pages in large folios, up to 2 MiB per touched page of index).
-        var checkedBlocks: [Int: [UInt64]] = [:]
+        /// The `.xen_pfn` blocks found in order, copied, by block number: the search reads
+        /// them here, and the file's pages are given back after the copy (the kernel maps a
+        /// freshly written core's pages in large folios, up to 2 MiB per touched page of index).
+        var checkedBlocks: [[UInt64]?] = []
+        /// The last lookups, by the frame's low bits (a frame, and its slot or -1 when the
+        /// core lacks it): every page-table walk reads the same few tables again.
+        var recentFrames = [UInt64](repeating: 0, count: CoreFrames.recentLookups)
+        var recentSlots = [Int](repeating: -2, count: CoreFrames.recentLookups)
     }
+    static let recentLookups = 256
     /// Index entries per checked block: one 4 KiB page of `.xen_pfn`.
     static let blockEntries = 512
 
@@ -75,7 +80,7 @@ public final class CoreFrames: FrameSource {
 
     /// How frames are looked up now, and how many index blocks were checked (for tests).
     var lookupState: Lookup? { state.withLock { $0.lookup } }
-    var checkedBlockCount: Int { state.withLock { $0.checkedBlocks.count } }
+    var checkedBlockCount: Int { state.withLock { $0.checkedBlocks.reduce(0) { $0 + ($1 == nil ? 0 : 1) } } }
 
     /// The index entries of the usable slots, in place.
     var indexBytes: UnsafeRawBufferPointer? { core.file.bytes(at: core.frameIndex.offset, count: availableCount * entryWidth) }
@@ -94,24 +99,36 @@ public final class CoreFrames: FrameSource {
     func slot(of frame: UInt64) -> Int? {
         guard availableCount > 0 else { return nil }
         return state.withLock { state -> Int? in
-            if state.lookup == nil { state.lookup = isP2M ? .runs : .sortedPFN }
-            if state.lookup == .sortedPFN {
-                guard let index = indexBytes else { return nil }
-                switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
-                case .found(let slot): return slot
-                case .missing: return nil
-                case .unsorted: state.lookup = .runs   // not Xen's sorted index: index it by runs
-                }
+            let recent = Int(truncatingIfNeeded: frame) & (Self.recentLookups - 1)
+            if state.recentFrames[recent] == frame, state.recentSlots[recent] != -2 {
+                return state.recentSlots[recent] >= 0 ? state.recentSlots[recent] : nil
             }
-            guard let entries = entries(frameOffset: isP2M ? 8 : 0) else { return nil }
-            return state.runIndex.slot(of: frame, in: entries)
+            let slot = lookUp(frame, &state)
+            state.recentFrames[recent] = frame
+            state.recentSlots[recent] = slot ?? -1
+            return slot
         }
+    }
+
+    private func lookUp(_ frame: UInt64, _ state: inout State) -> Int? {
+        if state.lookup == nil { state.lookup = isP2M ? .runs : .sortedPFN }
+        if state.lookup == .sortedPFN {
+            guard let index = indexBytes else { return nil }
+            if state.checkedBlocks.isEmpty { state.checkedBlocks = Array(repeating: nil, count: (availableCount + Self.blockEntries - 1) / Self.blockEntries) }
+            switch searchSorted(frame, index: index, checked: &state.checkedBlocks) {
+            case .found(let slot): return slot
+            case .missing: return nil
+            case .unsorted: state.lookup = .runs   // not Xen's sorted index: index it by runs
+            }
+        }
+        guard let entries = entries(frameOffset: isP2M ? 8 : 0) else { return nil }
+        return state.runIndex.slot(of: frame, in: entries)
     }
 
     enum SearchResult { case found(Int), missing, unsorted }
 
     /// Binary search of the `.xen_pfn` index, checking each block it reads (once).
-    func searchSorted(_ frame: UInt64, index: UnsafeRawBufferPointer, checked: inout [Int: [UInt64]]) -> SearchResult {
+    func searchSorted(_ frame: UInt64, index: UnsafeRawBufferPointer, checked: inout [[UInt64]?]) -> SearchResult {
         /// The pfn of `entry`, from its block's checked copy (nil: the block is out of order).
         func pfn(_ entry: Int) -> UInt64? {
             let block = entry / Self.blockEntries

@@ -33,7 +33,7 @@ public final class GuestMemory {
         guard let frames else { throw MemoryFault(address: va, reason: "the source holds no guest memory") }
         let pa = try translation.translate(pageVA, frames: frames)
         guard let page = frames.page(pa >> 12) else {
-            throw MemoryFault(address: va, reason: frames.whyMissing(pa >> 12))
+            throw MemoryFault(address: va, why: .missing(frame: pa >> 12, source: frames, table: nil))
         }
         cachedPage = pageVA
         cachedBytes = page

@@ -16,8 +16,7 @@ extension TableReader {
             let shift = g + stride * UInt64(3 - level)
             let indexBits = level == startLevel ? vaBits - shift : stride
             let index = (va >> shift) & ((1 << indexBits) - 1)
-            let levelName = "\(name) L\(level)"
-            let e = try entry64(table: table, index: index, level: levelName, covering: level == startLevel ? 0 : 1 << (shift + stride))
+            let e = try entry64(table: table, index: index, level: "\(name) L\(level)", covering: level == startLevel ? 0 : 1 << (shift + stride))
             switch (e & 3, level) {
             case (3, 3):
                 return (e & outputMask & ~granuleMask) | (va & granuleMask)
@@ -27,7 +26,7 @@ extension TableReader {
                 let span = UInt64(1) << shift
                 return (e & outputMask & ~(span - 1)) | (va & (span - 1))
             default:
-                throw notPresent(levelName, index: index, entry: e, span: 1 << shift)
+                throw notPresent("\(name) L\(level)", index: index, entry: e, span: 1 << shift)
             }
         }
         throw MemoryFault(address: va, reason: "walk did not end at level 3")

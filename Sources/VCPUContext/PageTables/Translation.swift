@@ -1,16 +1,45 @@
 /// Why a guest virtual address could not be read: the level, the entry and the frame.
 public struct MemoryFault: Error, CustomStringConvertible, Equatable, Sendable {
     public let address: UInt64
-    public let reason: String
     /// When a table entry was not present: the bytes of address space it covers (aligned
     /// to that size), so a scan can skip the whole unmapped region; 0 when unknown.
     public let unmappedSpan: UInt64
+    /// Why, kept as its parts: a search by content over a window of missing or unmapped
+    /// pages faults on each, and most faults are never printed.
+    let why: Why
+
+    enum Why: Sendable {
+        case text(String)
+        /// A page (or the `table` of a walk's `level`) that the source lacks.
+        case missing(frame: UInt64, source: any FrameSource, table: (level: String, at: UInt64)?)
+        /// A walk's `level` entry `index`, not present.
+        case notPresent(level: String, index: UInt64, entry: UInt64)
+    }
+
     public init(address: UInt64, reason: String, unmappedSpan: UInt64 = 0) {
+        self.init(address: address, why: .text(reason), unmappedSpan: unmappedSpan)
+    }
+
+    init(address: UInt64, why: Why, unmappedSpan: UInt64 = 0) {
         self.address = address
-        self.reason = reason
+        self.why = why
         self.unmappedSpan = unmappedSpan
     }
+
+    public var reason: String {
+        switch why {
+        case .text(let text): return text
+        case .missing(let frame, let source, nil): return source.whyMissing(frame)
+        case .missing(let frame, let source, let table?): return "the \(table.level) table (at 0x\(hex(table.at))) is unreadable: \(source.whyMissing(frame))"
+        case .notPresent(let level, let index, let entry): return "not mapped: \(level) entry \(index) is \(hex(entry, width: 16))"
+        }
+    }
+
     public var description: String { "cannot read \(hex(address)): \(reason)" }
+
+    public static func == (a: MemoryFault, b: MemoryFault) -> Bool {
+        a.address == b.address && a.unmappedSpan == b.unmappedSpan && a.reason == b.reason
+    }
 }
 
 /// How a vCPU maps virtual to physical (in the frame numbering of the guest's source:
@@ -48,25 +77,25 @@ struct TableReader {
 
     /// `covering`: the address space the table maps, all of it unreadable when the table
     /// is missing (0 when not known), so scans can skip it whole.
-    func entry64(table: UInt64, index: UInt64, level: String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
+    /// `level` names the table in a fault, made only then: walks run for every page a
+    /// search probes.
+    func entry64(table: UInt64, index: UInt64, level: @autoclosure () -> String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
         let address = table &+ index &* 8
         guard let page = frames.page(address >> 12) else {
-            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))",
-                              unmappedSpan: covering)
+            throw MemoryFault(address: va, why: .missing(frame: address >> 12, source: frames, table: (level(), table)), unmappedSpan: covering)
         }
         return page.le64(Int(address & 0xfff) & ~7)
     }
 
-    func entry32(table: UInt64, index: UInt64, level: String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
+    func entry32(table: UInt64, index: UInt64, level: @autoclosure () -> String, covering: UInt64 = 0) throws(MemoryFault) -> UInt64 {
         let address = table &+ index &* 4
         guard let page = frames.page(address >> 12) else {
-            throw MemoryFault(address: va, reason: "the \(level) table (at 0x\(hex(table))) is unreadable: \(frames.whyMissing(address >> 12))",
-                              unmappedSpan: covering)
+            throw MemoryFault(address: va, why: .missing(frame: address >> 12, source: frames, table: (level(), table)), unmappedSpan: covering)
         }
         return UInt64(page.le32(Int(address & 0xfff) & ~3))
     }
 
     func notPresent(_ level: String, index: UInt64, entry: UInt64, span: UInt64) -> MemoryFault {
-        MemoryFault(address: va, reason: "not mapped: \(level) entry \(index) is \(hex(entry, width: 16))", unmappedSpan: span)
+        MemoryFault(address: va, why: .notPresent(level: level, index: index, entry: entry), unmappedSpan: span)
     }
 }

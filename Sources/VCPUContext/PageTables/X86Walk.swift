@@ -14,7 +14,8 @@ enum X86Walk {
             throw MemoryFault(address: va, reason: "not a canonical 48-bit address")
         }
         var table = root & addressMask
-        for (level, shift) in [(4, UInt64(39)), (3, 30), (2, 21), (1, 12)] {
+        for level in stride(from: 4, through: 1, by: -1) {
+            let shift = UInt64(12 + 9 * (level - 1))
             let index = (va >> shift) & 0x1ff
             let e = try t.entry64(table: table, index: index, level: "L\(level)", covering: level == 4 ? 0 : 1 << (shift + 9))
             guard e & present != 0 else { throw t.notPresent("L\(level)", index: index, entry: e, span: 1 << shift) }
