@@ -22,7 +22,7 @@ let package = Package(
         // the headers are needed to build (libxen-dev), the libraries only to inspect live domains.
         .target(name: "CXenLive", linkerSettings: [.linkedLibrary("dl")]),
         // Live domains behind the same Guest model as cores.
-        .target(name: "LiveDomain", dependencies: ["CXenLive", "VCPUContext"]),
+        .target(name: "LiveDomain", dependencies: ["CXenLive", "VCPUContext", "SafeFile"]),
         // elfutils (libdwfl/libdw), loaded with dlopen: only --vmlinux needs it.
         .target(name: "CDwarf", linkerSettings: [.linkedLibrary("dl")]),
         // vmlinux symbols and DWARF source lines (file:line, inlined frames).

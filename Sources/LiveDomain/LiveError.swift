@@ -10,7 +10,6 @@ public enum LiveError: Error, CustomStringConvertible, Equatable {
     case vanished(UInt32)
     case hypercall(what: String, errno: Int32)
     case noSuchVCPU(Int, maxID: Int)
-    case fileExists(String)
     case write(String)
 
     public var description: String {
@@ -35,8 +34,6 @@ public enum LiveError: Error, CustomStringConvertible, Equatable {
             return "\(what) failed: \(String(cString: strerrorString(errno)))"
         case .noSuchVCPU(let n, let maxID):
             return "vCPU \(n) does not exist (the domain's vCPUs are 0–\(maxID))"
-        case .fileExists(let path):
-            return "\(path) exists: give --force to replace it"
         case .write(let why):
             return why
         }

@@ -1,5 +1,6 @@
 import CXenLive
 import Synchronization
+import SafeFile
 import VCPUContext
 #if canImport(Glibc)
 import Glibc
@@ -265,12 +266,9 @@ extension LiveHypervisor {
     }
 
     /// Whether a core can be written at `path` (checked before the domain is paused): not
-    /// there unless `force`, and its folder writable.
+    /// there unless `force`, a regular file if there, and its folder writable.
     public static func checkWritable(_ path: String, force: Bool) throws(LiveError) {
-        if !force && access(path, F_OK) == 0 { throw .fileExists(path) }
-        let slash = path.lastIndex(of: "/")
-        let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-        guard access(folder, W_OK) == 0 else { throw .write("cannot write a core in \(folder): \(String(cString: strerror(errno)))") }
+        if let problem = SafeFile.outputProblem(path, force: force) { throw .write(problem.description) }
     }
 
     /// Writes a complete core of the domain to `path` (via a temporary file in the same

@@ -17,6 +17,36 @@ public enum SafeFile {
         public var description: String { "\(path): \(reason)" }
     }
 
+    /// Why a file cannot be written at a path: what it is, and the words for it.
+    public struct OutputProblem: Error, CustomStringConvertible, Equatable, Sendable {
+        public enum Kind: Sendable { case isInput, exists, notRegularFile, folderNotWritable }
+        public let kind: Kind
+        public let description: String
+    }
+
+    /// Why a file cannot be written at `path` (a new core, a trimmed copy), or nil: it is
+    /// `input` itself, it exists and `force` was not given, it exists and is not a regular
+    /// file (a device or a FIFO is never replaced), or its folder is not writable.
+    public static func outputProblem(_ path: String, force: Bool, input: (path: String, name: String)? = nil) -> OutputProblem? {
+        var a = stat(), b = stat()
+        if let input, stat(input.path, &a) == 0, stat(path, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
+            return OutputProblem(kind: .isInput, description: "\(path) is \(input.name) itself: give another file")
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard force else { return OutputProblem(kind: .exists, description: "\(path) exists: give --force to replace it") }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                return OutputProblem(kind: .notRegularFile, description: "\(path) is not a regular file: not replaced")
+            }
+        }
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        guard access(folder, W_OK) == 0 else {
+            return OutputProblem(kind: .folderNotWritable, description: "cannot write in \(folder): \(String(cString: strerror(errno)))")
+        }
+        return nil
+    }
+
     /// Opens `path` read-only. `O_NONBLOCK` makes opening a FIFO return at once, and the
     /// kind is checked with `fstat` on the opened descriptor (no race with the name) before
     /// any read: only regular files are accepted, and none larger than `maxSize`. `what`

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SafeFile
 import VCPUContext
 #if canImport(Glibc)
 import Glibc
@@ -93,22 +94,8 @@ struct TrimCommand: ParsableCommand {
 
     /// OUT must not be CORE (whatever the path says), nor exist unless --force; its folder writable.
     static func checkOutput(_ out: String, core: String, force: Bool) throws {
-        var a = stat(), b = stat()
-        if stat(core, &a) == 0, stat(out, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
-            throw CommandFailure.usage("\(out) is the core itself: give another file")
-        }
-        if access(out, F_OK) == 0 {
-            guard force else { throw CommandFailure.failed("\(out) exists: give --force to replace it") }
-            var st = stat()
-            guard stat(out, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                throw CommandFailure.failed("\(out) is not a regular file: not replaced")
-            }
-        }
-        let slash = out.lastIndex(of: "/")
-        let folder = slash.map { $0 == out.startIndex ? "/" : String(out[..<$0]) } ?? "."
-        guard access(folder, W_OK) == 0 else {
-            throw CommandFailure.failed("cannot write in \(folder): \(String(cString: strerror(errno)))")
-        }
+        guard let problem = SafeFile.outputProblem(out, force: force, input: (core, "the core")) else { return }
+        throw problem.kind == .isInput ? CommandFailure.usage(problem.description) : CommandFailure.failed(problem.description)
     }
 
     private func percent(_ part: Int, of whole: Int) -> String {

@@ -152,7 +152,10 @@ struct LiveStandInTests {
         Failure(caseName: name, args: ["-C", "1"], environment: ["XENSTANDIN_VANISH_AFTER": "3"], status: 2,
                 message: "domain 1 went away while it was being read"),
         Failure(caseName: name, args: ["--save-core", "/nonexistent-dir/x.core", "1"], environment: [:], status: 2,
-                message: "cannot write a core in /nonexistent-dir: No such file or directory"),
+                message: "cannot write in /nonexistent-dir: No such file or directory"),
+        // A device is never replaced, even with --force.
+        Failure(caseName: name, args: ["--save-core", "/dev/null", "--force", "1"], environment: [:], status: 2,
+                message: "/dev/null is not a regular file: not replaced"),
     ] } + [
         // An ARM save whose mapping fails halfway must not leave a core with holes in the guest's RAM.
         Failure(caseName: "arm-full-a64-crash", args: ["--save-core", "{tmp}", "1"], environment: ["XENSTANDIN_MAP_FAIL_AFTER": "5000"],

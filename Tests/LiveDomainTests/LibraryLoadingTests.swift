@@ -22,6 +22,5 @@ struct LibraryLoadingTests {
         #expect(LiveError.notRoot.description.contains("root"))
         #expect(LiveError.noSuchDomain(7).description.contains("xl list"))
         #expect(LiveError.dom0.description.contains("dom0"))
-        #expect(LiveError.fileExists("/x").description.contains("--force"))
     }
 }
