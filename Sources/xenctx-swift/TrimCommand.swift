@@ -17,7 +17,7 @@ struct TrimCommand: ParsableCommand {
         discussion: """
         The copy is a core in the same `xl dump-core` layout, with the same vCPU contexts and Xen \
         notes, plus a note saying it was trimmed (and one listing the pages that were all zeros, as \
-        runs of frames, instead of keeping them). Every view named below prints the same on the copy \
+        runs of frames, instead of keeping them: other readers of xl's cores see those as absent). Every view named below prints the same on the copy \
         as on the core: -C (registers, stacks, call traces, --describe), --log, --tasks --stack, \
         --modules, --meminfo, --hung, --summary and --json. Other reads (-m and -d anywhere, more \
         stack pages with -n) may reach pages the copy does not hold; they say so. Everything comes \
