@@ -64,4 +64,26 @@ public struct ArmRegisters: Sendable, Equatable, Codable {
     public var spFIQ: UInt32 { r(29) }
     public var lrFIQ: UInt32 { r(30) }
     public var spsrSVC: UInt32 { UInt32(truncatingIfNeeded: spsrEL1) }
+
+    /// The banked stack pointer and link register of an AArch32 mode (USR and SYS share
+    /// theirs); nil for MON and HYP, which a guest never runs in.
+    public func banked(_ mode: AArch32Mode) -> (sp: UInt32, lr: UInt32)? {
+        switch mode {
+        case .usr, .sys: (spUSR, lrUSR)
+        case .svc: (spSVC, lrSVC)
+        case .irq: (spIRQ, lrIRQ)
+        case .abt: (spABT, lrABT)
+        case .und: (spUND, lrUND)
+        case .fiq: (spFIQ, lrFIQ)
+        case .mon, .hyp: nil
+        }
+    }
+
+    /// The link register the kernel was running with, where it is one: AArch32's banked
+    /// LR of a privileged mode (CPSR.M), AArch64's x30 at EL1; nil in user mode.
+    public var kernelLinkRegister: UInt64? {
+        if !isAArch32State { return (cpsr >> 2) & 3 == 1 ? x[30] : nil }
+        guard let mode = AArch32Mode(rawValue: cpsr & 0x1f), mode != .usr, let pair = banked(mode) else { return nil }
+        return UInt64(pair.lr)
+    }
 }

@@ -224,18 +224,7 @@ extension Report {
     /// returns to), as frames to classify a vCPU by when no stack could be read.
     func registerFrames(_ v: VCPU) -> ReportModel.Trace? {
         var addresses = [v.registers.instructionPointer]
-        if case .arm(let r) = v.registers {
-            if !r.isAArch32State {
-                if (r.cpsr >> 2) & 3 == 1 { addresses.append(r.x[30]) }    // EL1: x30
-            } else {
-                switch r.cpsr & 0x1f {
-                case 0x13: addresses.append(UInt64(r.lrSVC))
-                case 0x12: addresses.append(UInt64(r.lrIRQ))
-                case 0x17: addresses.append(UInt64(r.lrABT))
-                default: break
-                }
-            }
-        }
+        if case .arm(let r) = v.registers, let lr = r.kernelLinkRegister { addresses.append(lr) }
         let w = guest.description.wordSize * 2
         let frames = addresses.filter { classifier.classify($0) == .text }.map { ip in
             ReportModel.Frame(address: hex(ip, width: w), symbol: classifier.symbol(ip, kind: .text), how: "registers",

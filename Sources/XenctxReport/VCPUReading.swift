@@ -282,16 +282,7 @@ struct VCPUMemoryView {
         // r0-r12 (FIQ banks r8-r12), then the SP and LR of the mode the stack was taken from.
         let fiq = r.cpsr & 0x1f == 0x11
         var regs = (0..<13).map { UInt64(fiq && $0 >= 8 ? r.rFIQ($0) : r.r($0)) }
-        let mode = AArch32Mode(rawValue: r.cpsr & 0x1f)
-        let (spReg, lrReg): (UInt32, UInt32)
-        switch mode {
-        case .irq: (spReg, lrReg) = (r.spIRQ, r.lrIRQ)
-        case .abt: (spReg, lrReg) = (r.spABT, r.lrABT)
-        case .und: (spReg, lrReg) = (r.spUND, r.lrUND)
-        case .fiq: (spReg, lrReg) = (r.spFIQ, r.lrFIQ)
-        case .svc: (spReg, lrReg) = (r.spSVC, r.lrSVC)
-        default: (spReg, lrReg) = (r.spUSR, r.lrUSR)
-        }
+        let (spReg, lrReg) = AArch32Mode(rawValue: r.cpsr & 0x1f).flatMap { r.banked($0) } ?? (r.spUSR, r.lrUSR)
         regs += [UInt64(spReg), UInt64(lrReg), UInt64(r.pc32)]
         let unwinder = EHABIUnwinder(tables: tables, stackSize: descriptor.kernelStackSize) { classifier.classify($0) >= .text }
         return report.endingAtEntry(unwinder.unwind(registers: regs, memory: memory))
@@ -312,7 +303,9 @@ struct VCPUMemoryView {
             regs = r.x + [sp ?? r.spEL1]
             pc = r.pc
         case .arm(let r):
-            regs = (0..<13).map { UInt64(r.r($0)) } + [sp ?? 0, UInt64(r.lrSVC), UInt64(r.pc32)]
+            // The LR banked with the chosen stack pointer's mode (SVC's was taken in every mode).
+            let lr = AArch32Mode(rawValue: r.cpsr & 0x1f).flatMap { r.banked($0) }?.lr ?? r.lrSVC
+            regs = (0..<13).map { UInt64(r.r($0)) } + [sp ?? 0, UInt64(lr), UInt64(r.pc32)]
             pc = UInt64(r.pc32)
         default:
             return nil

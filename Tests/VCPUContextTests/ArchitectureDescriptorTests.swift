@@ -59,3 +59,21 @@ struct ArchitectureDescriptorTests {
         #expect(Set(GuestArchitecture.allCases.filter { $0.descriptor.mayBePVH }) == [.x86_64, .x86_32])
     }
 }
+
+/// The LR a kernel ran with: AArch32's banked LR of the CPSR mode (each exception mode its
+/// own, none in user mode), AArch64's x30 at EL1 only.
+@Test func kernelLinkRegisterFollowsTheMode() {
+    var r = ArmRegisters(LittleEndianBytes([UInt8](repeating: 0, count: 352)), entrySize: 352)!
+    for i in 0..<31 { r.x[i] = 0xc000_0000 + UInt64(i) }
+    let expected: [(UInt64, UInt64?)] = [(0x13, 0xc000_0012), (0x12, 0xc000_0010), (0x17, 0xc000_0014), (0x1b, 0xc000_0016),
+                                         (0x11, 0xc000_001e), (0x10, nil), (0x1f, 0xc000_000e), (0x16, nil)]
+    for (mode, lr) in expected {
+        r.cpsr = mode
+        #expect(r.kernelLinkRegister == lr, "mode \(String(mode, radix: 16))")
+    }
+    r.cpsr = 0x3c5                       // EL1h
+    #expect(r.kernelLinkRegister == 0xc000_001e)
+    r.cpsr = 0x0                         // EL0t
+    #expect(r.kernelLinkRegister == nil)
+    #expect(r.banked(.irq)! == (0xc000_0011, 0xc000_0010) && r.banked(.hyp) == nil)
+}
