@@ -37,6 +37,28 @@
 # watchdog reports it once. The timing spin has preemption off too (time_secs=1, while
 # watchdog_thresh is still 10: no report): on arm64 under the emulation a preemptible mdelay(1000)
 # took 12.6 s, a non-preemptible one 3.5 s (first run, 2026-12-06: time_secs=1, no report).
+# Two more steps on 6.12 only (the 6.1 case was made without them), after the OOM kill and before
+# ps and the sysrqs, with a third build of lib/test_lockup.c, test_lockup_mutex.ko (in the guest
+# xz-compressed as test_lockup_mutex.ko.xz, like test_lockup_soft):
+#  4. a mutex: test_lockup_mutex (insmod, asleep in S for 600 s) holds cgroup_mutex (its address
+#     from /proc/kallsyms, lock_mutex_ptr=), and `mkdir` of a group in a cgroup2 mount waits for it
+#     in D (cgroup_mkdir -> cgroup_kn_lock_live -> mutex_lock): a sleeping owner and a waiter on a
+#     plain mutex, as against step 1's rw_semaphore; hung_task_timeout_secs is 0 by then, so no
+#     hung-task report names them;
+#  5. an unreported lockup: test_lockup_soft spins on vCPU 1 with preemption off in 0.5 s pieces
+#     (iterations=2000, touch_softlockup=1: it touches the softlockup watchdog between them, and
+#     rcu_cpu_stall_suppress=1), so the kernel never reports it; sysrq-c comes about a minute into
+#     the spin (a sleep of 30 s, ps and the sysrqs), and only the tasks' run times in the core tell
+#     that vCPU 1 has run the same task all that time: a lockup inferred, not reported;
+# and the guest prints /proc/meminfo (`LABGUEST meminfo: ` lines) right before sysrq-c: the truth
+# for MemTotal, MemFree, MemAvailable etc. at the dump. Three failed runs (2026-12-06) led to the
+# design: in the first the OOM killer killed the mutex owner's insmod (after step 3's OOM kill the
+# zone's watermark stays boosted) and the spinning one; in the second (min_free_kbytes rewritten,
+# which clears the boost) both insmods were OOM-killed during the spin (vCPU 1 holds off RCU's
+# grace periods, and the guest polled once a second); in the third (the lab's tasks at
+# oom_score_adj -1000) the owner lived but the OOM killer took step 1's insmod. So the lab's tasks
+# get oom_score_adj -1000, watermark_boost_factor=0 keeps the boost cleared, init stays on vCPU 0,
+# and step 5 forks little (one sleep of 30 s before ps, sysrq and the crash).
 # Results go to ~/.cache/xenlab/arm-why-trixie (results/files).
 #
 # usage: Scripts/lab-why-arm.sh     env: ARM_LAB_CACHE (default ~/.cache/xenlab/arm), XENLAB
@@ -93,7 +115,7 @@ for a in arm64 armhf; do dpkg --print-foreign-architectures | grep -x $a >/dev/n
 # the ARM lab's packages and extracted trees (cached phases are skipped)
 bash "$work/arm/build.sh" deps download extract sysmap
 
-# ---- test_lockup.ko and test_lockup_soft.ko for $K64 (KSUITE: $GK64) ----
+# ---- test_lockup.ko and test_lockup_soft.ko for $K64 (KSUITE: $GK64, and test_lockup_mutex.ko) ----
 need=""
 hostpkgs="make gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu xz-utils"; [ -z "${KSUITE:-}" ] || hostpkgs="debootstrap xz-utils kmod"
 # ipxe-qemu: QEMU's virt machine loads efi-virtio.rom for its default NIC (the lab installs
@@ -207,10 +229,10 @@ grep -h '^CONFIG_CC_VERSION_TEXT=' "$tr/usr/src/linux-headers-$GK64/.config"
 chroot "$tr" aarch64-linux-gnu-gcc-14 --version | head -1
 m=/mod-$GK64
 rm -rf "$tr$m"; mkdir -p "$tr$m"
-cp "$src" "$tr$m/test_lockup.c"; cp "$src" "$tr$m/test_lockup_soft.c"
-echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$tr$m/Kbuild"
+cp "$src" "$tr$m/test_lockup.c"; cp "$src" "$tr$m/test_lockup_soft.c"; cp "$src" "$tr$m/test_lockup_mutex.c"
+echo 'obj-m := test_lockup.o test_lockup_soft.o test_lockup_mutex.o' > "$tr$m/Kbuild"
 chroot "$tr" make -s -C "/usr/src/linux-headers-$GK64" M="$m" modules
-for k in test_lockup test_lockup_soft; do
+for k in test_lockup test_lockup_soft test_lockup_mutex; do
   chroot "$tr" aarch64-linux-gnu-strip --strip-debug -o "$m/$k.stripped.ko" "$m/$k.ko"
   cp "$tr$m/$k.stripped.ko" "$why/$k.ko"
 done
@@ -221,10 +243,15 @@ modinfo -F vermagic "$why/test_lockup.ko" | grep -q "^$K64 " || { echo "lab-why-
 file "$why/test_lockup.ko"
 sha256sum "$src" "$why"/test_lockup*.ko | tee "$why/modules.sha256"
 cp "$why/test_lockup.ko" "$why/test_lockup_soft.ko" "$why/modules.sha256" "$work/arm/"
+[ -z "${KSUITE:-}" ] || cp "$why/test_lockup_mutex.ko" "$work/arm/"
 
 # ---- the guest: modules in the arm64 initramfs, a 1 MiB log ring, the scenario ----
 sed -i 's|^        install -m 0755 "\$LAB/guest-init.sh" "\$G/init"$|&\n        [ "${a%%:*}" != arm64 ] \|\| { cp "$LAB/test_lockup.ko" "$G/"; xz -c "$LAB/test_lockup_soft.ko" > "$G/test_lockup_soft.ko.xz"; }|' "$work/arm/build.sh"
 grep -q 'test_lockup_soft.ko.xz' "$work/arm/build.sh" || { echo "lab-why-arm: cannot give the guest its modules" >&2; exit 2; }
+if [ -n "${KSUITE:-}" ]; then
+  sed -i 's|xz -c "\$LAB/test_lockup_soft.ko" > "\$G/test_lockup_soft.ko.xz"; }$|xz -c "$LAB/test_lockup_soft.ko" > "$G/test_lockup_soft.ko.xz"; xz -c "$LAB/test_lockup_mutex.ko" > "$G/test_lockup_mutex.ko.xz"; }|' "$work/arm/build.sh"
+  grep -q 'test_lockup_mutex.ko.xz' "$work/arm/build.sh" || { echo "lab-why-arm: cannot give the guest test_lockup_mutex" >&2; exit 2; }
+fi
 sed -i 's|^extra = "console=hvc0 rdinit=/init nokaslr loglevel=7 lab_mode=\$4"$|extra = "console=hvc0 rdinit=/init nokaslr loglevel=7 log_buf_len=1M lab_mode=$4"|' "$work/arm/build.sh"
 grep -q 'log_buf_len=1M lab_mode=' "$work/arm/build.sh" || { echo "lab-why-arm: cannot set log_buf_len" >&2; exit 2; }
 # the dom0 scenario waits for the panic longer: the guest's steps take minutes under TCG
@@ -373,8 +400,73 @@ for o, n in ((2, 3), (4, 5)):
     s = s.replace(old, open(sys.argv[n]).read())
 open(p, "w").write(s)
 PY
+  # 6.12 only: steps 4 (a mutex: owner asleep, a waiter in D) and 5 (a lockup that the kernel does
+  # not report), after the pids of steps 1-3; then /proc/meminfo right before sysrq-c
+  cat > "$work/why612-mutex-lockup.snippet" <<'SNIP'
+    echo "LABGUEST why 4: mutex: test_lockup_mutex holds cgroup_mutex asleep, mkdir in a cgroup2 waits"
+    echo "LABGUEST why: hung_task_timeout_secs $(cat /proc/sys/kernel/hung_task_timeout_secs)"
+    # After the OOM kill the zone's watermark stays boosted (kswapd has given up: nothing is
+    # reclaimable) and the 64 MiB CMA area takes no kernel allocation, so the next insmod was
+    # OOM-killed itself (first run, 2026-12-06): rewriting min_free_kbytes recomputes the
+    # watermarks (setup_per_zone_wmarks) and clears the boost, and watermark_boost_factor=0 keeps
+    # the next unmovable allocation from boosting it again (the third run only rewrote
+    # min_free_kbytes: boosted again, the OOM killer took test_lockup's insmod for the module's
+    # BTF relocation map).
+    echo 0 > /proc/sys/vm/watermark_boost_factor
+    echo "LABGUEST why: before the watermark reset: $(grep -E '^(MemFree|MemAvailable|CmaFree):' /proc/meminfo | tr -s ' \n' ' ')"
+    cat /proc/sys/vm/min_free_kbytes > /tmp/labmfk; cat /tmp/labmfk > /proc/sys/vm/min_free_kbytes
+    echo "LABGUEST why: min_free_kbytes $(cat /proc/sys/vm/min_free_kbytes) rewritten, watermark_boost_factor $(cat /proc/sys/vm/watermark_boost_factor): watermark boost cleared; zone watermarks (pages): $(grep -E '^ +(min|low|high) ' /proc/zoneinfo | tr -s ' \n' ' ')"
+    mkdir -p /tmp/labcg
+    mount -t cgroup2 none /tmp/labcg
+    labmtx=$(awk '$3=="cgroup_mutex"{print $1}' /proc/kallsyms)
+    echo "LABGUEST why: cgroup_mutex at 0x$labmtx (/proc/kallsyms)"
+    # the lab's tasks are spared by the OOM killer (oom_score_adj -1000; exec keeps the pid)
+    sh -c 'echo -1000 > /proc/self/oom_score_adj; exec insmod /test_lockup_mutex.ko.xz "$@"' sh lock_mutex_ptr=0x$labmtx state=S time_secs=600 &
+    labmowner=$!
+    lab_wait_log 'test_lockup_mutex: lock mutex' 60
+    lab_wait_state $labmowner S 30
+    sleep 1
+    echo "LABGUEST why: mutex owner: insmod test_lockup_mutex.ko.xz lock_mutex_ptr=0x$labmtx pid $labmowner holds cgroup_mutex, asleep in state $(lab_state $labmowner) for 600 s"
+    dmesg | grep 'test_lockup_mutex: lock mutex' | sed 's/^/LABGUEST why: module said: /'
+    sh -c 'echo -1000 > /proc/self/oom_score_adj; exec mkdir /tmp/labcg/labgroup' &
+    labmw=$!
+    lab_wait_state $labmw D 30
+    echo "LABGUEST why: mutex waiter: mkdir /tmp/labcg/labgroup pid $labmw waits for cgroup_mutex (cgroup_mkdir, state $(lab_state $labmw))"
+    echo "LABGUEST why 5: unreported lockup: test_lockup_soft spins on vCPU 1 with preemption off, touching the watchdog"
+    # test_lockup touches the watchdog only between iterations: many short spins (0.5 s each,
+    # mdelay's 1 s took 3.4-9.5 s under the emulation; the report needs 2 x watchdog_thresh = 20 s)
+    labcpu=0; [ "$(grep -c ^processor /proc/cpuinfo)" -gt 1 ] && labcpu=1
+    taskset -p 1 $$ >/dev/null
+    echo "LABGUEST why: init (pid $$) kept on cpu 0: $(taskset -p $$)"
+    echo 1 > /sys/module/rcupdate/parameters/rcu_cpu_stall_suppress
+    echo "LABGUEST why: watchdog_thresh $(cat /proc/sys/kernel/watchdog_thresh), softlockup_panic $(cat /proc/sys/kernel/softlockup_panic), rcu_cpu_stall_suppress $(cat /sys/module/rcupdate/parameters/rcu_cpu_stall_suppress)"
+    labt0=$(cut -d' ' -f1 /proc/uptime)
+    taskset $((1 << labcpu)) sh -c 'echo -1000 > /proc/self/oom_score_adj; exec insmod /test_lockup_soft.ko.xz "$@"' sh time_secs=0 time_nsecs=500000000 iterations=2000 disable_preempt=1 touch_softlockup=1 &
+    labspin=$!
+    echo "LABGUEST why: insmod test_lockup_soft.ko.xz time_nsecs=500000000 iterations=2000 disable_preempt=1 touch_softlockup=1 pid $labspin on cpu $labcpu, started at uptime $labt0"
+    # From here on vCPU 1 holds off RCU's grace periods (preemption off in the kernel, as a real
+    # lockup does), so what every fork and exit frees through RCU stays allocated: the second run
+    # (2026-12-06) polled once a second and ran out of kernel memory 20 s into the spin (two OOM
+    # kills, of both insmods). Few forks, then: one sleep of 30 s before ps, sysrq and the crash.
+    sleep 30
+    dmesg | grep -A1 "test_lockup_soft: START pid=$labspin " | sed 's/^/LABGUEST why: module said: /'
+    echo "LABGUEST why: spin running since uptime $labt0, now $(cut -d' ' -f1 /proc/uptime); pid $labspin state $(lab_state $labspin); soft-lockup reports $(dmesg | grep -c 'soft lockup - CPU#'), rcu stall reports $(dmesg | grep -c 'rcu: INFO')"
+    echo "LABGUEST why: pids: mutex owner $labmowner mutex waiter $labmw unreported lockup $labspin"
+SNIP
+  python3 - "$g" "$work"/why612-mutex-lockup.snippet <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+for old, new in (
+    ('    echo "LABGUEST why: pids: owner $labowner waiters $labw1 $labw2 $labw3 soft-lockup $labsoft oom $laboom"\n',
+     open(sys.argv[2]).read()),
+    ('    echo "LABGUEST crashing now (echo c > /proc/sysrq-trigger)"\n',
+     "    sed 's/^/LABGUEST meminfo: /' /proc/meminfo\n")):
+    assert s.count(old) == 1, "guest-init.sh changed: patch it by hand"
+    s = s.replace(old, old + new)
+open(p, "w").write(s)
+PY
 fi
-grep -nE 'why [123]:|calibration:|LABGUEST (ps|sysrq-[mwt]|crashing)' "$g"
+grep -nE 'why [12345]:|calibration:|LABGUEST (ps|sysrq-[mwt]|crashing|meminfo)' "$g"
 sh -n "$g"
 
 # the ARM lab's inputs (initramfs with the modules, lab disk), then QEMU with the complete-core writer
