@@ -54,11 +54,12 @@ extension Report {
         var model = ReportModel(tool: "xenctx-swift", guest: facts, kernel: kernel, vcpus: analyses.map(vcpuModel), errors: errors)
         // How long each vCPU's task has run since it was scheduled in (a lockup's measure).
         if let layout = try? taskLayout?.get(), let offset = layout.lastArrival, let reader = KernelReader(guest: guest) {
-            let now = runqueueClocks().values.max()
+            let clocks = runqueueClocks()
             for i in model.vcpus.indices {
-                guard let now, case .success(let t)? = currentTasks[model.vcpus[i].id],
-                      let arrival = try? reader.u64(t.address &+ UInt64(offset)), arrival != 0, arrival <= now else { continue }
-                model.vcpus[i].task?.runningFor = Double(now - arrival) / 1e9
+                let id = model.vcpus[i].id
+                guard case .success(let t)? = currentTasks[id], let arrival = try? reader.u64(t.address &+ UInt64(offset)),
+                      let ns = Report.since(arrival, onCPU: id, clocks: clocks) else { continue }
+                model.vcpus[i].task?.runningFor = Double(ns) / 1e9
             }
         }
         // What the text says about each vCPU's block (an unreadable stack, an exact trace

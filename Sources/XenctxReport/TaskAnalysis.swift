@@ -273,10 +273,18 @@ extension Report {
 
     /// How long before the dump the task last went onto a CPU (for the task running there,
     /// how long it has been running), in ns; nil when the kernel does not keep it or it never
-    /// ran. "The dump" is the latest runqueue clock: an idle CPU's clock stops while it
-    /// sleeps (NOHZ), so its own would make its tasks look recent.
+    /// ran.
     static func sinceScheduled(_ task: KernelTask, clocks: [Int: UInt64]) -> UInt64? {
-        guard let arrival = task.lastArrival, arrival != 0, let now = clocks.values.max(), now >= arrival else { return nil }
+        guard let arrival = task.lastArrival else { return nil }
+        return since(arrival, onCPU: task.onCPU ? task.cpu : nil, clocks: clocks)
+    }
+
+    /// `arrival` to "the dump", in ns. For a task on a CPU, that CPU's runqueue clock: it
+    /// ticks while the task runs and stops when the CPU is stopped (a panic's stop IPI), so a
+    /// later clock elsewhere would add time it did not run. For the others, the latest clock:
+    /// an idle CPU's own stops while it sleeps (NOHZ), so it would make its tasks look recent.
+    static func since(_ arrival: UInt64, onCPU cpu: Int?, clocks: [Int: UInt64]) -> UInt64? {
+        guard arrival != 0, let now = cpu.flatMap({ clocks[$0] }) ?? clocks.values.max(), now >= arrival else { return nil }
         return now - arrival
     }
 
