@@ -31,22 +31,42 @@ public enum LogEvents {
     /// header line is looked for in the few records after an event only.
     public static func find(in records: [LogRecord], release: String? = nil) -> [LogEvent] {
         var events: [LogEvent] = []
+        var oomInvoked: Int? = nil
         for (i, r) in records.enumerated() {
             let text = line(r.text)
-            guard let kind = kind(of: text) else { continue }
+            guard let kind = kind(of: text) else {
+                if text.contains(" invoked oom-killer: ") { oomInvoked = i }
+                continue
+            }
             var event = LogEvent(kind: kind, text: text, timestamp: r.timestamp, index: i)
-            // The header follows within a few records (after "Modules linked in:" and such).
-            for later in records[(i + 1)..<min(records.count, i + 12)] {
+            // The header follows within a few records (after "Modules linked in:" and such);
+            // an OOM kill's comes before it, after "… invoked oom-killer:" and before the
+            // memory and task tables (the next one after it is another report's).
+            var from = i + 1
+            if kind == .oom {
+                guard let invoked = oomInvoked, i - invoked <= 4096 else { events.append(named(event)); continue }
+                from = invoked + 1
+                oomInvoked = nil
+            }
+            for later in records[from..<min(records.count, from + 11)] {
                 let h = line(later.text)
                 if Self.kind(of: h) != nil { break }
                 if h.hasPrefix("CPU: ") { header(h, release: release, into: &event); break }
             }
             // The task the message itself names: `INFO: task sh:121 blocked…`, `Killed process
             // 173 (tail)`, `[insmod:165]` (a lockup's header names it too, and its CPU).
-            if event.pid == nil, let (comm, pid) = taskInMessage(text, kind: kind) { (event.comm, event.pid) = (comm, pid) }
-            events.append(event)
+            events.append(named(event))
         }
         return events
+    }
+
+    /// The task the message itself names, where the header named none; an OOM kill's victim
+    /// always (its header names the task that asked for memory).
+    static func named(_ e: LogEvent) -> LogEvent {
+        guard e.pid == nil || e.kind == .oom, let (comm, pid) = taskInMessage(e.text, kind: e.kind) else { return e }
+        var e = e
+        (e.comm, e.pid) = (comm, pid)
+        return e
     }
 
     static func taskInMessage(_ text: String, kind: LogEvent.Kind) -> (String, Int)? {

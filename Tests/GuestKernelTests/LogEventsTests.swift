@@ -35,6 +35,26 @@ struct LogEventsTests {
         #expect(events.map(\.kind) == [.softLockup, .hung, .oom, .hardLockup, .bug])
     }
 
+    /// An OOM kill's header is the one after "invoked oom-killer:", before its memory and
+    /// task tables; the next report's header (a BUG right after) is not its; the event names
+    /// the victim its message names, the header the task that asked and its CPU.
+    @Test func oomHeaderComesBeforeTheKill() {
+        let events = LogEvents.find(in: [
+            record("sh invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0", 1),
+            record("CPU: 1 PID: 120 Comm: sh Tainted: G           OE      6.1.0-56-amd64 #1 Debian 6.1.158-1", 2),
+            record("Mem-Info:", 3),
+            record("[    224]     0   224    17570    17088   139264        0          1000 tail", 4),
+            record("Out of memory: Killed process 224 (tail) total-vm:70280kB, anon-rss:68352kB", 5),
+            record("Out of memory: Killed process 225 (tail2) total-vm:70280kB", 6),
+            record("BUG: kernel NULL pointer dereference, address: 0000000000000000", 7),
+            record("CPU: 0 PID: 97 Comm: insmod Not tainted 6.1.0-56-amd64 #1 Debian 6.1.158-1", 8)], release: "6.1.0-56-amd64")
+        #expect(events.map(\.kind) == [.oom, .oom, .bug])
+        #expect(events[0].cpu == 1 && events[0].pid == 224 && events[0].comm == "tail" && events[0].taint == "Tainted: G           OE")
+        // The second kill has no "invoked" line of its own: its victim only.
+        #expect(events[1].cpu == nil && events[1].pid == 225 && events[1].comm == "tail2")
+        #expect(events[2].cpu == 0 && events[2].pid == 97)
+    }
+
     /// Hostile records: only the first 512 bytes of a record's first line are looked at,
     /// and a header with garbage fields yields what parses.
     @Test func hostileRecords() {
