@@ -200,6 +200,21 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var evidence: [String]
         /// Every event the log records (at most the last 32), oldest first.
         public var events: [Event]? = nil
+        /// A vCPU's task that has run in the kernel past the soft-lockup threshold without
+        /// being scheduled out, from the scheduler's clocks, whatever the log says.
+        public var lockup: Lockup? = nil
+
+        public struct Lockup: Codable, Sendable, Equatable {
+            public var vcpu: Int
+            public var pid: Int
+            public var comm: String
+            /// Seconds since it was scheduled in, by its CPU's runqueue clock.
+            public var runningFor: Double
+            /// 2 × watchdog_thresh, in seconds.
+            public var threshold: Double
+            /// Whether the log holds the watchdog's report of this task.
+            public var reported: Bool
+        }
 
         public struct Event: Codable, Sendable, Equatable {
             public var kind: String

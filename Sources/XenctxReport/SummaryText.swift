@@ -1,7 +1,14 @@
 /// `--summary`: one line per vCPU (state, current task, where).
 public enum SummaryText {
     public static func render(_ model: ReportModel) -> String {
-        (model.verdict.map(verdictLine) ?? "") + vcpuLines(model)
+        (model.verdict.map(verdictLine) ?? "") + (model.verdict.flatMap(lockupLine) ?? "") + vcpuLines(model)
+    }
+
+    /// `lockup: vcpu1's task …` when the verdict is something else (a panic that stopped it).
+    static func lockupLine(_ v: ReportModel.Verdict) -> String? {
+        guard let l = v.lockup, !(v.reason == "soft lockup" && v.message == nil) else { return nil }
+        return "lockup: vcpu\(l.vcpu)'s task \(l.comm) (pid \(l.pid)) has run in the kernel for \(TaskText.seconds(UInt64(l.runningFor * 1e9))) without being scheduled out (soft-lockup threshold \(Int(l.threshold)) s)"
+            + (l.reported ? "; the watchdog reported it" : "; no watchdog report in the log: inferred from the scheduler's clocks") + "\n"
     }
 
     /// `verdict: panic on vcpu0 in sh (pid 164) at [   14.958575]: Kernel panic - not syncing: …`

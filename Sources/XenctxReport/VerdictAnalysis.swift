@@ -32,15 +32,24 @@ extension Report {
         case nil:
             v.evidence.append("no kernel log: this core holds no guest memory")
         }
+        // The log's clock (sched_clock) and the timekeeper's can drift apart (by seconds under
+        // emulation): then the dump's uptime and `--log -T`'s times are only as good as that.
+        if let up = v.uptime, let last = v.lastLogTime, last - up > 1 {
+            v.evidence.append("the log's last record (at \(TaskText.seconds(UInt64(last * 1e9)))) is later than the timekeeper's uptime (\(TaskText.seconds(UInt64(up * 1e9)))): the two clocks drifted apart, so wall-clock times of records are off by up to \(Int((last - up).rounded(.up))) s")
+        }
+        // Named whatever the log says: a spin that touches the watchdog, or one on a vCPU that
+        // a panic elsewhere stopped, never gets its report.
+        let lockup = lockedUp(vcpus, reportedIn: events)
+        v.lockup = lockup?.model
         let panic = events.last { $0.kind == .panic }
         // What made it panic: the last other event before the panic (an oops, a BUG, a
         // lockup with softlockup_panic, …); without a panic, the last event.
         let cause = panic.map { LogEvents.cause(of: $0, in: events) } ?? events.last
         guard let decisive = cause ?? panic else {
-            if let lockup = lockedUp(vcpus) {
+            if let lockup {
                 v.reason = "soft lockup"
-                v.vcpu = lockup.vcpu.id
-                v.pid = lockup.vcpu.task?.pid; v.comm = lockup.vcpu.task?.comm
+                v.vcpu = lockup.model.vcpu
+                v.pid = lockup.model.pid; v.comm = lockup.model.comm
                 v.evidence.append(lockup.why)
             } else if let p = panicking {
                 v.reason = p.state
@@ -78,6 +87,7 @@ extension Report {
             v.pid = p.task?.pid; v.comm = p.task?.comm
             v.evidence.append("vCPU from its state (\(p.state)): the log names no CPU after the message")
         }
+        if let lockup { v.evidence.append(lockup.why) }
         if v.taint == nil, let t = header.taint {
             v.taint = TerminalSafe.escape(t)
             v.taintFrom = "log"
@@ -89,7 +99,7 @@ extension Report {
     /// A vCPU whose task has run in the kernel longer than the soft-lockup watchdog allows
     /// without being scheduled out: the watchdog's own thread would have switched it out
     /// every few seconds, so it could not run there. Inferred, and said so.
-    func lockedUp(_ vcpus: [ReportModel.VCPUEntry]) -> (vcpu: ReportModel.VCPUEntry, why: String)? {
+    func lockedUp(_ vcpus: [ReportModel.VCPUEntry], reportedIn events: [LogEvent]) -> (model: ReportModel.Verdict.Lockup, why: String)? {
         let thresh = classifier.symbols?.address(of: "watchdog_thresh").flatMap { at in KernelReader(guest: guest).flatMap { try? $0.u32(at) } }
         let seconds = Double(2 * Int(thresh ?? 10))
         guard thresh != 0 else { return nil }       // the watchdog is off
@@ -97,8 +107,10 @@ extension Report {
             v.online && !["idle", "user", "offline"].contains(v.state) && (v.task?.runningFor ?? 0) >= seconds && v.task?.pid != 0
         }
         guard let v = candidates.max(by: { ($0.task?.runningFor ?? 0) < ($1.task?.runningFor ?? 0) }), let t = v.task, let ran = t.runningFor else { return nil }
-        let why = "vcpu\(v.id)'s task \(t.comm) (pid \(t.pid)) has run in the kernel for \(TaskText.seconds(UInt64(ran * 1e9))) without being scheduled out, past the soft-lockup threshold of \(Int(seconds)) s (2 × watchdog_thresh\(thresh == nil ? ", taken as the default 10" : " \(thresh!)")); the log has no watchdog report of it (yet)"
-        return (v, why)
+        let reported = events.contains { $0.kind == .softLockup && $0.pid == t.pid }
+        let why = "vcpu\(v.id)'s task \(t.comm) (pid \(t.pid)) has run in the kernel for \(TaskText.seconds(UInt64(ran * 1e9))) without being scheduled out, past the soft-lockup threshold of \(Int(seconds)) s (2 × watchdog_thresh\(thresh == nil ? ", taken as the default 10" : " \(thresh!)")); "
+            + (reported ? "the watchdog reported it" : "the log has no watchdog report of it (inferred from the scheduler's clocks)")
+        return (ReportModel.Verdict.Lockup(vcpu: v.id, pid: t.pid, comm: t.comm, runningFor: ran, threshold: seconds, reported: reported), why)
     }
 
     /// `tainted_mask` at the dump, where the symbols name it.
