@@ -20,7 +20,7 @@ struct ExactUnwindTests {
                         "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom",
                         "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
                         "x86-run14-hvm32-510-crash",
-                        "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom"]
+                        "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"]
 
     /// With the case's System.map, and with nothing but the core (the guest's own kallsyms).
     @Test(arguments: cases, [true, false])
@@ -169,7 +169,7 @@ struct ExactUnwindTests {
     /// Callers of noreturn functions on the ARM sysrq crashes are named by their call site,
     /// where the kernel's own ARM backtrace names the next function.
     @Test(arguments: ["arm-full-a64-crash", "arm-full-a32-crash", "arm-tasks-a64-crash", "arm-why-a64-hung-lockup-oom", "arm-tasks-a32-crash-smp",
-                      "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom"])
+                      "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"])
     func panicCalledFromSysrqHandleCrash(_ name: String) throws {
         let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(name)), "-C", "-l", "0"])
         #expect(r.stdout.contains("] sysrq_handle_crash+0x"), "\(name)")

@@ -13,7 +13,7 @@ struct GuestKernelCorpusTests {
                           "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
                           "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom",
                           "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
-                          "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom"]
+                          "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.
     static let hvmAndPVH = ["x86-run7-hvm64-boot", "x86-run8-hvm32-crash", "x86-run8-hvm32-live-tf",
                             "x86-run9-pvh64-crash", "x86-run9-hvm64-crash", "x86-run9-hvm64-live", "x86-run14-hvm32-510-crash"]

@@ -70,7 +70,7 @@ struct TaskListTests {
                       ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
                       ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55), ("x86-run15-why-hung-lockup-oom", 55), ("x86-run16-why612-hung-lockup-oom", 60),
                       ("x86-run13-pvh510-crash-tasks", 45), ("x86-run13-hvm510-crash-tasks", 40), ("arm-tasks612-a64-crash", 55),
-                      ("arm-tasks612-a64-16k-crash", 55), ("arm-why612-a64-hung-lockup-oom", 60)])
+                      ("arm-tasks612-a64-16k-crash", 55), ("arm-why612-a64-hung-lockup-oom", 60), ("arm-why612-a64-mutex-lockup", 60)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
         try compare(name, extra: [], atLeast: atLeast)
     }
