@@ -79,7 +79,7 @@ struct TaskListTests {
     /// rule, the first in the module's own table: the lock owner's init frame is sysrq-t's
     /// `test_lockup_init+0x…`, not its alias `init_module` (the whole-list comparison above
     /// would pass it as a task that moved).
-    @Test(arguments: ["arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom"])
+    @Test(arguments: ["arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom"])
     func moduleInitNamedAsTheKernelNamesItWithTheMap(_ name: String) throws {
         let c = Corpus.named(name)
         let console = try c.consoleText()
