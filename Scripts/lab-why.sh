@@ -22,6 +22,31 @@
 # The guest boots with log_buf_len=1M, so that its printk ring (what `--log` reads from the core)
 # still holds the first hung-task report when it panics.
 #
+# WHY_MUTEX=1 (default 0: the run15/run16 cases were made without it) adds two steps after the OOM
+# kill, as Scripts/lab-why-arm.sh does on 6.12 (its header tells the three failed ARM runs behind
+# the precautions), with a third build of lib/test_lockup.c, test_lockup_mutex.ko (in the guest
+# xz-compressed as test_lockup_mutex.ko.xz, like test_lockup_soft):
+#  4. a mutex: test_lockup_mutex (insmod, asleep in S for 600 s) holds cgroup_mutex (its address
+#     from /proc/kallsyms, lock_mutex_ptr=), and `mkdir` of a group in a cgroup2 mount on
+#     /tmp/labcg waits for it in D (cgroup_mkdir -> cgroup_kn_lock_live -> mutex_lock): a sleeping
+#     owner and a waiter on a plain mutex, as against step 1's rw_semaphores; hung_task_timeout_secs
+#     is 0 by then, so no hung-task report names them;
+#  5. an unreported lockup: test_lockup_soft spins on vCPU 1 with preemption off in 0.5 s pieces
+#     (iterations=2000, touch_softlockup=1: it touches the softlockup watchdog between them, and
+#     rcu_cpu_stall_suppress=1), so the kernel never reports it; sysrq-c comes on vCPU 0 about a
+#     minute into the spin (a sleep of 30 s, ps and the sysrqs), and only the tasks' run times in
+#     the core tell that vCPU 1 has run the same task all that time: a lockup inferred, not reported;
+# and the guest prints /proc/meminfo (`LABGUEST meminfo: ` lines, the ARM case's prefix) right
+# before sysrq-c: the truth for MemTotal, MemFree, MemAvailable etc. at the dump. As on ARM, the
+# lab's tasks of steps 4-5 get oom_score_adj -1000, vm.watermark_boost_factor=0 and a rewritten
+# min_free_kbytes clear the zone's watermark boost left by step 3's OOM kill, init stays on vCPU 0,
+# and step 5 forks little (vCPU 1 holds off RCU's grace periods: what exits free through RCU stays
+# allocated). The task lab's busy loop on vCPU 1 is left out: vCPU 1 is the spinner's. First run
+# (2026-12-06, QEMU 938 s, case x86-run17-why-mutex-lockup): no OOM kill but step 3's; step 2's
+# mdelay(8000) took 69.8 s there (seven soft-lockup reports and one RCU stall; run15: 8.3 s, one
+# report), and upstream `xenctx -s MAP -f -C` looped on vCPU 1 (rbp points at itself in delay_tsc)
+# until LAB_CMD_TIMEOUT (600 s).
+#
 # test_lockup: Debian's kernels are built without CONFIG_TEST_LOCKUP, so this script builds the
 # kernel's own lib/test_lockup.c, from Debian's linux-source-<major.minor> of the guest kernel's
 # version, as an out-of-tree module against Debian's linux-headers-$KVER (gcc-12, as Debian builds
@@ -56,8 +81,9 @@
 #        KVER (default 6.1.0-56-amd64; a bookworm amd64 kernel in the host's apt; with KSUITE=trixie
 #        6.12.118+deb13-amd64), KSUITE (trixie: the guest kernel from Debian 13, see above),
 #        LAB_DOMS (default "lab-why:2:256:crash:0:pv"), LAB_CRASH_WAIT (default 1200), QCPU,
-#        LAB_CMD_TIMEOUT
+#        LAB_CMD_TIMEOUT, WHY_MUTEX (1: steps 4-5 and meminfo above; default 0)
 # e.g.:  LAB_CACHE=~/.cache/xenlab/x86-why Scripts/lab-why.sh
+#        WHY_MUTEX=1 LAB_CACHE=~/.cache/xenlab/x86-why-mutex Scripts/lab-why.sh
 #        KSUITE=trixie LAB_CACHE=~/.cache/xenlab/x86-why612 Scripts/lab-why.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,10 +94,14 @@ case ${KSUITE:-} in
   trixie) export KVER=${KVER:-6.12.118+deb13-amd64} ;;
   *) echo "KSUITE: trixie, not $KSUITE" >&2; exit 2 ;;
 esac
+WHY_MUTEX=${WHY_MUTEX:-0}
+case $WHY_MUTEX in 0|1) ;; *) echo "WHY_MUTEX: 0 or 1, not $WHY_MUTEX" >&2; exit 2 ;; esac
+# the modules built from lib/test_lockup.c (one source, several module names)
+lmods="test_lockup test_lockup_soft"; [ "$WHY_MUTEX" = 0 ] || lmods="$lmods test_lockup_mutex"
 work=$LAB_CACHE/xenctx-swift-why
 why=$LAB_CACHE/why
 [ -x "$xenlab/x86/build.sh" ] || { echo "no lab at $xenlab/x86" >&2; exit 2; }
-echo "KVER=$KVER LAB_CACHE=$LAB_CACHE"
+echo "KVER=$KVER LAB_CACHE=$LAB_CACHE WHY_MUTEX=$WHY_MUTEX"
 
 # sapt SUITE apt-get|apt-cache ARGS...: apt with only SUITE's sources (and SUITE-security's), its own
 # lists and cache under $LAB_CACHE/apt-SUITE (as Scripts/lab-tasks.sh); the host's apt is not touched.
@@ -92,9 +122,9 @@ sapt_update() {
 # kapt apt-get|apt-cache ARGS...: apt for the guest kernel's suite (the host's, or KSUITE's)
 kapt() { if [ -n "${KSUITE:-}" ]; then sapt "$KSUITE" "$@"; else "$@"; fi; }
 
-# ---- test_lockup.ko and test_lockup_soft.ko for $KVER ----
+# ---- test_lockup.ko and test_lockup_soft.ko for $KVER (WHY_MUTEX=1: and test_lockup_mutex.ko) ----
 need=""
-hostpkgs="make gcc-12 binutils xz-utils"; [ -z "${KSUITE:-}" ] || hostpkgs="debootstrap xz-utils kmod"
+hostpkgs="make gcc-12 binutils xz-utils kmod"; [ -z "${KSUITE:-}" ] || hostpkgs="debootstrap xz-utils kmod"
 for p in $hostpkgs; do dpkg -s $p >/dev/null 2>&1 || need="$need $p"; done
 if [ -n "$need" ]; then apt-get update -q || true; apt-get -o DPkg::Lock::Timeout=600 install -y $need; fi
 mkdir -p "$LAB_CACHE/debs" "$why/debs"
@@ -150,10 +180,10 @@ if [ -z "${KSUITE:-}" ]; then
   grep -q "^include $kb/" "$hdr/Makefile" || { echo "lab-why: cannot point $hdr/Makefile at its copy" >&2; exit 2; }
   m=$why/mod-$KVER
   rm -rf "$m"; mkdir -p "$m"
-  cp "$src" "$m/test_lockup.c"; cp "$src" "$m/test_lockup_soft.c"
-  echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$m/Kbuild"
+  for k in $lmods; do cp "$src" "$m/$k.c"; done
+  echo "obj-m :=$(printf ' %s.o' $lmods)" > "$m/Kbuild"
   make -s -C "$hdr" M="$m" modules
-  for k in test_lockup test_lockup_soft; do strip --strip-debug -o "$why/$k.ko" "$m/$k.ko"; done
+  for k in $lmods; do strip --strip-debug -o "$why/$k.ko" "$m/$k.ko"; done
 else
   # trixie: gcc-14 and kbuild in a minimal trixie chroot, the headers unpacked at their own paths
   tr=$why/$KSUITE-root
@@ -167,12 +197,13 @@ else
   for d in $hdebs; do dpkg -x "$d" "$tr"; done
   chroot "$tr" dpkg-query -W gcc-14 make binutils | tee "$why/chroot-packages.txt"
   rm -rf "$tr/mod-$KVER"; mkdir -p "$tr/mod-$KVER"
-  cp "$src" "$tr/mod-$KVER/test_lockup.c"; cp "$src" "$tr/mod-$KVER/test_lockup_soft.c"
-  echo 'obj-m := test_lockup.o test_lockup_soft.o' > "$tr/mod-$KVER/Kbuild"
+  for k in $lmods; do cp "$src" "$tr/mod-$KVER/$k.c"; done
+  echo "obj-m :=$(printf ' %s.o' $lmods)" > "$tr/mod-$KVER/Kbuild"
   chroot "$tr" make -s -C "/usr/src/linux-headers-$KVER" M="/mod-$KVER" modules
-  for k in test_lockup test_lockup_soft; do chroot "$tr" strip --strip-debug -o "/mod-$KVER/$k.stripped.ko" "/mod-$KVER/$k.ko"; cp "$tr/mod-$KVER/$k.stripped.ko" "$why/$k.ko"; done
+  for k in $lmods; do chroot "$tr" strip --strip-debug -o "/mod-$KVER/$k.stripped.ko" "/mod-$KVER/$k.ko"; cp "$tr/mod-$KVER/$k.stripped.ko" "$why/$k.ko"; done
 fi
 modinfo -F vermagic "$why/test_lockup.ko" | grep -q "^$KVER " || { echo "lab-why: test_lockup.ko is not for $KVER" >&2; exit 1; }
+[ "$WHY_MUTEX" = 1 ] || rm -f "$why/test_lockup_mutex.ko"
 sha256sum "$src" "$why"/test_lockup*.ko | tee "$why/modules.sha256"
 
 # ---- the lab: a copy of the shared one, patched ----
@@ -180,6 +211,7 @@ rm -rf "$work"; mkdir -p "$work"
 cp -r "$xenlab/x86/." "$work/"
 chmod -R u+w "$work"
 cp "$why/test_lockup.ko" "$why/test_lockup_soft.ko" "$why/modules.sha256" "$work/files/"
+[ "$WHY_MUTEX" = 0 ] || cp "$why/test_lockup_mutex.ko" "$work/files/"
 # the guest initramfs gets rfkill.ko from the kernel package the lab extracted (as lab-tasks.sh)
 # and the two test_lockup modules
 cat > "$work/guest-why.snippet" <<'SNIP'
@@ -192,6 +224,10 @@ cat > "$work/guest-why.snippet" <<'SNIP'
 SNIP
 sed -i '/^  install -m 755 "\$HERE\/files\/guest-init.sh" "\$G\/init"$/r '"$work/guest-why.snippet" "$work/build.sh"
 [ "$(grep -c 'test_lockup_soft.ko' "$work/build.sh")" = 1 ] || { echo "lab-why: cannot give the guest its modules" >&2; exit 2; }
+if [ "$WHY_MUTEX" = 1 ]; then
+  sed -i 's|^  xz -c "\$HERE/files/test_lockup_soft.ko" > "\$G/test_lockup_soft.ko.xz"$|&\n  xz -c "$HERE/files/test_lockup_mutex.ko" > "$G/test_lockup_mutex.ko.xz"|' "$work/build.sh"
+  [ "$(grep -c 'test_lockup_mutex.ko.xz' "$work/build.sh")" = 1 ] || { echo "lab-why: cannot give the guest test_lockup_mutex" >&2; exit 2; }
+fi
 # dom0's modules (the same kernel): from whichever of lib/modules and usr/lib/modules the package
 # used, and prune compressed modules too (as lab-tasks.sh)
 sed -i 's|^  cp -a "\$E/lib/modules/\$KVER" "\$S/lib/modules/"$|  if [ -d "$E/lib/modules/$KVER" ]; then cp -a "$E/lib/modules/$KVER" "$S/lib/modules/"; else cp -a "$E/usr/lib/modules/$KVER" "$S/lib/modules/"; fi|' "$work/build.sh"
@@ -314,13 +350,87 @@ if [ -n "${KSUITE:-}" ]; then
   sed -i 's|^    labsoftcal=0$|    labsoftcal=1|' "$g"
   grep -q '^    labsoftcal=1$' "$g" || { echo "lab-why: cannot calibrate the soft lockup" >&2; exit 2; }
 fi
-for want in 'insmod /rfkill.ko:1' 'why 1: hung tasks:1' 'insmod /test_lockup_soft.ko.xz:2' 'tail /dev/zero;:1' \
+if [ "$WHY_MUTEX" = 1 ]; then
+  # steps 4 (a mutex: owner asleep, a waiter in D) and 5 (a lockup that the kernel does not
+  # report) after the pids of steps 1-3, as Scripts/lab-why-arm.sh's why612-mutex-lockup.snippet
+  cat > "$work/guest-why-mutex-lockup.snippet" <<'SNIP'
+    echo "LAB-GUEST: why 4: mutex: test_lockup_mutex holds cgroup_mutex asleep, mkdir in a cgroup2 waits"
+    echo "LAB-GUEST: why: hung_task_timeout_secs $(cat /proc/sys/kernel/hung_task_timeout_secs)"
+    # After the OOM kill the zone's watermark may stay boosted, and the next allocations can call
+    # the OOM killer on the lab's own tasks (ARM, 2026-12-06): rewriting min_free_kbytes
+    # recomputes the watermarks (setup_per_zone_wmarks) and clears the boost, and
+    # watermark_boost_factor=0 keeps the next unmovable allocation from boosting it again.
+    echo 0 > /proc/sys/vm/watermark_boost_factor
+    echo "LAB-GUEST: why: before the watermark reset: $(grep -E '^(MemFree|MemAvailable):' /proc/meminfo | tr -s ' \n' ' ')"
+    cat /proc/sys/vm/min_free_kbytes > /tmp/labmfk; cat /tmp/labmfk > /proc/sys/vm/min_free_kbytes
+    echo "LAB-GUEST: why: min_free_kbytes $(cat /proc/sys/vm/min_free_kbytes) rewritten, watermark_boost_factor $(cat /proc/sys/vm/watermark_boost_factor): watermark boost cleared; zone watermarks (pages): $(grep -E '^ +(min|low|high) ' /proc/zoneinfo | tr -s ' \n' ' ')"
+    mkdir -p /tmp/labcg
+    mount -t cgroup2 none /tmp/labcg
+    labmtx=$(awk '$3=="cgroup_mutex"{print $1}' /proc/kallsyms)
+    echo "LAB-GUEST: why: cgroup_mutex at 0x$labmtx (/proc/kallsyms)"
+    # the lab's tasks are spared by the OOM killer (oom_score_adj -1000; exec keeps the pid)
+    sh -c 'echo -1000 > /proc/self/oom_score_adj; exec insmod /test_lockup_mutex.ko.xz "$@"' sh lock_mutex_ptr=0x$labmtx state=S time_secs=600 &
+    labmowner=$!
+    lab_wait_log 'test_lockup_mutex: lock mutex' 60
+    lab_wait_state $labmowner S 30
+    sleep 1
+    echo "LAB-GUEST: why: mutex owner: insmod test_lockup_mutex.ko.xz lock_mutex_ptr=0x$labmtx pid $labmowner holds cgroup_mutex, asleep in state $(lab_state $labmowner) for 600 s"
+    dmesg | grep 'test_lockup_mutex: lock mutex' | sed 's/^/LAB-GUEST: why: module said: /'
+    sh -c 'echo -1000 > /proc/self/oom_score_adj; exec mkdir /tmp/labcg/labgroup' &
+    labmw=$!
+    lab_wait_state $labmw D 30
+    echo "LAB-GUEST: why: mutex waiter: mkdir /tmp/labcg/labgroup pid $labmw waits for cgroup_mutex (cgroup_mkdir, state $(lab_state $labmw))"
+    echo "LAB-GUEST: why 5: unreported lockup: test_lockup_soft spins on vCPU 1 with preemption off, touching the watchdog"
+    # test_lockup touches the watchdog only between iterations: many short spins (0.5 s each;
+    # the report needs 2 x watchdog_thresh = 20 s of one spin)
+    labcpu=0; [ "$(nproc)" -gt 1 ] && labcpu=1
+    taskset -p 1 $$ >/dev/null
+    echo "LAB-GUEST: why: init (pid $$) kept on cpu 0: $(taskset -p $$)"
+    # RCU's stall reports off: the module parameter (6.1 and 6.12), else the sysctl
+    for labrcu in /sys/module/rcupdate/parameters/rcu_cpu_stall_suppress /proc/sys/kernel/rcu_cpu_stall_suppress; do
+      [ -e $labrcu ] && { echo 1 > $labrcu; break; }
+    done
+    echo "LAB-GUEST: why: watchdog_thresh $(cat /proc/sys/kernel/watchdog_thresh), softlockup_panic $(cat /proc/sys/kernel/softlockup_panic), rcu_cpu_stall_suppress $(cat $labrcu) ($labrcu; sysctl: $(cat /proc/sys/kernel/rcu_cpu_stall_suppress 2>/dev/null || echo none))"
+    echo "LAB-GUEST: why: before the spin: soft-lockup reports $(dmesg | grep -c 'soft lockup - CPU#'), rcu stall reports $(dmesg | grep -c 'rcu: INFO')"
+    labt0=$(cut -d' ' -f1 /proc/uptime)
+    taskset $((1 << labcpu)) sh -c 'echo -1000 > /proc/self/oom_score_adj; exec insmod /test_lockup_soft.ko.xz "$@"' sh time_secs=0 time_nsecs=500000000 iterations=2000 disable_preempt=1 touch_softlockup=1 &
+    labspin=$!
+    echo "LAB-GUEST: why: insmod test_lockup_soft.ko.xz time_nsecs=500000000 iterations=2000 disable_preempt=1 touch_softlockup=1 pid $labspin on cpu $labcpu, started at uptime $labt0"
+    # From here on vCPU 1 holds off RCU's grace periods (preemption off in the kernel, as a real
+    # lockup does), so what every fork and exit frees through RCU stays allocated: few forks, one
+    # sleep of 30 s before ps, sysrq and the crash.
+    sleep 30
+    dmesg | grep -A1 "test_lockup_soft: START pid=$labspin " | sed 's/^/LAB-GUEST: why: module said: /'
+    echo "LAB-GUEST: why: spin running since uptime $labt0, now $(cut -d' ' -f1 /proc/uptime); pid $labspin state $(lab_state $labspin) on cpu $(cut -d' ' -f39 /proc/$labspin/stat); soft-lockup reports $(dmesg | grep -c 'soft lockup - CPU#'), rcu stall reports $(dmesg | grep -c 'rcu: INFO')"
+    echo "LAB-GUEST: why: pids: mutex owner $labmowner mutex waiter $labmw unreported lockup $labspin"
+SNIP
+  python3 - "$g" "$work/guest-why-mutex-lockup.snippet" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+for old, new in (
+    ('    echo "LAB-GUEST: why: pids: owner $labowner waiters $labw1 $labw2 $labw3 soft-lockup $labsoft oom $laboom"\n',
+     open(sys.argv[2]).read()),
+    # vCPU 1 is the spinner's: no busy loop there
+    ("    # keep vcpu1 (if any) busy in user space, then panic on $crashcpu\n    [ \"$(nproc)\" -gt 1 ] && taskset 2 sh -c 'while :; do :; done' &\n",
+     '    echo "LAB-GUEST: why: no busy loop on vCPU 1 (WHY_MUTEX=1: insmod $labspin spins there)"\n'),
+    # the last look before the crash, and /proc/meminfo
+    ('    echo "LAB-GUEST: triggering sysrq-c on cpu $crashcpu"\n',
+     '    echo "LAB-GUEST: why: at sysrq-c: uptime $(cut -d\' \' -f1 /proc/uptime); pid $labspin state $(lab_state $labspin) on cpu $(cut -d\' \' -f39 /proc/$labspin/stat); soft-lockup reports $(dmesg | grep -c \'soft lockup - CPU#\'), rcu stall reports $(dmesg | grep -c \'rcu: INFO\')"\n'
+     "    sed 's/^/LABGUEST meminfo: /' /proc/meminfo\n")):
+    assert s.count(old) == 1, "guest-init.sh changed: patch it by hand: " + old
+    s = s.replace(old, new if 'busy' in old else old + new)
+open(p, "w").write(s)
+PY
+fi
+nsoft=2; nbusy=2; [ "$WHY_MUTEX" = 0 ] || { nsoft=3; nbusy=1; }
+for want in 'insmod /rfkill.ko:1' 'why 1: hung tasks:1' "insmod /test_lockup_soft.ko.xz:$nsoft" 'tail /dev/zero;:1' \
             'sysrq-m (memory report):1' 'echo w > /proc/sysrq-trigger:1' 'echo t > /proc/sysrq-trigger:1' \
-            "echo c > /proc/sysrq-trigger:1"; do
+            "echo c > /proc/sysrq-trigger:1" "while :; do :; done:$nbusy" "insmod /test_lockup_mutex.ko.xz:$WHY_MUTEX" \
+            "LABGUEST meminfo: :$WHY_MUTEX" "why 5: unreported lockup:$WHY_MUTEX"; do
   [ "$(grep -cF "${want%:*}" "$g")" = "${want##*:}" ] || { echo "lab-why: guest-init.sh: '${want%:*}' not ${want##*:} time(s)" >&2; exit 2; }
 done
 # the order the guest runs them in
-grep -nE 'sleep 1000 &|why [123]:|LAB-GUEST: (ps|sysrq-[mwtc]|triggering)' "$g"
+grep -nE 'sleep 1000 &|why [12345]:|LAB-GUEST: (ps|sysrq-[mwtc]|triggering)|LABGUEST meminfo|no busy loop' "$g"
 sh -n "$g"
 
 export LAB_DOMS=${LAB_DOMS:-"lab-why:2:256:crash:0:pv"}
