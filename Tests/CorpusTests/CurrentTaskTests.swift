@@ -10,7 +10,7 @@ struct CurrentTaskTests {
                         "x86-run9-pvh64-crash", "x86-run9-hvm64-crash",
                         // 6.12 keeps current in the per-CPU pcpu_hot; 5.10 in current_task.
                         "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
-                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom",
+                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom", "x86-run17-why-mutex-lockup",
                         "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
                         "arm-tasks612-a64-crash", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"]
 

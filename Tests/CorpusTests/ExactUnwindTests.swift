@@ -17,7 +17,7 @@ struct ExactUnwindTests {
                         // Debian 13's 6.12 (ORC entries of the 6.4 format) and Debian 11's 5.10,
                         // one of them stopped in the hypercall page (a leaf without ORC).
                         "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
-                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom",
+                        "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom", "x86-run17-why-mutex-lockup",
                         "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
                         "x86-run14-hvm32-510-crash",
                         "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"]

@@ -11,7 +11,7 @@ struct GuestKernelCorpusTests {
     static let fullRAM = ["x86-run1-lab-crash", "x86-run2-lab-crash-cpu1", "x86-run3-lab-crash-cpu1-savecore",
                           "arm-full-a64-crash", "arm-full-a32-crash", "arm-full-a32-crash-smp-bootoops1",
                           "x86-run10-pv612-crash-tasks", "x86-run10-pv510-crash-tasks", "x86-run10-pv510-hcpage-crash-tasks",
-                          "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom",
+                          "x86-run11-xen420-pv612-crash-tasks", "x86-run11-xen420-hvm612-crash-tasks", "x86-run12-xen420-pvh612-crash-tasks", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom", "x86-run17-why-mutex-lockup",
                           "x86-run13-pvh510-crash-tasks", "x86-run13-hvm510-crash-tasks",
                           "arm-tasks612-a64-crash", "arm-tasks612-a32-crash-smp", "arm-tasks612-a64-16k-crash", "arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup"]
     /// HVM and PVH guests (`.xen_pfn` cores, HVM contexts): the log and traces from guest memory.

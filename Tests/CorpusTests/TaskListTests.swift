@@ -68,7 +68,7 @@ struct TaskListTests {
     @Test(arguments: [("x86-run5-lab-crash-tasks", 55), ("arm-tasks-a64-crash", 55), ("arm-why-a64-hung-lockup-oom", 55), ("x86-run9-pvh64-crash", 55), ("x86-run9-hvm64-crash", 50),
                       ("x86-run10-pv612-crash-tasks", 60), ("x86-run10-pv510-crash-tasks", 45),
                       ("x86-run10-pv510-hcpage-crash-tasks", 45), ("x86-run11-xen420-pv612-crash-tasks", 60),
-                      ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55), ("x86-run15-why-hung-lockup-oom", 55), ("x86-run16-why612-hung-lockup-oom", 60),
+                      ("x86-run11-xen420-hvm612-crash-tasks", 50), ("x86-run12-xen420-pvh612-crash-tasks", 55), ("x86-run15-why-hung-lockup-oom", 55), ("x86-run16-why612-hung-lockup-oom", 60), ("x86-run17-why-mutex-lockup", 55),
                       ("x86-run13-pvh510-crash-tasks", 45), ("x86-run13-hvm510-crash-tasks", 40), ("arm-tasks612-a64-crash", 55),
                       ("arm-tasks612-a64-16k-crash", 55), ("arm-why612-a64-hung-lockup-oom", 60), ("arm-why612-a64-mutex-lockup", 60)])
     func everyTaskOfSysrqTWithItsStack(_ name: String, _ atLeast: Int) throws {
@@ -79,7 +79,7 @@ struct TaskListTests {
     /// rule, the first in the module's own table: the lock owner's init frame is sysrq-t's
     /// `test_lockup_init+0x…`, not its alias `init_module` (the whole-list comparison above
     /// would pass it as a task that moved).
-    @Test(arguments: ["arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom"])
+    @Test(arguments: ["arm-why-a64-hung-lockup-oom", "arm-why612-a64-hung-lockup-oom", "arm-why612-a64-mutex-lockup", "x86-run15-why-hung-lockup-oom", "x86-run16-why612-hung-lockup-oom", "x86-run17-why-mutex-lockup"])
     func moduleInitNamedAsTheKernelNamesItWithTheMap(_ name: String) throws {
         let c = Corpus.named(name)
         let console = try c.consoleText()
@@ -176,7 +176,7 @@ struct TaskListTests {
 
     /// The reader asleep in rfkill's code, as sysrq-t printed its frame (6.1, 6.12's module
     /// memory in `mem[MOD_TEXT]`, 5.10's `core_layout`).
-    @Test(arguments: [("x86-run5-lab-crash-tasks", "99", "rfkill_fop_read+0xc9"), ("x86-run15-why-hung-lockup-oom", "99", "rfkill_fop_read+0xc9"), ("x86-run10-pv612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
+    @Test(arguments: [("x86-run5-lab-crash-tasks", "99", "rfkill_fop_read+0xc9"), ("x86-run15-why-hung-lockup-oom", "99", "rfkill_fop_read+0xc9"), ("x86-run17-why-mutex-lockup", "99", "rfkill_fop_read+0xc9"), ("x86-run10-pv612-crash-tasks", "145", "rfkill_fop_read+0xcd"),
                       ("x86-run10-pv510-crash-tasks", "89", "rfkill_fop_read+0x98"), ("x86-run10-pv510-hcpage-crash-tasks", "87", "rfkill_fop_read+0x98"),
                       ("x86-run11-xen420-pv612-crash-tasks", "150", "rfkill_fop_read+0xcd"), ("x86-run11-xen420-hvm612-crash-tasks", "142", "rfkill_fop_read+0xcd"),
                       ("x86-run12-xen420-pvh612-crash-tasks", "145", "rfkill_fop_read+0xcd"), ("x86-run16-why612-hung-lockup-oom", "151", "rfkill_fop_read+0xcd"),
