@@ -26,10 +26,12 @@ echo; echo "== $tasks (Linux 6.12): --tasks --modules, then --task 145 (cat /dev
 "$bin" --tasks --modules --core "$core2"
 echo
 "$bin" --task 145 --core "$core2"
-# Then why a guest hung and died (corpus/cases/x86-run15-why-hung-lockup-oom, Linux 6.1): the
-# verdict in the kernel's words with the guest's own clock, and the hung tasks with the
-# rw_semaphore each waits on, its owner and queue (a chain: touch → rm → test_lockup's insmod).
-why=x86-run15-why-hung-lockup-oom
+# Then why a guest hung and died (corpus/cases/x86-run17-why-mutex-lockup, Linux 6.1): the
+# verdict in the kernel's words with the guest's own clock, a lockup the kernel never reported
+# (a task spinning on vCPU 1 for 55 s, from the scheduler's clocks), and the tasks in D state
+# with the lock each waits on, its owner and queue: rw_semaphores in a chain (touch → rm →
+# test_lockup's insmod) and a mutex (cgroup_mutex, held by a sleeping insmod).
+why=x86-run17-why-mutex-lockup
 mkdir -p "$cache/$why"
 core3="$cache/$why/lab-why.core"
 [ -f "$core3" ] || xz -dc "corpus/cases/$why/lab-why.core.xz" > "$core3"
