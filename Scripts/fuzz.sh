@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 Scripts/setup.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-core systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators printkring layouts kerneloffset cfi}
+targets=${*:-core report systemmap elf vmcoreinfo kallsyms printk pagetables unwind btf tasks locators printkring layouts kerneloffset cfi}
 
 # libFuzzer without its main (SwiftPM gives the executable its own), from the toolchain.
 toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")
@@ -51,7 +51,7 @@ mkdir -p .build-fuzz/findings
 status=0
 total=0
 for t in $targets; do
-    case $t in core) maxlen=131072 ;; systemmap|layouts) maxlen=32768 ;; cfi) maxlen=16384 ;; *) maxlen=20000 ;; esac
+    case $t in core|report) maxlen=131072 ;; systemmap|layouts) maxlen=32768 ;; cfi) maxlen=16384 ;; *) maxlen=20000 ;; esac
     dict=()
     [ -f "Fuzz/dict/$t.dict" ] && dict=(-dict="Fuzz/dict/$t.dict")
     work=.build-fuzz/corpus/$t

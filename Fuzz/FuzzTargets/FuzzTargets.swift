@@ -13,11 +13,12 @@ import XenctxReport
 /// `Scripts/fuzz.sh` runs them under libFuzzer with AddressSanitizer; the tests run each
 /// over its seed corpus, so the harness itself is always built and exercised.
 public enum FuzzTargets {
-    public static let names = ["core", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators", "printkring", "layouts", "kerneloffset", "cfi"]
+    public static let names = ["core", "report", "systemmap", "elf", "vmcoreinfo", "kallsyms", "printk", "pagetables", "unwind", "btf", "tasks", "locators", "printkring", "layouts", "kerneloffset", "cfi"]
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
         switch name {
         case "core": core(data)
+        case "report": report(data)
         case "systemmap": systemMap(data)
         case "elf": elf(data)
         case "vmcoreinfo": _ = try? VMCoreInfo(text: Array(data.prefix(VMCoreInfo.maxBytes + 16)))
@@ -42,10 +43,25 @@ public enum FuzzTargets {
         }
     }
 
-    /// A whole core: headers, notes, contexts, frame index; then the full report (every
-    /// vCPU, every stack word, exact unwinding, symbols and VMCOREINFO from its memory) and
-    /// the views of why it stopped.
+    /// The core as a file: headers, notes, contexts, the frame index (and a trimmed core's
+    /// zero runs), then each vCPU's registers, its stack pointer by mode and the memory at
+    /// its stack and instruction pointers through its own page tables: the reader, fast
+    /// enough to fuzz the format itself (`report` runs the whole report over the same cores).
     static func core(_ data: UnsafeRawBufferPointer) {
+        guard let core = try? XenCore(file: MappedFile(copying: data, path: "fuzz.core")),
+              let guest = try? Guest(core: core) else { return }
+        for v in guest.vcpus {
+            let choice = StackPointerChoice.choose(v.registers, guest: guest.description)
+            let memory = GuestMemory(guest: guest, vcpu: v)
+            for at in [v.registers.instructionPointer, choice.address ?? 0] { _ = try? memory.read(at &- 64, count: 256) }
+        }
+        guard let frames = guest.frames else { return }
+        for frame in UInt64(0)..<8 where frames.page(frame) == nil { _ = frames.whyMissing(frame) }
+    }
+
+    /// A whole core through the full report (every vCPU, every stack word, exact unwinding,
+    /// symbols and VMCOREINFO from its memory) and the views of why it stopped.
+    static func report(_ data: UnsafeRawBufferPointer) {
         guard let core = try? XenCore(file: MappedFile(copying: data, path: "fuzz.core")),
               let read = try? Guest(core: core) else { return }
         let guest = Guest(description: read.description, vcpus: read.vcpus, frames: read.frames.map { WhyMissingOnce($0) },

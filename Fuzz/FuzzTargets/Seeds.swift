@@ -72,6 +72,7 @@ public enum Seeds {
             let bytes = try SafeFile.readAll(fd: fd, size: size, path: out)
             close(fd)
             save("core", name, bytes)
+            save("report", name, bytes)
             save("elf", name, Array(bytes.prefix(8192)))
             unlink(out)
 
