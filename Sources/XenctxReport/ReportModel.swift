@@ -54,6 +54,9 @@ public struct ReportModel: Codable, Sendable, Equatable {
         public var task: TaskRef?
         public var trace: Trace?
         public var userEntry: UserRegisters?
+        /// An offline vCPU's last context in the same words as `state` (`stopped`: taken
+        /// down by a panic's stop; then `task` is the task it ran until then).
+        public var lastState: String? = nil
     }
 
     public struct NamedRegister: Codable, Sendable, Equatable {

@@ -165,6 +165,12 @@ extension Report {
             // (x86-run9-pvh64's vCPU 1: in stop_this_cpu, stopped by the panic).
             let (state, at) = VCPUState.classifyContext(v, guest: guest, trace: classifiedBy(traceModel(a), v))
             entry.at = at.map { "last context: \(state) \($0)" } ?? "last context: \(state)"
+            entry.lastState = state
+            // Taken down by a panic's stop (6.12 x86 PV's stop_self): the CPU's current task
+            // is the one it ran until then, which a lockup's measure needs.
+            if state == "stopped", let t = a.task {
+                entry.task = ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm))
+            }
             return entry
         }
         entry.namedRegisters = a.namedRegisters.map { ReportModel.NamedRegister(register: $0.name, value: hex($0.value, width: w), symbol: $0.symbol.text) }

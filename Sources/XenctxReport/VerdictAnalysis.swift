@@ -104,7 +104,7 @@ extension Report {
         let seconds = Double(2 * Int(thresh ?? 10))
         guard thresh != 0 else { return nil }       // the watchdog is off
         let candidates = vcpus.filter { v in
-            v.online && !["idle", "user", "offline"].contains(v.state) && (v.task?.runningFor ?? 0) >= seconds && v.task?.pid != 0
+            (v.online ? !["idle", "user"].contains(v.state) : v.lastState == "stopped") && (v.task?.runningFor ?? 0) >= seconds && v.task?.pid != 0
         }
         guard let v = candidates.max(by: { ($0.task?.runningFor ?? 0) < ($1.task?.runningFor ?? 0) }), let t = v.task, let ran = t.runningFor else { return nil }
         let reported = events.contains { $0.kind == .softLockup && $0.pid == t.pid }
