@@ -108,7 +108,7 @@ struct XenctxCommand: ParsableCommand {
     @Flag(name: .customLong("log"), help: "Print the guest kernel's log (as dmesg does), read from its memory: alone, just the log; with -C, a VCPU or other report options, after the report.")
     var log = false
 
-    @Flag(name: [.customShort("T"), .customLong("ctime")], help: "With --log: each record's time as wall-clock time, as dmesg -T prints it (local time zone): the guest's boot time from its own clocks at the dump, plus the record's timestamp. Like dmesg -T, off by as long as the guest was suspended or its clock was set since boot.")
+    @Flag(name: [.customShort("T"), .customLong("ctime")], help: "With --log: each record's time as wall-clock time, as dmesg -T prints it (local time zone): the guest's boot time from its own clocks at the dump, plus the record's timestamp. Like dmesg -T, off by as long as the guest was suspended or its clock was set since boot, and by as far as the log's clock has drifted from the timekeeper's (the verdict's evidence in --json says when they differ by over 1 s).")
     var ctime = false
 
     @Flag(name: .customLong("json"), help: "Print the report (and --tasks, --modules, --log) as one JSON document instead of text (schema: docs/report.schema.json).")
