@@ -31,6 +31,14 @@ if [ ! -e "$root/.xenctx-ready" ]; then
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
     done
+    # Without systemd nothing mounts binfmt_misc, so binfmt-support's handlers stay off and
+    # debootstrap cannot run the foreign root's programs ("Unable to execute target
+    # architecture", seen on this VM 2026-12-06).
+    if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+        mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+        q=$(case $arch in arm64) echo aarch64 ;; armhf) echo arm ;; *) echo "$arch" ;; esac)
+        [ -e "/proc/sys/fs/binfmt_misc/qemu-$q" ] || update-binfmts --enable "qemu-$q"
+    fi
     rm -rf "$root.tmp"; mkdir -p "$cache"
     echo "debootstrap trixie $arch into $root" >&2
     debootstrap --variant=minbase --arch="$arch" trixie "$root.tmp" "$mirror" >"$cache/debootstrap-$arch.log" 2>&1 ||
