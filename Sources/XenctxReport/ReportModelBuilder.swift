@@ -160,6 +160,7 @@ extension Report {
         let w = guest.description.wordSize * 2
         var entry = ReportModel.VCPUEntry(id: v.id, online: v.isOnline, state: v.isOnline ? "kernel" : "offline", at: nil,
                                           registers: registerValues(v), namedRegisters: [], stackPointer: nil, task: nil, trace: nil, userEntry: nil)
+        let task = a.task.map { t in ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm)) }
         guard v.isOnline else {
             // Its last context, which -C leaves out as upstream does: where it went down
             // (x86-run9-pvh64's vCPU 1: in stop_this_cpu, stopped by the panic).
@@ -168,18 +169,14 @@ extension Report {
             entry.lastState = state
             // Taken down by a panic's stop (6.12 x86 PV's stop_self): the CPU's current task
             // is the one it ran until then, which a lockup's measure needs.
-            if state == "stopped", let t = a.task {
-                entry.task = ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm))
-            }
+            if state == "stopped" { entry.task = task }
             return entry
         }
         entry.namedRegisters = a.namedRegisters.map { ReportModel.NamedRegister(register: $0.name, value: hex($0.value, width: w), symbol: $0.symbol.text) }
         let choice = a.stackPointer
         entry.stackPointer = ReportModel.StackPointer(address: choice.address.map { hex($0, width: w) }, register: choice.register,
                                                       reason: choice.reason, note: choice.note)
-        if let t = a.task {
-            entry.task = ReportModel.TaskRef(address: hex(t.address, width: w), pid: Int(t.pid), tgid: Int(t.tgid), comm: TerminalSafe.escape(t.comm))
-        }
+        entry.task = task
         entry.trace = traceModel(a)
         if case .context(_, _, let stack?) = a.memory, case .exact(let exact)? = stack.trace {
             entry.userEntry = exact.userEntry.map { userModel($0) }
