@@ -47,15 +47,17 @@ public struct FrameRecordWalk {
     }
     public let frameBelowPosition: BelowPosition
     public let layout: FrameRecordLayout
-    /// Upstream xenctx -f checks only the walk's position against the limit, so it reads
-    /// one record above the limit (then stops, since the position has passed it).
-    public let limitChecksPositionOnly: Bool
+    /// Upstream xenctx -f's (x86) checks only: it compares just the walk's position with the
+    /// limit, so it reads one record above the limit (then stops, since the position has
+    /// passed it), and never checks alignment, so it prints the words up to a misaligned
+    /// frame pointer as up to any other.
+    public let upstreamChecks: Bool
 
     public init(width: Int, limit: UInt64, layout: FrameRecordLayout = .framePointerThenReturn, maxFrames: Int = 1024,
-                frameBelowPosition: BelowPosition = .stop, limitChecksPositionOnly: Bool = false,
+                frameBelowPosition: BelowPosition = .stop, upstreamChecks: Bool = false,
                 cleanReturnAddress: @escaping (UInt64) -> UInt64 = { $0 }) {
         self.layout = layout
-        self.limitChecksPositionOnly = limitChecksPositionOnly
+        self.upstreamChecks = upstreamChecks
         self.frameBelowPosition = frameBelowPosition
         self.width = width
         self.limit = limit
@@ -79,11 +81,10 @@ public struct FrameRecordWalk {
                 }
                 frame = position
             }
-            if frame >= limit && !limitChecksPositionOnly { return .reachedLimit(limit) }
-            // Upstream's -f never checks alignment: it prints the words up to a misaligned
-            // frame pointer as up to any other (x86-run17-why-mutex-lockup's vCPU 1, whose
-            // chain ends at a module text address: words to the end of the stack's pages).
-            if frame % w != 0 && !limitChecksPositionOnly { return .misaligned(frame: frame) }
+            if frame >= limit && !upstreamChecks { return .reachedLimit(limit) }
+            // (x86-run17-why-mutex-lockup's vCPU 1: its chain ends at an odd module text
+            // address, and upstream prints words to the end of the stack's pages.)
+            if frame % w != 0 && !upstreamChecks { return .misaligned(frame: frame) }
             if count >= maxFrames { return .tooManyFrames(count) }
             let savedSlot = frame &+ layout.savedFPOffset(w), returnSlot = frame &+ layout.returnOffset(w)
             let saved: UInt64

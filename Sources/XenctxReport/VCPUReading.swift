@@ -439,7 +439,7 @@ struct VCPUMemoryView {
         let vaBits = report.guest.kernelVABits
         let walker = FrameRecordWalk(width: width, limit: limit, layout: layout,
                                      frameBelowPosition: options.stackTrace ? .usePosition : .stop,
-                                     limitChecksPositionOnly: !isARM,
+                                     upstreamChecks: !isARM,
                                      cleanReturnAddress: descriptor.signsReturnAddresses ? { stripPointerAuthentication($0, vaBits: vaBits) } : { $0 })
         var walk = FramePointerWalk()
         var position = stackPointer

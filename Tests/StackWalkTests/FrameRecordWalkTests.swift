@@ -107,7 +107,7 @@ struct UpstreamLimitTests {
         var m = ArrayMemory()
         m.words[0x9000] = 0x4000; m.words[0x9008] = 0
         var records: [FrameRecord] = []
-        let walk = FrameRecordWalk(width: 8, limit: 0x2000, limitChecksPositionOnly: true)
+        let walk = FrameRecordWalk(width: 8, limit: 0x2000, upstreamChecks: true)
         let stop = walk.walk(memory: m, sp: 0x1f00, fp: 0x9000) { records.append($0) }
         #expect(records.map(\.address) == [0x9000])
         #expect(stop == .reachedLimit(0x2000))
