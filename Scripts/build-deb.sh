@@ -27,7 +27,7 @@
 # libraries are loaded with dlopen only when used (a live domain, --vmlinux), so they are
 # Recommends (libxenctrl, libxenforeignmemory, libxenguest, libdw) and Suggests (libdebuginfod),
 # found from the sonames the binary names and the packages that ship them here.
-# (bookworm: libxenmisc4.17, libxenforeignmemory1, libdw1; libdebuginfod1). `swift package plugin
+# (bookworm: libxenmisc4.17, libxenforeignmemory1, libdw1; libdebuginfod1; trixie: libxenmisc4.20, …). `swift package plugin
 # generate-manual` works offline with the pinned swift-argument-parser and writes the same page.
 # lintian must report nothing (errors, warnings, infos) but the overrides below, each justified.
 #
@@ -140,12 +140,18 @@ else
 fi
 [ -n "$depends" ] || { echo "no Depends computed" >&2; exit 1; }
 
-# Recommends/Suggests: the libraries loaded with dlopen, by the sonames the binary names.
-recommends=(); suggests=()
+# Recommends/Suggests: the libraries loaded with dlopen, by the sonames the binary names. It names
+# libxenctrl and libxenguest of each Xen release it opens (4.20, 4.17); the release installed here
+# (bookworm's 4.17, trixie's 4.20) is the one this package is for.
+recommends=(); suggests=(); found=" "
 for soname in $(strings -a "$stage/usr/bin/xenctx-swift" | grep -xE 'lib(xenctrl|xenforeignmemory|xenguest|dw|debuginfod)\.so\.[0-9.]+' | sort -u); do
     pkg=$(dpkg -S "*/$soname" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [ -n "$pkg" ] || { echo "warning: no installed package ships $soname: left out of Recommends" >&2; continue; }
+    [ -n "$pkg" ] || continue
+    found+="${soname%%.so*} "
     case $soname in libdebuginfod*) suggests+=("$pkg") ;; *) recommends+=("$pkg") ;; esac
+done
+for lib in libxenctrl libxenforeignmemory libxenguest libdw; do
+    [[ $found == *" $lib "* ]] || echo "warning: no installed package ships the $lib the binary names: left out of Recommends" >&2
 done
 join() { printf '%s\n' "$@" | sort -u | paste -sd, | sed 's/,/, /g'; }
 

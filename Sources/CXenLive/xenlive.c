@@ -44,6 +44,29 @@ static void *open_library(const char *name) {
     return dlopen(path, RTLD_NOW | RTLD_LOCAL);
 }
 
+/* The sonames of each Xen release the bridge opens, newest first, spelled out whole so that the
+ * package script finds them in the binary. Only releases whose headers were compared belong
+ * here: every struct and prototype the bridge uses (xc_domaininfo_t, xc_vcpuinfo_t,
+ * vcpu_guest_context on x86 and ARM, hvm_hw_cpu and the functions above) is the same in Xen
+ * 4.17's and 4.20's (Debian bookworm's and trixie's libxen-dev, compared 2026-12-06), so a
+ * binary built against either works with both. */
+static const char *const ctrl_sonames[] = { "libxenctrl.so.4.20", "libxenctrl.so.4.17", NULL };
+static const char *const guest_sonames[] = { "libxenguest.so.4.20", "libxenguest.so.4.17", NULL };
+
+/* The first of `sonames` that opens, else (no library folder given) `unversioned`; `tried`
+ * gets the names looked for. */
+static void *open_first(const char *const *sonames, const char *unversioned, char *tried, size_t triedlen) {
+    size_t used = 0;
+    for (size_t i = 0; sonames[i]; i++) {
+        void *lib = open_library(sonames[i]);
+        if (lib) return lib;
+        if (used < triedlen) used += (size_t)snprintf(tried + used, triedlen - used, "%s%s", i ? ", " : "", sonames[i]);
+    }
+    if (libdir[0]) return NULL;
+    if (used < triedlen) snprintf(tried + used, triedlen - used, ", %s", unversioned);
+    return open_library(unversioned);
+}
+
 int xenlive_load(const char *dir, char *err, size_t errlen) {
     static void *ctrl, *fm;
     if (ctrl && fm) return 0;
@@ -51,9 +74,9 @@ int xenlive_load(const char *dir, char *err, size_t errlen) {
         if (strlen(dir) >= sizeof libdir) { snprintf(err, errlen, "the library folder's name is too long"); return -1; }
         snprintf(libdir, sizeof libdir, "%s", dir);
     }
-    if (!ctrl) ctrl = open_library("libxenctrl.so.4.17");
-    if (!ctrl && !libdir[0]) ctrl = open_library("libxenctrl.so");
-    if (!ctrl) { snprintf(err, errlen, "cannot load libxenctrl (%s)", dlerror()); return -1; }
+    char tried[256] = "";
+    if (!ctrl) ctrl = open_first(ctrl_sonames, "libxenctrl.so", tried, sizeof tried);
+    if (!ctrl) { snprintf(err, errlen, "cannot load libxenctrl (tried %s)", tried); return -1; }
     if (!fm) fm = open_library("libxenforeignmemory.so.1");
     if (!fm) { snprintf(err, errlen, "cannot load libxenforeignmemory (%s)", dlerror()); return -1; }
 #define LOAD_FROM(lib, name) p_##name = (__typeof__(name) *)dlsym(lib, #name); \
@@ -166,8 +189,8 @@ int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
 
 int xenlive_dumpcore(uint32_t domid, const char *path) {
     if (!p_xc_domain_dumpcore) {
-        void *guest = open_library("libxenguest.so.4.17");
-        if (!guest && !libdir[0]) guest = open_library("libxenguest.so");
+        char tried[256];
+        void *guest = open_first(guest_sonames, "libxenguest.so", tried, sizeof tried);
         if (guest) p_xc_domain_dumpcore = (__typeof__(xc_domain_dumpcore) *)dlsym(guest, "xc_domain_dumpcore");
         if (!p_xc_domain_dumpcore) { errno = ENOSYS; return -1; }
     }

@@ -19,7 +19,7 @@ public enum LiveError: Error, CustomStringConvertible, Equatable {
         case .notRoot:
             return "inspecting a live domain needs root (privcmd is root-only): run it with sudo"
         case .librariesMissing(let why):
-            return "Xen's libraries are missing: \(why). Install them (Debian: apt-get install libxenctrl4.17 libxenforeignmemory1, part of xen-utils), or save a core with `xl dump-core` and use --core"
+            return "Xen's libraries are missing: \(why). Install them (Debian: xen-utils, or libxenmisc4.17 on bookworm, libxenmisc4.20 on trixie, and libxenforeignmemory1), or save a core with `xl dump-core` and use --core"
         case .cannotOpen(let why):
             return "cannot open the Xen control interface: \(why)"
         case .noSuchDomain(let id):

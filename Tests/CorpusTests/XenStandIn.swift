@@ -50,6 +50,16 @@ enum XenStandIn {
         throw StandInError(description: "cannot build the Xen stand-in:\n\(why)")
     }
 
+    /// A folder holding the stand-in under `names` only (a dom0 with another Xen release's
+    /// sonames, or with none of Xen's libraries).
+    static func libraryDirectory(named names: [String]) throws -> String {
+        let standIn = try libraryDirectory() + "/libxenstandin.so"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xen-libs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for name in names { symlink(standIn, dir + "/" + name) }
+        return dir
+    }
+
     /// A corpus core served as domain 1.
     struct Domain {
         let caseName: String
@@ -89,11 +99,11 @@ enum XenStandIn {
 
         /// The environment that serves this domain through the stand-in, logging to `log`.
         func environment(log: String, _ extra: [String: String] = [:]) throws -> [String: String] {
-            var env = environment.merging(extra) { $1 }
+            var env = environment
             env["XENCTX_XEN_LIBDIR"] = try libraryDirectory()
             env["XENSTANDIN_CORE"] = core
             env["XENSTANDIN_LOG"] = log
-            return env
+            return env.merging(extra) { $1 }  // a test's own value wins (another library folder)
         }
 
         /// A fresh path for the stand-in's event log.
