@@ -14,11 +14,7 @@ enum VCPUState {
                                      "xen_reboot", "machine_restart", "emergency_restart", "panic_smp_self_stop"]
 
     static func isUserMode(_ v: VCPU, guest: Guest) -> Bool {
-        switch v.registers {
-        case .x86_64(let r): return guest.description.isPV ? !r.inKernel : r.cs & 3 == 3
-        case .x86_32(let r): return guest.description.isPV ? !r.inKernel : r.cs & 3 == 3
-        case .arm(let r): return r.isAArch32State ? r.cpsr & 0x1f == 0x10 : (r.cpsr >> 2) & 3 == 0
-        }
+        guest.description.architecture.descriptor.isUserMode(v.registers, isPV: guest.description.isPV)
     }
 
     static func classify(_ v: VCPU, guest: Guest, trace: ReportModel.Trace?) -> (String, String?) {

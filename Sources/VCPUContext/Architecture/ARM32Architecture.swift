@@ -37,4 +37,9 @@ public struct ARM32Architecture: ArchitectureDescriptor {
         guard case .arm(let r) = registers else { return foreignStackPointer(registers) }
         return StackPointerChoice.arm(r)
     }
+
+    public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
+        guard case .arm(let r) = registers else { return foreignIsUserMode(registers, isPV: isPV) }
+        return armIsUserMode(r)
+    }
 }

@@ -49,6 +49,9 @@ public protocol ArchitectureDescriptor: Sendable {
     func translation(_ registers: RegisterFile, isPV: Bool) -> Translation
     /// Which register holds the vCPU's stack, and why (its mode, its privilege level).
     func stackPointer(_ registers: RegisterFile, isPV: Bool, protectedMode: Bool) -> StackPointerChoice
+    /// Whether the vCPU was running user code: PV x86 by Xen's in-kernel flag, HVM x86 by
+    /// CPL 3, ARM by its mode (AArch32 USR, AArch64 EL0).
+    func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool
 }
 
 /// GuestDescription decides the architecture and the context layout together, so a
@@ -60,6 +63,20 @@ func foreignStackPointer(_ registers: RegisterFile) -> StackPointerChoice {
     case .x86_32(let r): StackPointerChoice.x86_32(r)
     case .x86_64(let r): StackPointerChoice.x86_64(r, pv: false)
     }
+}
+
+/// A register file's own rule, for a descriptor that meets another architecture's file.
+func foreignIsUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
+    switch registers {
+    case .arm(let r): armIsUserMode(r)
+    case .x86_32(let r): isPV ? !r.inKernel : r.cs & 3 == 3
+    case .x86_64(let r): isPV ? !r.inKernel : r.cs & 3 == 3
+    }
+}
+
+/// AArch32 USR mode or AArch64 EL0 (an AArch64 guest may run AArch32 user code).
+func armIsUserMode(_ r: ArmRegisters) -> Bool {
+    r.isAArch32State ? r.cpsr & 0x1f == 0x10 : (r.cpsr >> 2) & 3 == 0
 }
 
 extension GuestArchitecture {

@@ -78,6 +78,14 @@ public struct X86_32Architecture: ArchitectureDescriptor {
         case .arm: foreignStackPointer(registers)
         }
     }
+
+    public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
+        switch registers {
+        case .x86_32(let r): isPV ? !r.inKernel : r.cs & 3 == 3
+        case .x86_64(let r): isPV ? !r.inKernel : r.cs & 3 == 3   // HVM: the host-sized context
+        case .arm: foreignIsUserMode(registers, isPV: isPV)
+        }
+    }
 }
 
 /// PAGE_OFFSET of a 3G/1G split (as Debian builds): the image is at the start of lowmem,

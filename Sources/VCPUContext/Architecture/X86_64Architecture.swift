@@ -44,4 +44,9 @@ public struct X86_64Architecture: ArchitectureDescriptor {
         guard case .x86_64(let r) = registers else { return foreignStackPointer(registers) }
         return StackPointerChoice.x86_64(r, pv: isPV)
     }
+
+    public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
+        guard case .x86_64(let r) = registers else { return foreignIsUserMode(registers, isPV: isPV) }
+        return isPV ? !r.inKernel : r.cs & 3 == 3
+    }
 }
