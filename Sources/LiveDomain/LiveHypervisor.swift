@@ -197,19 +197,38 @@ public final class LiveHypervisor: @unchecked Sendable {
 
 /// Guest frames of a live domain, mapped read-only on first use and copied, so the
 /// report can be printed after the domain is unpaused.
+///
+/// Each mapping is a hypercall (and an unmap, a TLB flush), which costs far more than the
+/// copy: a report searches the kernel image and reads its tables page by page, 7 000 pages
+/// and more without a symbol file. So misses that run on from the last mapping, upwards or
+/// downwards, map ahead in runs that double up to `maxRun`, as a kernel's read-ahead does;
+/// a miss anywhere else maps that frame alone, so scattered reads (page tables, the stack
+/// pages copied while the domain is paused) copy no more than they read.
 final class LiveFrames: FrameSource, @unchecked Sendable {
     let domid: UInt32
+    static let maxRun = 64
+    /// At most this many pages are copied in all (256 MiB): a report needs a few thousand.
+    static let maxPages = 1 << 16
     private struct State {
         var pages: [UInt64: UnsafeMutableRawPointer] = [:]
+        /// The copies, one allocation per mapping, freed together.
+        var blocks: [UnsafeMutableRawPointer] = []
+        var copied = 0
         /// Frames that could not be mapped, with Xen's errno (remembered: asked once).
         var failures: [UInt64: Int32] = [:]
+        /// The frames of the last mapping, and the run length that mapped them.
+        var last: Range<UInt64> = 0..<0
+        var run = 1
+        var mappings = 0
     }
     private let lock = Mutex(State())
+    /// Pages copied, and the mappings (hypercalls) that copied them, for --describe.
+    var statistics: (pages: Int, mappings: Int) { lock.withLock { ($0.copied, $0.mappings) } }
 
     init(domid: UInt32) { self.domid = domid }
 
     deinit {
-        lock.withLock { state in for p in state.pages.values { free(p) } }
+        lock.withLock { state in for b in state.blocks { free(b) } }
     }
 
     func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
@@ -217,19 +236,58 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
         let address: UInt = lock.withLock { state in
             if let cached = state.pages[frame] { return UInt(bitPattern: cached) }
             if state.failures[frame] != nil { return 0 }
-            guard state.pages.count < 1 << 16 else { return 0 }   // a report needs a few hundred pages at most
-            let buf = malloc(4096)!
-            var f = frame
-            var err: Int32 = 0
-            if xenlive_read_frames(domid, &f, 1, buf, &err) == 0 && err == 0 {
-                state.pages[frame] = buf
-                return UInt(bitPattern: buf)
+            guard state.copied < Self.maxPages else { return 0 }
+            let run = Self.nextRun(for: frame, after: state.last, run: state.run)
+            // Never map again what is held, and never past the budget.
+            var frames = Self.frames(of: run.range, around: frame).filter { state.pages[$0] == nil && state.failures[$0] == nil }
+            if frames.count > Self.maxPages - state.copied { frames = [frame] }
+            state.last = run.range
+            state.run = run.length
+            let buf = malloc(frames.count * 4096)!
+            var errs = [Int32](repeating: 0, count: frames.count)
+            guard xenlive_read_frames(domid, frames, Int32(frames.count), buf, &errs) == 0 else {
+                let e = errno
+                free(buf)
+                state.mappings += 1
+                state.failures[frame] = e
+                return 0
             }
-            free(buf)
-            state.failures[frame] = err != 0 ? -err : errno
-            return 0
+            state.mappings += 1
+            var used = false
+            for (i, f) in frames.enumerated() {
+                if errs[i] == 0 {
+                    state.pages[f] = buf + i * 4096
+                    state.copied += 1
+                    used = true
+                } else {
+                    state.failures[f] = -errs[i]   // a search through a hole then skips it without asking again
+                }
+            }
+            if used { state.blocks.append(buf) } else { free(buf) }
+            return state.pages[frame].map { UInt(bitPattern: $0) } ?? 0
         }
         return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
+    }
+
+    /// The frames to map for a miss at `frame`: a run twice the last one's length when the
+    /// miss is the frame just past the last mapping's end (or just below its start, for a
+    /// downward search), else the frame alone.
+    static func nextRun(for frame: UInt64, after last: Range<UInt64>, run: Int) -> (range: Range<UInt64>, length: Int) {
+        if !last.isEmpty && frame == last.upperBound {
+            let n = min(run * 2, maxRun)
+            let (end, overflow) = frame.addingReportingOverflow(UInt64(n))
+            return overflow ? (frame..<frame + 1, 1) : (frame..<end, n)
+        }
+        if !last.isEmpty && frame &+ 1 == last.lowerBound {
+            let n = min(run * 2, maxRun)
+            return frame + 1 < UInt64(n) ? (frame..<frame + 1, 1) : (frame + 1 - UInt64(n)..<frame + 1, n)
+        }
+        return (frame..<frame + 1, 1)
+    }
+
+    /// The frames of `range`, the missed one first (so that it is the one a failure names).
+    static func frames(of range: Range<UInt64>, around frame: UInt64) -> [UInt64] {
+        [frame] + range.filter { $0 != frame }
     }
 
     func whyMissing(_ frame: UInt64) -> String {
@@ -239,6 +297,12 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
 }
 
 extension LiveHypervisor {
+    /// The pages a report copied from a live domain and the mappings that copied them; nil
+    /// for a guest not read live.
+    public static func pagesRead(by guest: Guest) -> (pages: Int, mappings: Int)? {
+        (guest.frames as? LiveFrames)?.statistics
+    }
+
     /// A PV context's VGCF_online is sticky (Xen ORs in the boot-time flags), so a core
     /// written by libxenctrl would show a downed vCPU as online. Clear the bit for the
     /// vCPUs Xen reports offline, in the file we just wrote, so the core says what the

@@ -34,6 +34,7 @@ extension XenctxCommand {
         }
         var paused: Duration? = nil
         var partial = false
+        var captured: Guest? = nil
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
             // page-table pages that reach them) are copied; the report reads kernel text and
@@ -41,7 +42,6 @@ extension XenctxCommand {
             // --log, --json, --summary) are read whole in the pause, for one moment, and
             // printed after it.
             let wholeInPause = kernelViewsOnly || format != .text
-            var captured: Guest? = nil
             var pieces: [Piece] = []
             do {
                 (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
@@ -68,6 +68,9 @@ extension XenctxCommand {
             }
         } catch {
             throw CommandFailure.from(error)
+        }
+        if options.describe, let guest = captured, let read = LiveHypervisor.pagesRead(by: guest) {
+            writeStdout("# \(read.pages) pages of domain \(domid) copied in \(read.mappings) mappings (runs of consecutive frames are mapped together)\n")
         }
         if options.describe, let paused {
             writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || format != .text ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
