@@ -130,14 +130,16 @@ extension Report {
             guard let reader = KernelReader(guest: guest) else { throw KernelDataError("tasks", "this core holds no guest memory") }
             var initTask = classifier.symbols?.address(of: "init_task")
             if initTask == nil, let tasks = layout.tasks {
-                // kallsyms without data symbols: init_task is the pid-0 leader on the ring.
+                // kallsyms without data symbols: init_task is the pid-0 leader on the ring. An
+                // idle CPU 0's current task is init_task itself: the ring comes back to it, so
+                // the pid is looked at before the walk stops there.
                 for case .success(let current) in currentTasks.values {
                     var p = current.address
                     for _ in 0..<TaskList.maxTasks {
                         guard let next = try? reader.word(p &+ UInt64(tasks)) else { break }
                         p = next &- UInt64(tasks)
-                        if p == current.address { break }
                         if (try? reader.u32(p &+ UInt64(layout.pid))) == 0 { initTask = p; break }
+                        if p == current.address { break }
                     }
                     if initTask != nil { break }
                 }

@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+
+/// arm-live420-a64-busy: an AArch64 guest saved live by xenctx-swift's own `--save-core` in
+/// a trixie dom0 on Xen 4.20 (Scripts/lab-live-arm.sh), vCPU 0 idle, vCPU 1 in a busy loop
+/// at EL0. Its kallsyms has no data symbols, and the only current task in the kernel is
+/// CPU 0's idle task, init_task itself: the task list must still be found from the core alone.
+struct LiveARMCaseTests {
+    static let name = "arm-live420-a64-busy"
+
+    @Test func taskListFromTheIdleCPUsCurrentTask() throws {
+        let c = Corpus.named(Self.name)
+        let console = try c.consoleText()
+        let busy = try #require(console.firstMatch(of: /LABGUEST busy loop started pid=(\d+)/).flatMap { Int($0.1) })
+        let initTask = try #require(try String(contentsOfFile: try Corpus.mapPath(c), encoding: .utf8).split(separator: "\n").first { $0.hasSuffix(" D init_task") }?.split(separator: " ").first)
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--tasks"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        // `>` marks a vCPU's current task: PID PPID CPU TASK ST COMM
+        #expect(rows.contains { $0.count >= 6 && $0[0] == ">" && $0[1] == "0" && $0[4] == initTask && $0[6] == "[swapper/0]" }, "\(r.stdout.prefix(400))")
+        #expect(rows.contains { $0.count >= 6 && $0[0] == ">" && $0[1] == "\(busy)" && $0[3] == "1" && $0[5] == "R" }, "busy loop pid \(busy) not current on CPU 1")
+        #expect(rows.filter { $0.first == ">" }.count == 2)
+        #expect(rows.count > 50)
+    }
+
+    @Test func summarySaysIdleAndUser() throws {
+        let r = try Tool.run(["--core", try Corpus.corePath(Corpus.named(Self.name)), "--summary"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("vcpu0   idle      swapper/0 (pid 0)"))
+        #expect(r.stdout.contains("vcpu1   user"))
+    }
+}
