@@ -121,7 +121,7 @@ public struct Report: Sendable {
         public var description: String {
             switch self {
             case .noSuchVCPU(let n, let count):
-                return "vCPU \(n) is not here: there \(count == 1 ? "is" : "are") \(count) vCPU context\(count == 1 ? "" : "s") (0–\(count - 1)); a core leaves out vCPUs that were never started"
+                return "vCPU \(n) is not here: there \(count == 1 ? "is" : "are") \(count) vCPU context\(count == 1 ? "" : "s") (0–\(count - 1)); a vCPU that was never started has none (and a core leaves it out)"
             }
         }
     }
