@@ -30,6 +30,9 @@ enum Corpus {
         /// `has_ram` is true, false, or a sentence (partial/truncated cores).
         let hasRAM: Bool
         let upstream: [UpstreamRun]
+        /// `running: true` in case.json: a guest inspected while it ran (no crash, so its
+        /// console holds no panic backtrace).
+        var running = false
         var dir: URL { corpus.appendingPathComponent("cases/\(name)") }
         var isARM: Bool { arch == "a64" || arch == "a32" }
         /// The guest's console, its serial consoles' CRLF line ends made "\n": Swift takes
@@ -52,7 +55,8 @@ enum Corpus {
                 UpstreamRun(caseName: name, args: $0["args"] as? [String] ?? [], stdoutFile: $0["stdout"] as? String ?? "")
             }
             return Case(name: name, arch: json["arch"] as? String ?? "", kernel: json["kernel"] as? String ?? "",
-                        core: json["core"] as? String ?? "", hasRAM: (json["has_ram"] as? Bool) == true, upstream: runs)
+                        core: json["core"] as? String ?? "", hasRAM: (json["has_ram"] as? Bool) == true, upstream: runs,
+                        running: (json["running"] as? Bool) == true)
         }
     }()
 
