@@ -45,6 +45,8 @@ public struct ArmRegisters: Sendable, Equatable, Codable {
 
     /// CPSR bit 4: the vCPU was executing in AArch32 state.
     public var isAArch32State: Bool { cpsr & 0x10 != 0 }
+    /// AArch32 USR mode or AArch64 EL0 (an AArch64 guest may run AArch32 user code).
+    public var isUserMode: Bool { isAArch32State ? cpsr & 0x1f == 0x10 : (cpsr >> 2) & 3 == 0 }
     public var thumb: Bool { cpsr & 0x20 != 0 }
 
     // AArch32 views (architectural mapping, arch-arm.h `__DECL_REG`).

@@ -39,6 +39,8 @@ public struct X86_64Registers: Sendable, Equatable, Codable {
 
     public var isOnline: Bool { flags & VGCF.online != 0 }
     public var inKernel: Bool { flags & VGCF.inKernel != 0 }
+    /// PV by Xen's in-kernel flag, HVM by CPL 3.
+    public func isUserMode(isPV: Bool) -> Bool { isPV ? !inKernel : cs & 3 == 3 }
 }
 
 /// The register file of a 32-bit PV guest's compat context (`vcpu_guest_context_x86_32`,
@@ -68,6 +70,8 @@ public struct X86_32Registers: Sendable, Equatable, Codable {
 
     public var isOnline: Bool { UInt64(flags) & VGCF.online != 0 }
     public var inKernel: Bool { UInt64(flags) & VGCF.inKernel != 0 }
+    /// PV by Xen's in-kernel flag, HVM by CPL 3.
+    public func isUserMode(isPV: Bool) -> Bool { isPV ? !inKernel : cs & 3 == 3 }
 
     /// The PAE L3 machine frame named by a compat CR3 (`xen_cr3_to_pfn_x86_32`: a 32-bit rotate).
     public var cr3Frame: UInt64 {

@@ -40,6 +40,6 @@ public struct ARM32Architecture: ArchitectureDescriptor {
 
     public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
         guard case .arm(let r) = registers else { return foreignIsUserMode(registers, isPV: isPV) }
-        return armIsUserMode(r)
+        return r.isUserMode
     }
 }

@@ -68,15 +68,10 @@ func foreignStackPointer(_ registers: RegisterFile) -> StackPointerChoice {
 /// A register file's own rule, for a descriptor that meets another architecture's file.
 func foreignIsUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
     switch registers {
-    case .arm(let r): armIsUserMode(r)
-    case .x86_32(let r): isPV ? !r.inKernel : r.cs & 3 == 3
-    case .x86_64(let r): isPV ? !r.inKernel : r.cs & 3 == 3
+    case .arm(let r): r.isUserMode
+    case .x86_32(let r): r.isUserMode(isPV: isPV)
+    case .x86_64(let r): r.isUserMode(isPV: isPV)
     }
-}
-
-/// AArch32 USR mode or AArch64 EL0 (an AArch64 guest may run AArch32 user code).
-func armIsUserMode(_ r: ArmRegisters) -> Bool {
-    r.isAArch32State ? r.cpsr & 0x1f == 0x10 : (r.cpsr >> 2) & 3 == 0
 }
 
 extension GuestArchitecture {

@@ -81,8 +81,8 @@ public struct X86_32Architecture: ArchitectureDescriptor {
 
     public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
         switch registers {
-        case .x86_32(let r): isPV ? !r.inKernel : r.cs & 3 == 3
-        case .x86_64(let r): isPV ? !r.inKernel : r.cs & 3 == 3   // HVM: the host-sized context
+        case .x86_32(let r): r.isUserMode(isPV: isPV)
+        case .x86_64(let r): r.isUserMode(isPV: isPV)   // HVM: the host-sized context
         case .arm: foreignIsUserMode(registers, isPV: isPV)
         }
     }

@@ -47,6 +47,6 @@ public struct X86_64Architecture: ArchitectureDescriptor {
 
     public func isUserMode(_ registers: RegisterFile, isPV: Bool) -> Bool {
         guard case .x86_64(let r) = registers else { return foreignIsUserMode(registers, isPV: isPV) }
-        return isPV ? !r.inKernel : r.cs & 3 == 3
+        return r.isUserMode(isPV: isPV)
     }
 }
