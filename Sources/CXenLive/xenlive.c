@@ -54,7 +54,7 @@ static const char *const ctrl_sonames[] = { "libxenctrl.so.4.20", "libxenctrl.so
 static const char *const guest_sonames[] = { "libxenguest.so.4.20", "libxenguest.so.4.17", NULL };
 
 /* The first of `sonames` that opens, else (no library folder given) `unversioned`; `tried`
- * gets the names looked for. */
+ * (triedlen 0: none) gets the names looked for. */
 static void *open_first(const char *const *sonames, const char *unversioned, char *tried, size_t triedlen) {
     size_t used = 0;
     for (size_t i = 0; sonames[i]; i++) {
@@ -189,8 +189,7 @@ int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
 
 int xenlive_dumpcore(uint32_t domid, const char *path) {
     if (!p_xc_domain_dumpcore) {
-        char tried[256];
-        void *guest = open_first(guest_sonames, "libxenguest.so", tried, sizeof tried);
+        void *guest = open_first(guest_sonames, "libxenguest.so", NULL, 0);
         if (guest) p_xc_domain_dumpcore = (__typeof__(xc_domain_dumpcore) *)dlsym(guest, "xc_domain_dumpcore");
         if (!p_xc_domain_dumpcore) { errno = ENOSYS; return -1; }
     }

@@ -245,14 +245,12 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
             state.run = run.length
             let buf = malloc(frames.count * 4096)!
             var errs = [Int32](repeating: 0, count: frames.count)
+            state.mappings += 1
             guard xenlive_read_frames(domid, frames, Int32(frames.count), buf, &errs) == 0 else {
-                let e = errno
+                state.failures[frame] = errno
                 free(buf)
-                state.mappings += 1
-                state.failures[frame] = e
                 return 0
             }
-            state.mappings += 1
             var used = false
             for (i, f) in frames.enumerated() {
                 if errs[i] == 0 {
