@@ -14,17 +14,14 @@ address at or above -k with the nearest symbol; we name none outside [_text, _en
 (README, divergences): that is applied to upstream's text before comparing.
 """
 import lzma, os, re, shutil, subprocess, sys, tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labcheck import Checks, image_bounds
 
 results = sys.argv[1]
 host_bin = sys.argv[2] if len(sys.argv) > 2 else None
 files = os.path.join(results, "files")
-passed = failed = 0
+check = Checks()
 
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok: passed += 1
-    else: failed += 1
-    print(("PASS " if ok else "FAIL ") + what + (("\n     " + detail) if detail and not ok else ""))
 
 def read(p, default=None):
     try:
@@ -61,13 +58,6 @@ def without_additions(s):
     flush()
     return "\n".join(out)
 
-def image_bounds(mapfile):
-    text = end = None
-    for line in open(mapfile):
-        p = line.split()
-        if len(p) >= 3 and p[2] == "_text": text = int(p[0], 16)
-        if len(p) >= 3 and p[2] in ("_end", "__bss_stop"): end = int(p[0], 16)
-    return text, end
 
 def drop_symbols_outside_image(s, text, end):
     out = []
@@ -270,5 +260,4 @@ if os.path.isdir(H):
 else:
     check(False, "no no-libs run (host.swift missing)")
 shutil.rmtree(tmp, ignore_errors=True)
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

@@ -5,15 +5,12 @@ usage: compare.py RESULTS_DIR XENCTX_SWIFT_BINARY
 Prints one line per check and a closing 'N passed, N failed' line; exits 1 on any failure.
 """
 import os, re, subprocess, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labcheck import Checks, image_bounds
 
 results, binary = sys.argv[1], sys.argv[2]
-passed = failed = 0
+check = Checks()
 
-def check(ok, what, detail=""):
-    global passed, failed
-    if ok: passed += 1
-    else: failed += 1
-    print(("PASS " if ok else "FAIL ") + what + (("\n     " + detail) if detail and not ok else ""))
 
 def ours_filtered(text):
     return "\n".join(l for l in text.split("\n") if not l.startswith(("Stack pointer: ", "Stack note: ")))
@@ -21,13 +18,6 @@ def ours_filtered(text):
 kver = open(os.path.join(results, "kver.txt")).read().strip()
 default_map = os.path.join(results, "System.map-" + kver)
 
-def image_bounds(mapfile):
-    text = end = None
-    for line in open(mapfile):
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "_text": text = int(parts[0], 16)
-        if len(parts) >= 3 and parts[2] in ("_end", "__bss_stop"): end = int(parts[0], 16)
-    return text, end
 
 def drop_symbols_outside_image(s, text, end):
     """Upstream names any address above -k with the nearest symbol (sym+0xhuge); we do not."""
@@ -272,5 +262,4 @@ if os.path.exists(os.path.join(h, "swift-nolibs-live.err")):
     check(open(os.path.join(h, "swift-nolibs-core.rc")).read().strip() in ("0", "1") and
           "vcpu0:" in open(os.path.join(h, "swift-nolibs-core.out")).read(),
           "without Xen's libraries, --core still works")
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()
