@@ -15,8 +15,6 @@ public final class LiveHypervisor: @unchecked Sendable {
     public private(set) var lastContexts: [[UInt8]] = []
     /// What the last `guest(domid:)` learnt of the hypervisor and the guest kind.
     public private(set) var lastFacts: SourceFacts? = nil
-    /// The hypervisor's version and capabilities as the last `guest(domid:)` read them.
-    private(set) var lastXen: (major: UInt32, minor: UInt32, capabilities: String) = (0, 0, "")
 
     /// Checks the host, loads the libraries and opens the handles, in that order, so the
     /// first thing that is missing is the one reported. With `XENCTX_XEN_LIBDIR` the
@@ -31,7 +29,12 @@ public final class LiveHypervisor: @unchecked Sendable {
         }
         try Self.loadLibraries(from: libraryDirectory)
         guard xenlive_open() == 0 else { throw .cannotOpen(String(cString: strerror(errno))) }
+        xen = Self.hypervisorFacts()
     }
+
+    /// Xen's version and capabilities, read once when opened: they cannot change while the
+    /// tool runs, and every call inside a pause lengthens it.
+    let xen: (major: UInt32, minor: UInt32, capabilities: String)
 
     /// Loads libxenctrl and libxenforeignmemory and resolves every function the live path
     /// uses (testable on any machine that has the libraries, Xen or not).
@@ -119,7 +122,7 @@ public final class LiveHypervisor: @unchecked Sendable {
     }
 
     /// Xen's version and capabilities (what a core's version note holds).
-    func hypervisorFacts() -> (major: UInt32, minor: UInt32, capabilities: String) {
+    static func hypervisorFacts() -> (major: UInt32, minor: UInt32, capabilities: String) {
         var caps = [CChar](repeating: 0, count: 1024)
         _ = xenlive_capabilities(&caps, caps.count)
         var major: UInt32 = 0, minor: UInt32 = 0
@@ -131,7 +134,6 @@ public final class LiveHypervisor: @unchecked Sendable {
     /// Memory is read on demand through the returned guest's frames.
     public func guest(domid: UInt32) throws(LiveError) -> Guest {
         let info = try info(domid: domid)
-        let xen = hypervisorFacts()
         let architecture = Architecture.of(capabilities: xen.capabilities)
         let size = architecture.contextSize
         var files: [(Int, RegisterFile?, Bool)] = []
@@ -185,7 +187,6 @@ public final class LiveHypervisor: @unchecked Sendable {
             return patched
         }
         lastFacts = facts
-        lastXen = xen
         let decoded = files.compactMap { $0.1 }
         let description = GuestDescription.decide(facts: facts, vcpus: decoded)
         let zero = RegisterFile.decode(LittleEndianBytes([UInt8](repeating: 0, count: size)), layout: layout)!
@@ -243,28 +244,65 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
             if frames.count > Self.maxPages - state.copied { frames = [frame] }
             state.last = run.range
             state.run = run.length
-            let buf = malloc(frames.count * 4096)!
-            var errs = [Int32](repeating: 0, count: frames.count)
-            state.mappings += 1
-            guard xenlive_read_frames(domid, frames, Int32(frames.count), buf, &errs) == 0 else {
-                state.failures[frame] = errno
-                free(buf)
-                return 0
-            }
-            var used = false
-            for (i, f) in frames.enumerated() {
-                if errs[i] == 0 {
-                    state.pages[f] = buf + i * 4096
-                    state.copied += 1
-                    used = true
-                } else {
-                    state.failures[f] = -errs[i]   // a search through a hole then skips it without asking again
-                }
-            }
-            if used { state.blocks.append(buf) } else { free(buf) }
+            if let e = Self.map(frames, domid: domid, into: &state) { state.failures[frame] = e }
             return state.pages[frame].map { UInt(bitPattern: $0) } ?? 0
         }
         return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
+    }
+
+    func heldPage(_ frame: UInt64) -> UnsafeRawBufferPointer? {
+        let address: UInt = lock.withLock { state in state.pages[frame].map { UInt(bitPattern: $0) } ?? 0 }
+        return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
+    }
+
+    /// Maps every frame not yet held in as few calls as the library allows (1 024 frames a
+    /// call), within the page budget: the stack pages a paused domain's report needs, in one
+    /// hypercall instead of one each.
+    func prefetch(_ wanted: [UInt64]) {
+        lock.withLock { state in
+            var frames: [UInt64] = []
+            var queued = Set<UInt64>()
+            for f in wanted where state.pages[f] == nil && state.failures[f] == nil && queued.insert(f).inserted {
+                frames.append(f)
+            }
+            frames = Array(frames.prefix(max(0, Self.maxPages - state.copied)))
+            var start = 0
+            while start < frames.count {
+                let chunk = Array(frames[start..<min(start + Self.maxBatch, frames.count)])
+                start += chunk.count
+                Self.map(chunk, domid: domid, into: &state)
+            }
+        }
+    }
+
+    /// Frames one library call may map (xenlive_read_frames' bound).
+    static let maxBatch = 1024
+
+    /// Maps `frames` in one call and keeps what Xen gave; a frame it refused is remembered
+    /// with its errno. When the call itself fails, returns its errno and remembers nothing
+    /// (which frame is to blame is the caller's to say).
+    @discardableResult
+    private static func map(_ frames: [UInt64], domid: UInt32, into state: inout State) -> Int32? {
+        let buf = malloc(frames.count * 4096)!
+        var errs = [Int32](repeating: 0, count: frames.count)
+        state.mappings += 1
+        guard xenlive_read_frames(domid, frames, Int32(frames.count), buf, &errs) == 0 else {
+            let e = errno
+            free(buf)
+            return e
+        }
+        var used = false
+        for (i, f) in frames.enumerated() {
+            if errs[i] == 0 {
+                state.pages[f] = buf + i * 4096
+                state.copied += 1
+                used = true
+            } else {
+                state.failures[f] = -errs[i]   // a search through a hole then skips it without asking again
+            }
+        }
+        if used { state.blocks.append(buf) } else { free(buf) }
+        return nil
     }
 
     /// The frames to map for a miss at `frame`: a run twice the last one's length when the
@@ -369,7 +407,7 @@ extension LiveHypervisor {
         let machine = facts.machine == XenCoreLayout.emARM ? XenCoreLayout.emARM : XenCoreLayout.emX86_64   // HVM contexts are host-sized
         var writer = DumpCoreWriter(machine: machine, magic: XenCoreLayout.magicHVM, entrySize: facts.contextEntrySize,
                                     contexts: lastContexts, frames: frames.map { (pfn: $0, gmfn: $0) })
-        (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(lastXen.major), UInt64(lastXen.minor), lastXen.capabilities)
+        (writer.xenMajor, writer.xenMinor, writer.capabilities) = (UInt64(xen.major), UInt64(xen.minor), xen.capabilities)
         var extra = [UInt8](repeating: 0, count: 16), compile = [UInt8](repeating: 0, count: 144)
         var changeset = [UInt8](repeating: 0, count: 64), virtStart: UInt64 = 0
         xenlive_version_details(&extra, &compile, &changeset, &virtStart)

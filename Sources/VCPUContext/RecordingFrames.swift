@@ -16,6 +16,13 @@ public final class RecordingFrames: FrameSource {
 
     public func whyMissing(_ frame: UInt64) -> String { inner.whyMissing(frame) }
     public func releaseResidentPages() { inner.releaseResidentPages() }
+    public func prefetch(_ frames: [UInt64]) { inner.prefetch(frames) }
+
+    public func heldPage(_ frame: UInt64) -> UnsafeRawBufferPointer? {
+        guard let p = inner.heldPage(frame) else { return nil }
+        seen.withLock { _ = $0.insert(frame) }
+        return p
+    }
 
     /// The frames read so far (in the guest's numbering: machine frames for PV).
     public var frames: Set<UInt64> { seen.withLock { $0 } }

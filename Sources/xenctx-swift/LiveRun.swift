@@ -35,6 +35,7 @@ extension XenctxCommand {
         var paused: Duration? = nil
         var partial = false
         var captured: Guest? = nil
+        var copiedInPause: (pages: Int, mappings: Int)? = nil
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
             // page-table pages that reach them) are copied; the report reads kernel text and
@@ -53,6 +54,7 @@ extension XenctxCommand {
                     } else {
                         Report.snapshotStacks(of: guest, stackPages: options.stackPages)
                     }
+                    copiedInPause = LiveHypervisor.pagesRead(by: guest)
                     // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
                     if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
                     return partial
@@ -73,7 +75,8 @@ extension XenctxCommand {
             writeStdout("# \(read.pages) pages of domain \(domid) copied in \(read.mappings) mappings (runs of consecutive frames are mapped together)\n")
         }
         if options.describe, let paused {
-            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || format != .text ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis"))\n")
+            let copied = copiedInPause.map { "; \($0.pages) pages copied in \($0.mappings) mappings" } ?? ""
+            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || format != .text ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis")\(copied))\n")
         }
         if partial { throw CommandFailure.partial }
     }

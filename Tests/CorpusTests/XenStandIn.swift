@@ -93,6 +93,15 @@ enum XenStandIn {
                     .flatMap { Int($0.split(separator: " ").last!) } ?? 0
             }
             var pauses: Int { events.filter { $0.hasPrefix("pause ") }.count }
+            /// The pages of each mapping call made while the domain was paused, in order.
+            var mappingsWhilePaused: [Int] {
+                var paused = false, sizes: [Int] = []
+                for e in events {
+                    if e.hasPrefix("pause ") { paused = true } else if e.hasPrefix("unpause ") { paused = e != "unpause 0" }
+                    else if paused, e.hasPrefix("map "), let n = Int(e.dropFirst(4)) { sizes.append(n) }
+                }
+                return sizes
+            }
             /// Whether the domain was written or an unbalanced unpause was attempted.
             var misbehaved: [String] { events.filter { $0.hasPrefix("write-mapping") || $0.hasPrefix("unpause of") } }
         }

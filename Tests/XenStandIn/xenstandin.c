@@ -14,7 +14,7 @@
  * Configuration (environment, read once):
  *   XENSTANDIN_CORE=PATH       the core served as the domain (required)
  *   XENSTANDIN_DOMID=N         its domain id (default 1; dom0 exists too)
- *   XENSTANDIN_LOG=PATH        one line per event, appended: "pause 1", "unpause 0",
+ *   XENSTANDIN_LOG=PATH        one line per event, appended: "pause 1", "unpause 0", "map N",
  *                              "write-mapping 1", "dumpcore", "domain destroyed", ...
  *   XENSTANDIN_FAIL=FN@N,...   FN fails (errno EIO) from its Nth call on (default 1)
  *   XENSTANDIN_VANISH_AFTER=K  the domain is destroyed after K calls that name it
@@ -398,6 +398,7 @@ void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom, int prot
     if (domain_call(dom, "xenforeignmemory_map") != 0) return NULL;
     if (prot & PROT_WRITE) { log_event("write-mapping", (long)pages); errno = EPERM; return NULL; }
     if (pages == 0 || pages > (1u << 20)) { errno = EINVAL; return NULL; }
+    log_event("map", (long)pages);   /* one per call: what the pause costs is counted in calls */
     uint8_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
     int any_failed = 0;
