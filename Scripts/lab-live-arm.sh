@@ -18,6 +18,12 @@
 #   --core, a second --save-core to the same file must be refused); on running guests (alive,
 #   busy) SIGINT/SIGTERM/SIGHUP while it holds the pause (XENCTX_SWIFT_HOLD_PAUSE_MS=40000),
 #   then 10 pause windows beside upstream's whole run; at the end, libxenctrl hidden.
+# - The complete-core writer of ../shared/xenlab/arm-fullcore (fullcore.c, patched for Xen 4.18's
+#   removal of xc_domain_getinfo and cross-compiled against trixie's libxen-dev) goes into dom0 as
+#   /usr/bin/fullcore; on each paused guest it writes the same moment's core beside --save-core's
+#   and dom0 compares the two with cmp.
+# - a32-crash-smp (2 vCPUs) is capped at one pCPU (cap = 100), so a guest that hangs while booting
+#   cannot starve dom0.
 # - On the host: Scripts/lab/compare-arm.py (PASS/FAIL per check, `N passed, M failed`), which
 #   also runs the host's xenctx-swift (HOST_XENCTX_SWIFT, default .build/debug/xenctx-swift)
 #   on every saved core and compares with dom0's live output.
@@ -104,6 +110,11 @@ patch("build.sh", [
      '    cp "$X/dbg/usr/lib/debug/boot/vmlinux-$K32" "$D/in/vmlinux-armhf"\n'),
     ('local XEN=$X/xen/boot/xen-4.17-arm64', 'local XEN=$TX/xen/boot/xen-4.20-arm64'),
     ('dom0_mem=512M,max:512M', f'dom0_mem={dom0_mem},max:{dom0_mem}'),
+    # a 2-vCPU armmp guest that hangs while booting spins on both pCPUs and starved dom0 for
+    # 13 minutes (2026-12-06): cap it at one pCPU (credit2's cap) so the scenario goes on
+    ('        guest_cfg $a-crash-smp $k $r crash 2 128 > "$D/in/$a-crash-smp.cfg"\n',
+     '        guest_cfg $a-crash-smp $k $r crash 2 128 > "$D/in/$a-crash-smp.cfg"\n'
+     '        echo "cap = 100" >> "$D/in/$a-crash-smp.cfg"\n'),
     # no NIC (the virt machine's default virtio-net wants efi-virtio.rom, which a host
     # without ipxe-qemu lacks; the lab uses no network)
     ('-display none -monitor none -no-reboot', '-display none -monitor none -no-reboot -nic none'),
@@ -124,6 +135,41 @@ patch("scenario.sh", [
 PY
     # the scenario's xenctx-after-dump check is upstream's; keep it
     grep -c swift_ "$WORK/arm/scenario.sh" >&2
+}
+
+# The complete-core writer of ../shared/xenlab/arm-fullcore, cross-compiled against trixie's
+# Xen 4.20 headers (a patched copy: xc_domain_getinfo went away in Xen 4.18), so dom0 can
+# write the same moment's core beside `--save-core` and the two be compared byte for byte.
+build_fullcore() {
+    local S=$TC/fullcore-sysroot src=$xenlab/arm-fullcore/fullcore.c
+    [ -f "$src" ] || { echo "no complete-core writer at $src: the byte comparison is skipped" >&2; return 0; }
+    command -v aarch64-linux-gnu-gcc >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
+    ls "$TC"/debs/libxen-dev_*_arm64.deb >/dev/null 2>&1 || (cd "$TC/debs" && kapt apt-get -q download libxen-dev:arm64)
+    rm -rf "$S"; mkdir -p "$S"
+    for d in "$TC"/debs/*_arm64.deb; do dpkg -x "$d" "$S"; done
+    python3 - "$src" "$S/fullcore.c" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+for old, new in [
+    ("xc_dominfo_t info;", "xc_domaininfo_t info;"),
+    ("xc_domain_getinfo(xch, domid, 1, &info) != 1 || info.domid != domid",
+     "xc_domain_getinfo_single(xch, domid, &info) != 0 || info.domain != domid"),
+    ("xc_domain_getinfo(xch, domid, 1, &info);", "xc_domain_getinfo_single(xch, domid, &info);"),
+    ("info.nr_pages", "(unsigned long)info.tot_pages"),
+    ("info.hvm ?", "(info.flags & XEN_DOMINF_hvm_guest) ?"),
+]:
+    assert old in s, f"fullcore.c changed: patch it by hand ({old!r})"
+    s = s.replace(old, new)
+open(sys.argv[2], "w").write(s)
+PY
+    local L=$S/usr/lib/aarch64-linux-gnu
+    # bookworm's cross glibc is older than trixie's: what the Xen libraries need of libc is
+    # theirs to find at run time, in the trixie dom0
+    aarch64-linux-gnu-gcc -O2 -Wall -std=gnu11 -I"$S/usr/include" -o "$TC/fullcore" "$S/fullcore.c" \
+        -L"$L" -Wl,-rpath-link,"$L" -Wl,--allow-shlib-undefined -lxenctrl -lxenforeignmemory
+    install -D -m 0755 "$TC/fullcore" "$TC/x/root/usr/bin/fullcore"
+    file "$TC/fullcore" >&2
 }
 
 stage_prepare() {
@@ -155,6 +201,7 @@ stage_prepare() {
         echo "xenctx-swift binary $SWIFT_BIN (no .deb)" > "$LIVE/tool-source.txt"
     fi
     file "$TC/x/root/usr/bin/xenctx-swift" | tee -a "$LIVE/tool-source.txt"
+    build_fullcore
     sha256sum "$TC/x/root/usr/bin/xenctx-swift" >> "$LIVE/tool-source.txt"
     # every NEEDED library of every dom0 ELF must be in the root (the lab's check, merged /usr)
     local R=$TC/x/root miss=0

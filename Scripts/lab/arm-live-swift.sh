@@ -2,6 +2,8 @@
 # Scripts/lab-live-arm.sh: xenctx-swift's live path beside upstream xenctx (Xen 4.20).
 # $OUT, $IN, log() and now() come from scenario.sh. Each run writes
 # $OUT/TAG.swift/NAME.{cmd,out,err,rc,ms} (ms: wall time from /proc/uptime, 10 ms steps).
+# /usr/bin/fullcore (the complete-core writer), when lab-live-arm.sh put it in, writes the
+# same moment's core beside --save-core's, for a byte comparison.
 S=${XENCTX_SWIFT:-/usr/bin/xenctx-swift}
 UPSTREAM=/usr/lib/xen-4.20/bin/xenctx
 GENV=/usr/lib/xenctx-lab/env          # GNU env (trixie coreutils): --default-signal
@@ -48,6 +50,16 @@ swift_inspect() {
     srun $D save-core       $S --save-core $OUT/$_tag.swift.core $_id
     log "$_tag: --save-core rc=$(cat $D/save-core.rc) in $(cat $D/save-core.ms) ms, size=$(ls -l $OUT/$_tag.swift.core 2>/dev/null | awk '{print $5}')"
     srun $D save-core-again $S --save-core $OUT/$_tag.swift.core $_id     # must refuse: exists
+    # the complete-core writer's core of the same paused moment (lab-live-arm.sh builds it for
+    # Xen 4.20): ours must equal it byte for byte; only the first differences are kept
+    if [ -x /usr/bin/fullcore ]; then
+        srun $D fullcore /usr/bin/fullcore $_id $OUT/$_tag.fullcore
+        cmp -s $OUT/$_tag.swift.core $OUT/$_tag.fullcore; echo $? > $D/fullcore-cmp.rc
+        cmp -l $OUT/$_tag.swift.core $OUT/$_tag.fullcore 2>&1 | head -200 > $D/fullcore-cmp.txt
+        ls -l $OUT/$_tag.swift.core $OUT/$_tag.fullcore > $D/fullcore-sizes.txt 2>&1
+        rm -f $OUT/$_tag.fullcore
+        log "$_tag: complete-core writer rc=$(cat $D/fullcore.rc), cmp rc=$(cat $D/fullcore-cmp.rc)"
+    fi
     srun $D core-C          $S --core $OUT/$_tag.swift.core -C
     srun $D core-summary    $S --core $OUT/$_tag.swift.core --summary
     srun $D core-tasks      $S --core $OUT/$_tag.swift.core --tasks

@@ -205,6 +205,14 @@ for tag in tags:
     again = read(os.path.join(D, "save-core-again.rc"), "?").strip()
     check(src == "0" and again not in ("0", "?", "126", "127") and "exists" in read(os.path.join(D, "save-core-again.err"), ""), f"{tag}: a second --save-core to the same file is refused (rc {again})",
           read(os.path.join(D, "save-core-again.err"), "")[:200])
+    # 4b. the complete-core writer's core of the same pause, compared in dom0
+    frc = read(os.path.join(D, "fullcore.rc"))
+    if frc is not None:
+        crc = read(os.path.join(D, "fullcore-cmp.rc"), "?").strip()
+        check(frc.strip() == "0" and crc == "0",
+              f"{tag}: --save-core equals the complete-core writer's core of the same pause, byte for byte (writer rc {frc.strip()}, cmp rc {crc})",
+              (read(os.path.join(D, "fullcore-sizes.txt"), "") + read(os.path.join(D, "fullcore-cmp.txt"), "")[:400]
+               + read(os.path.join(D, "fullcore.err"), "")[:300]))
     if host_bin and os.path.exists(core):
         vml = os.path.join(os.path.expanduser("~/.cache/xenlab/arm/x/dbg/usr/lib/debug/boot"), "vmlinux-6.1.0-50-armmp-lpae")
         host_views = [("C", ["-C"]), ("summary", ["--summary"]), ("tasks", ["--tasks"]), ("log", ["--log"]), ("s-C", ["-s", mapfile, "-C"])]
@@ -241,6 +249,9 @@ for tag in tags:
         med = {k: sorted(v)[len(v) // 2] for k, v in vals.items()}
         up, ours = med.get("upstream-run-ms"), med.get("swift-pause-ms")
         print(f"INFO {tag}: pause windows, all runs: " + "; ".join(f"{k}: {' '.join(str(int(x)) if x == int(x) else str(x) for x in v)}" for k, v in vals.items()))
+        desc = read(os.path.join(D, "live-describe.out"), "") or ""
+        paused = next((l for l in desc.split("\n") if "was paused for" in l), None)
+        if paused: print(f"INFO {tag}: {paused.lstrip('# ')}")
         check(up is not None and ours is not None and ours * 20 <= up,
               f"{tag}: pause window, medians of {len(vals.get('swift-pause-ms', []))} runs: xenctx-swift {ours} ms"
               f" (no map: {med.get('swift-nomap-pause-ms')} ms; its whole run {med.get('swift-nomap-run-ms')} ms) vs upstream's whole run {up} ms (goal: 1/20 or less)")
