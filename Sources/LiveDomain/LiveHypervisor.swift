@@ -132,8 +132,11 @@ public final class LiveHypervisor: @unchecked Sendable {
 
     /// Reads everything a report starts from: the kind of guest and every vCPU's context.
     /// Memory is read on demand through the returned guest's frames.
-    public func guest(domid: UInt32) throws(LiveError) -> Guest {
-        let info = try info(domid: domid)
+    /// `known` is the domain's info read before pausing (its kind and vCPU count do not
+    /// change), which saves a call inside the pause.
+    public func guest(domid: UInt32, known: DomainInfo? = nil) throws(LiveError) -> Guest {
+        let info: DomainInfo
+        if let known { info = known } else { info = try self.info(domid: domid) }
         let architecture = Architecture.of(capabilities: xen.capabilities)
         let size = architecture.contextSize
         var files: [(Int, RegisterFile?, Bool)] = []

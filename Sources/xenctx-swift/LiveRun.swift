@@ -14,7 +14,8 @@ extension XenctxCommand {
         do { hv = try LiveHypervisor() } catch { throw CommandFailure.from(error) }
         if noPause { warn("--no-pause: the domain keeps running, so registers and memory may come from different moments") }
         // Before pausing: a domain that does not exist, or a core that cannot be written, is said as such.
-        do { _ = try hv.info(domid: domid) } catch { throw CommandFailure.from(error) }
+        let info: LiveHypervisor.DomainInfo
+        do { info = try hv.info(domid: domid) } catch { throw CommandFailure.from(error) }
         if let saveCore {
             do { try LiveHypervisor.checkWritable(saveCore, force: force) } catch { throw CommandFailure.from(error) }
             do {
@@ -46,7 +47,7 @@ extension XenctxCommand {
             var pieces: [Piece] = []
             do {
                 (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
-                    let guest = try hv.guest(domid: domid)
+                    let guest = try hv.guest(domid: domid, known: info)
                     captured = guest
                     var partial = false
                     if wholeInPause {
