@@ -15,6 +15,9 @@ public final class LiveHypervisor: @unchecked Sendable {
     public private(set) var lastContexts: [[UInt8]] = []
     /// What the last `guest(domid:)` learnt of the hypervisor and the guest kind.
     public private(set) var lastFacts: SourceFacts? = nil
+    /// How long the last pause call took to return: Xen waits for the domain's vCPUs to stop,
+    /// so a busy domain's pause starts with this.
+    public private(set) var lastPauseCall: Duration? = nil
 
     /// Checks the host, loads the libraries and opens the handles, in that order, so the
     /// first thing that is missing is the one reported. With `XENCTX_XEN_LIBDIR` the
@@ -76,6 +79,7 @@ public final class LiveHypervisor: @unchecked Sendable {
         let start = clock.now
         guard xenlive_pause_recorded(domid) == 0 else { throw failure("pausing domain \(domid)", domid: domid) }
         defer { xenlive_unpause_recorded(domid) }
+        lastPauseCall = clock.now - start
         let result = try body()
         return (result, clock.now - start)
     }

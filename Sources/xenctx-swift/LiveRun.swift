@@ -37,6 +37,8 @@ extension XenctxCommand {
         var partial = false
         var captured: Guest? = nil
         var copiedInPause: (pages: Int, mappings: Int)? = nil
+        // Where the pause went, for --describe: reading the contexts, then copying memory.
+        var contextsTime: Duration? = nil, memoryTime: Duration? = nil
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
             // page-table pages that reach them) are copied; the report reads kernel text and
@@ -47,7 +49,11 @@ extension XenctxCommand {
             var pieces: [Piece] = []
             do {
                 (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
+                    let clock = ContinuousClock()
+                    let t0 = clock.now
                     let guest = try hv.guest(domid: domid, known: info)
+                    let t1 = clock.now
+                    contextsTime = t1 - t0
                     captured = guest
                     var partial = false
                     if wholeInPause {
@@ -56,6 +62,7 @@ extension XenctxCommand {
                         Report.snapshotStacks(of: guest, stackPages: options.stackPages)
                     }
                     copiedInPause = LiveHypervisor.pagesRead(by: guest)
+                    memoryTime = clock.now - t1
                     // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
                     if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
                     return partial
@@ -76,8 +83,13 @@ extension XenctxCommand {
             writeStdout("# \(read.pages) pages of domain \(domid) copied in \(read.mappings) mappings (runs of consecutive frames are mapped together)\n")
         }
         if options.describe, let paused {
-            let copied = copiedInPause.map { "; \($0.pages) pages copied in \($0.mappings) mappings" } ?? ""
-            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(kernelViewsOnly || format != .text ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis")\(copied))\n")
+            let stop = hv.lastPauseCall.map { "; the pause call returned in \(milliseconds($0))" } ?? ""
+            let contexts = contextsTime.map { "; vCPU contexts read in \(milliseconds($0))" } ?? ""
+            let wholeInPause = kernelViewsOnly || format != .text
+            let copied = copiedInPause.map { c in
+                "; \(c.pages) pages copied in \(c.mappings) mappings" + (memoryTime.map { ", \(wholeInPause ? "the analysis" : "the copy") took \(milliseconds($0))" } ?? "")
+            } ?? ""
+            writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(wholeInPause ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis")\(stop)\(contexts)\(copied))\n")
         }
         if partial { throw CommandFailure.partial }
     }
