@@ -171,11 +171,21 @@ for tag in tags:
         err = read(os.path.join(D, "own-tasks.err"), "")
         check("give --vmlinux" in err, f"{tag} own-tasks: without BTF, says to give --vmlinux", err[:200])
         views = [v if v != "own-tasks" else "own-tasks-vmlinux" for v in views]
+    # A guest that oopsed by itself (the 32-bit guests under Xen-on-TCG, REPORT.md) may have
+    # overwritten kernel memory: there the task list must stop where a task is not one and
+    # say so (exit 1), not list on; the oopses are counted from the guest's own log.
+    oopses = len(re.findall(r"Internal error: Oops|Unable to handle kernel", read(os.path.join(D, "own-log.out"), "") or ""))
+    if oopses:
+        print(f"INFO {tag}: the guest's own log (--log) holds {oopses} oops lines (Internal error / Unable to handle kernel)")
     for n in views:
         rc = read(os.path.join(D, n + ".rc"), "?").strip()
         out = read(os.path.join(D, n + ".out"), "")
-        check(rc in ("0",) and out.strip() != "", f"{tag} {n}: rc {rc}, {len(out.splitlines())} lines",
-              (read(os.path.join(D, n + ".err"), "") or "")[:300])
+        err = read(os.path.join(D, n + ".err"), "") or ""
+        if n.startswith("own-tasks") and oopses and rc == "1" and "task list: task at " in err:
+            check(out.strip() != "", f"{tag} {n}: rc 1 on an oopsed guest: the task list stops and says where "
+                  f"({err.strip().splitlines()[0][:160]})")
+            continue
+        check(rc in ("0",) and out.strip() != "", f"{tag} {n}: rc {rc}, {len(out.splitlines())} lines", err[:300])
     # 3. the crashed guest's trace is the console's (from panic on; the kernel names the
     #    return address after panic's call by the next function, sysrq_reset_seq_param_set,
     #    where ours names the call site, sysrq_handle_crash: README)

@@ -30,3 +30,32 @@ struct LiveARMCaseTests {
         #expect(r.stdout.contains("vcpu1   user"))
     }
 }
+
+/// arm-live420-a32-smp-oopsstorm: a 2-vCPU ARM32 guest that "hung in /init" (the lab's word for
+/// it: its console stopped after the cpuinfo lines), saved live by `--save-core` in the trixie
+/// dom0 on Xen 4.20 and trimmed. The core shows why: both vCPUs are in an oops storm the
+/// console never printed, each fault taken while reporting the last one.
+struct LiveARMOopsStormTests {
+    static let name = "arm-live420-a32-smp-oopsstorm"
+
+    @Test func theLogHoldsWhatTheConsoleNeverShowed() throws {
+        let c = Corpus.named(Self.name)
+        #expect(try !c.consoleText().contains("Internal error: Oops"))
+        let r = try Tool.run(["--core", try Corpus.corePath(c), "--log"])
+        #expect(r.status == 0)
+        #expect(r.stdout.components(separatedBy: "Internal error: Oops: 206 [#").count > 100, "\(r.stdout.suffix(400))")
+    }
+
+    @Test func summaryAndTraceSayEachVCPUIsInTheStorm() throws {
+        let core = try Corpus.corePath(Corpus.named(Self.name))
+        let summary = try Tool.run(["--core", core, "--summary"])
+        #expect(summary.status == 0)
+        #expect(summary.stdout.hasPrefix("verdict: oops on vcpu0 at "), "\(summary.stdout)")
+        #expect(summary.stdout.contains("vcpu0   panic") && summary.stdout.contains("vcpu1   panic"), "\(summary.stdout)")
+        // vCPU 0's exact (EHABI) trace: a fault while printing the last fault's report, again and again
+        let trace = try Tool.run(["--core", core, "0"])
+        #expect(trace.status == 0)
+        #expect(trace.stdout.components(separatedBy: "] die_kernel_fault+0x6c (exidx)").count > 10, "\(trace.stdout.prefix(600))")
+        #expect(trace.stdout.contains("[<c041177c>] panic_smp_self_stop+0x20 <--"))
+    }
+}
