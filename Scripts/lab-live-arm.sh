@@ -50,6 +50,11 @@
 # - that rerun (a32-crash a32-busy): 460 s of QEMU in all; a32-crash 146 s (--save-core 20.4 s,
 #   xl dump-core 4.4 s), a32-busy 289 s (1 vCPU: each xenctx-swift run 4-8 s);
 # - collect ~25 s (xz of the cores), compare ~1-2 min (the host build reads every core).
+# - run 5 (2026-12-06/07, all six guests, a32-crash-smp last and capped): QEMU 1 798 s; prepare
+#   with everything cached 28 s (376 s on a new machine, most of it the -dbg extraction); per guest
+#   89-196 s (a64), 135 s (a32-crash), 554 s (a32-busy, the host compiling), 626 s (a32-crash-smp,
+#   which sat out the 300 s ready and 120 s panic waits: it never boots, see corpus/lab/README.md);
+#   collect 121 s.
 # Leave a32-crash-smp out under time pressure; a busy/alive guest costs 5-12 minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
