@@ -167,8 +167,8 @@ void xenlive_version_details(uint8_t extra[16], uint8_t compile[144], uint8_t ch
 }
 
 int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs) {
-    xen_pfn_t pfns[1024];
-    if (count <= 0 || count > 1024) { errno = EINVAL; return -1; }
+    xen_pfn_t pfns[XENLIVE_MAX_FRAMES];
+    if (count <= 0 || count > XENLIVE_MAX_FRAMES) { errno = EINVAL; return -1; }
     for (int i = 0; i < count; i++) pfns[i] = (xen_pfn_t)frames[i];
     void *map = p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
     if (!map) return -1;

@@ -283,7 +283,7 @@ final class LiveFrames: FrameSource, @unchecked Sendable {
     }
 
     /// Frames one library call may map (xenlive_read_frames' bound).
-    static let maxBatch = 1024
+    static let maxBatch = Int(XENLIVE_MAX_FRAMES)
 
     /// Maps `frames` in one call and keeps what Xen gave; a frame it refused is remembered
     /// with its errno. When the call itself fails, returns its errno and remembers nothing
@@ -426,7 +426,8 @@ extension LiveHypervisor {
     /// ARM's `xl dump-core` saves no guest RAM, and on HVM it maps one frame at a time
     /// (about 5 minutes for 256 MiB of PVH guest in the lab). The contexts just read and
     /// every guest frame up to the maximum gpfn that maps, in order, in the layout xl uses
-    /// (HVM magic, `.xen_pfn`; no `.xen_shared_info`), mapped 1024 frames at a time.
+    /// (HVM magic, `.xen_pfn`; no `.xen_shared_info`), mapped as many frames a call as the
+    /// bridge allows (XENLIVE_MAX_FRAMES).
     func writeGuestFrameCore(domid: UInt32, facts: SourceFacts, to path: String) throws -> Int {
         var maxGPFN: UInt64 = 0
         guard xenlive_max_gpfn(domid, &maxGPFN) == 0 else { throw failure("xc_domain_maximum_gpfn", domid: domid) }
@@ -438,7 +439,7 @@ extension LiveHypervisor {
             while batchStart == batch.count && next <= maxGPFN {
                 batch.removeAll(keepingCapacity: true)
                 batchStart = 0
-                let count = Int(min(1024, maxGPFN - next + 1))
+                let count = Int(min(UInt64(XENLIVE_MAX_FRAMES), maxGPFN - next + 1))
                 var frames = (0..<count).map { next + UInt64($0) }
                 var buf = [UInt8](repeating: 0, count: count * 4096)
                 var errs = [Int32](repeating: 0, count: count)

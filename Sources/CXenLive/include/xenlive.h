@@ -38,8 +38,10 @@ int xenlive_version(unsigned int *major, unsigned int *minor);
 /* The rest of what a core's version note holds: extraversion (16 bytes), compile info
  * (144), changeset (64) and the platform's virt_start. Fields Xen refuses are left zero. */
 void xenlive_version_details(uint8_t extra[16], uint8_t compile[144], uint8_t changeset[64], uint64_t *virt_start);
-/* Maps `count` frames read-only, copies them into buf (count*4096 bytes), unmaps.
- * errs[i] is 0 or a negative errno for frames that could not be mapped. */
+/* The most frames one xenlive_read_frames call maps. */
+enum { XENLIVE_MAX_FRAMES = 1024 };
+/* Maps `count` frames (1..XENLIVE_MAX_FRAMES) read-only, copies them into buf (count*4096
+ * bytes), unmaps. errs[i] is 0 or a negative errno for frames that could not be mapped. */
 int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs);
 int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn);
 /* libxenctrl's own core writer (the one `xl dump-core` uses). */
