@@ -39,13 +39,13 @@ extension XenctxCommand {
         var copiedInPause: (pages: Int, mappings: Int)? = nil
         // Where the pause went, for --describe: reading the contexts, then copying memory.
         var contextsTime: Duration? = nil, memoryTime: Duration? = nil
+        let wholeInPause = kernelViewsOnly || format != .text
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
             // page-table pages that reach them) are copied; the report reads kernel text and
             // static data after unpausing. Views of changing kernel data (--tasks, --modules,
             // --log, --json, --summary) are read whole in the pause, for one moment, and
             // printed after it.
-            let wholeInPause = kernelViewsOnly || format != .text
             var pieces: [Piece] = []
             do {
                 (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
@@ -85,7 +85,6 @@ extension XenctxCommand {
         if options.describe, let paused {
             let stop = hv.lastPauseCall.map { "; the pause call returned in \(milliseconds($0))" } ?? ""
             let contexts = contextsTime.map { "; vCPU contexts read in \(milliseconds($0))" } ?? ""
-            let wholeInPause = kernelViewsOnly || format != .text
             let copied = copiedInPause.map { c in
                 "; \(c.pages) pages copied in \(c.mappings) mappings" + (memoryTime.map { ", \(wholeInPause ? "the analysis" : "the copy") took \(milliseconds($0))" } ?? "")
             } ?? ""

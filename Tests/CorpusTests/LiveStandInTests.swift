@@ -52,10 +52,9 @@ struct LiveStandInTests {
         }
     }
 
-    /// A text report pauses only to copy the vCPUs' stack pages: the page-table pages on the
-    /// way are mapped one call each (few, shared), the stack pages all in one call, since on
-    /// real Xen each call costs far more than its copy (38 ms of pause for an arm64 guest's
-    /// stacks when each page was its own call, lab run 4).
+    /// A text report pauses only to copy the vCPUs' stack pages: the page tables on the way
+    /// are mapped one call per level for all vCPUs together, the stack pages all in one call,
+    /// since on real Xen each call costs far more than its copy.
     @Test(arguments: kinds)
     func pauseCopiesStacksInFewCalls(_ name: String) throws {
         let domain = try XenStandIn.Domain(name)
