@@ -180,6 +180,17 @@ int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void 
     return 0;
 }
 
+void *xenlive_map_frames(uint32_t domid, const uint64_t *frames, int count, int *errs) {
+    xen_pfn_t pfns[XENLIVE_MAX_FRAMES];
+    if (count <= 0 || count > XENLIVE_MAX_FRAMES) { errno = EINVAL; return NULL; }
+    for (int i = 0; i < count; i++) pfns[i] = (xen_pfn_t)frames[i];
+    return p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
+}
+
+int xenlive_unmap_frames(void *map, int count) {
+    return p_xenforeignmemory_unmap(fmem, map, (size_t)count);
+}
+
 int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn) {
     xen_pfn_t max;
     if (p_xc_domain_maximum_gpfn(xch, domid, &max) != 0) return -1;

@@ -137,8 +137,9 @@ public final class LiveHypervisor: @unchecked Sendable {
     /// Reads everything a report starts from: the kind of guest and every vCPU's context.
     /// Memory is read on demand through the returned guest's frames.
     /// `known` is the domain's info read before pausing (its kind and vCPU count do not
-    /// change), which saves a call inside the pause.
-    public func guest(domid: UInt32, known: DomainInfo? = nil) throws(LiveError) -> Guest {
+    /// change), which saves a call inside the pause; `frames` a source to read memory
+    /// through (one warmed before the pause), else a new one.
+    public func guest(domid: UInt32, known: DomainInfo? = nil, frames: LiveFrames? = nil) throws(LiveError) -> Guest {
         let info: DomainInfo
         if let known { info = known } else { info = try self.info(domid: domid) }
         let architecture = Architecture.of(capabilities: xen.capabilities)
@@ -160,16 +161,25 @@ public final class LiveHypervisor: @unchecked Sendable {
         // The library writes its own sizeof(vcpu_guest_context_any_t); the guest's layout may be smaller.
         let bufferSize = max(size, xenlive_context_size())
         for vcpu in 0...max(0, info.maxVCPUID) {
-            var online: Int32 = 0
-            guard xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 else {
-                let error = failure("getting vCPU \(vcpu)'s state", domid: domid)
-                if case .hypercall(_, ESRCH) = error { continue }   // the domain is there: no vCPU with this id
-                throw error
+            // ARM's context says VGCF_online afresh from the vCPU's down flag on every call,
+            // as Xen's vCPU info does, so ARM saves that hypercall (each one lengthens the pause).
+            var online: Int32 = 1
+            if architecture == .x86 {
+                guard xenlive_vcpu_online(domid, UInt32(vcpu), &online) == 0 else {
+                    let error = failure("getting vCPU \(vcpu)'s state", domid: domid)
+                    if case .hypercall(_, ESRCH) = error { continue }   // the domain is there: no vCPU with this id
+                    throw error
+                }
             }
             var buf = [UInt8](repeating: 0, count: bufferSize)
             if xenlive_vcpu_context(domid, UInt32(vcpu), &buf) != 0 {
-                // -ENODATA: never started, so Xen has no context for it. Anything else is a failure,
-                // not a vCPU to show as offline.
+                // -ENODATA: never started, so Xen has no context for it; -ESRCH (asked first on
+                // ARM): no vCPU with this id. Anything else is a failure, not a vCPU to show as offline.
+                if errno == ESRCH && architecture == .arm {
+                    let error = failure("getting vCPU \(vcpu)'s context", domid: domid)
+                    if case .hypercall(_, ESRCH) = error { continue }
+                    throw error
+                }
                 guard errno == ENODATA else { throw failure("getting vCPU \(vcpu)'s context", domid: domid) }
                 files.append((vcpu, nil, false))
                 rawContexts.append(Array(buf.prefix(size)))
@@ -197,145 +207,10 @@ public final class LiveHypervisor: @unchecked Sendable {
         let decoded = files.compactMap { $0.1 }
         let description = GuestDescription.decide(facts: facts, vcpus: decoded)
         let zero = RegisterFile.decode(LittleEndianBytes([UInt8](repeating: 0, count: size)), layout: layout)!
-        let vcpus = files.map { VCPU(id: $0.0, idIsCertain: true, registers: $0.1 ?? zero, online: $0.1 == nil ? false : $0.2) }
-        return Guest(description: description, vcpus: vcpus, frames: LiveFrames(domid: domid), warnings: [],
+        // ARM: the context's own VGCF_online (`online` was not asked).
+        let vcpus = files.map { VCPU(id: $0.0, idIsCertain: true, registers: $0.1 ?? zero, online: $0.1 == nil ? false : architecture == .arm ? nil : $0.2) }
+        return Guest(description: description, vcpus: vcpus, frames: frames ?? LiveFrames(domid: domid), warnings: [],
                      facts: ["live domain \(domid): \(info.isHVM ? "HVM" : "PV"), \(info.pages) pages, vCPUs 0–\(info.maxVCPUID), Xen \(xen.major).\(xen.minor)"])
-    }
-}
-
-/// Guest frames of a live domain, mapped read-only on first use and copied, so the
-/// report can be printed after the domain is unpaused.
-///
-/// Each mapping is a hypercall (and an unmap, a TLB flush), which costs far more than the
-/// copy: a report searches the kernel image and reads its tables page by page, 7 000 pages
-/// and more without a symbol file. So misses that run on from the last mapping, upwards or
-/// downwards, map ahead in runs that double up to `maxRun`, as a kernel's read-ahead does;
-/// a miss anywhere else maps that frame alone, so scattered reads (page tables, the stack
-/// pages copied while the domain is paused) copy no more than they read.
-final class LiveFrames: FrameSource, @unchecked Sendable {
-    let domid: UInt32
-    static let maxRun = 64
-    /// At most this many pages are copied in all (256 MiB): a report needs a few thousand.
-    static let maxPages = 1 << 16
-    private struct State {
-        var pages: [UInt64: UnsafeMutableRawPointer] = [:]
-        /// The copies, one allocation per mapping, freed together.
-        var blocks: [UnsafeMutableRawPointer] = []
-        var copied = 0
-        /// Frames that could not be mapped, with Xen's errno (remembered: asked once).
-        var failures: [UInt64: Int32] = [:]
-        /// The frames of the last mapping, and the run length that mapped them.
-        var last: Range<UInt64> = 0..<0
-        var run = 1
-        var mappings = 0
-    }
-    private let lock = Mutex(State())
-    /// Pages copied, and the mappings (hypercalls) that copied them, for --describe.
-    var statistics: (pages: Int, mappings: Int) { lock.withLock { ($0.copied, $0.mappings) } }
-
-    init(domid: UInt32) { self.domid = domid }
-
-    deinit {
-        lock.withLock { state in for b in state.blocks { free(b) } }
-    }
-
-    func page(_ frame: UInt64) -> UnsafeRawBufferPointer? {
-        // The page's address, not its pointer: Swift 6.0 refuses to send a pointer held by the state out of the lock.
-        let address: UInt = lock.withLock { state in
-            if let cached = state.pages[frame] { return UInt(bitPattern: cached) }
-            if state.failures[frame] != nil { return 0 }
-            guard state.copied < Self.maxPages else { return 0 }
-            let run = Self.nextRun(for: frame, after: state.last, run: state.run)
-            // Never map again what is held, and never past the budget.
-            var frames = Self.frames(of: run.range, around: frame).filter { state.pages[$0] == nil && state.failures[$0] == nil }
-            if frames.count > Self.maxPages - state.copied { frames = [frame] }
-            state.last = run.range
-            state.run = run.length
-            if let e = Self.map(frames, domid: domid, into: &state) { state.failures[frame] = e }
-            return state.pages[frame].map { UInt(bitPattern: $0) } ?? 0
-        }
-        return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
-    }
-
-    func heldPage(_ frame: UInt64) -> UnsafeRawBufferPointer? {
-        let address: UInt = lock.withLock { state in state.pages[frame].map { UInt(bitPattern: $0) } ?? 0 }
-        return UnsafeRawPointer(bitPattern: address).map { UnsafeRawBufferPointer(start: $0, count: 4096) }
-    }
-
-    /// Maps every frame not yet held in as few calls as the library allows (1 024 frames a
-    /// call), within the page budget: the stack pages a paused domain's report needs, in one
-    /// hypercall instead of one each.
-    func prefetch(_ wanted: [UInt64]) {
-        lock.withLock { state in
-            var frames: [UInt64] = []
-            var queued = Set<UInt64>()
-            for f in wanted where state.pages[f] == nil && state.failures[f] == nil && queued.insert(f).inserted {
-                frames.append(f)
-            }
-            frames = Array(frames.prefix(max(0, Self.maxPages - state.copied)))
-            var start = 0
-            while start < frames.count {
-                let chunk = Array(frames[start..<min(start + Self.maxBatch, frames.count)])
-                start += chunk.count
-                Self.map(chunk, domid: domid, into: &state)
-            }
-        }
-    }
-
-    /// Frames one library call may map (xenlive_read_frames' bound).
-    static let maxBatch = Int(XENLIVE_MAX_FRAMES)
-
-    /// Maps `frames` in one call and keeps what Xen gave; a frame it refused is remembered
-    /// with its errno. When the call itself fails, returns its errno and remembers nothing
-    /// (which frame is to blame is the caller's to say).
-    @discardableResult
-    private static func map(_ frames: [UInt64], domid: UInt32, into state: inout State) -> Int32? {
-        let buf = malloc(frames.count * 4096)!
-        var errs = [Int32](repeating: 0, count: frames.count)
-        state.mappings += 1
-        guard xenlive_read_frames(domid, frames, Int32(frames.count), buf, &errs) == 0 else {
-            let e = errno
-            free(buf)
-            return e
-        }
-        var used = false
-        for (i, f) in frames.enumerated() {
-            if errs[i] == 0 {
-                state.pages[f] = buf + i * 4096
-                state.copied += 1
-                used = true
-            } else {
-                state.failures[f] = -errs[i]   // a search through a hole then skips it without asking again
-            }
-        }
-        if used { state.blocks.append(buf) } else { free(buf) }
-        return nil
-    }
-
-    /// The frames to map for a miss at `frame`: a run twice the last one's length when the
-    /// miss is the frame just past the last mapping's end (or just below its start, for a
-    /// downward search), else the frame alone.
-    static func nextRun(for frame: UInt64, after last: Range<UInt64>, run: Int) -> (range: Range<UInt64>, length: Int) {
-        if !last.isEmpty && frame == last.upperBound {
-            let n = min(run * 2, maxRun)
-            let (end, overflow) = frame.addingReportingOverflow(UInt64(n))
-            return overflow ? (frame..<frame + 1, 1) : (frame..<end, n)
-        }
-        if !last.isEmpty && frame &+ 1 == last.lowerBound {
-            let n = min(run * 2, maxRun)
-            return frame + 1 < UInt64(n) ? (frame..<frame + 1, 1) : (frame + 1 - UInt64(n)..<frame + 1, n)
-        }
-        return (frame..<frame + 1, 1)
-    }
-
-    /// The frames of `range`, the missed one first (so that it is the one a failure names).
-    static func frames(of range: Range<UInt64>, around frame: UInt64) -> [UInt64] {
-        [frame] + range.filter { $0 != frame }
-    }
-
-    func whyMissing(_ frame: UInt64) -> String {
-        let why = lock.withLock { $0.failures[frame] }.map { ": " + String(cString: strerror($0)) } ?? ""
-        return "frame 0x\(hex(frame)) of domain \(domid) cannot be mapped\(why)"
     }
 }
 

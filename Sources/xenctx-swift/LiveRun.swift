@@ -36,10 +36,20 @@ extension XenctxCommand {
         var paused: Duration? = nil
         var partial = false
         var captured: Guest? = nil
-        var copiedInPause: (pages: Int, mappings: Int)? = nil
+        var copiedInPause: (pages: Int, mappings: Int, warmedPages: Int, warmedMappings: Int)? = nil
         // Where the pause went, for --describe: reading the contexts, then copying memory.
         var contextsTime: Duration? = nil, memoryTime: Duration? = nil
         let wholeInPause = kernelViewsOnly || format != .text
+        // Before pausing, the stacks are walked on contexts read from the running domain,
+        // and the frames the walk reached stay mapped: in the pause, what did not move
+        // since is copied without a hypercall. Nothing read then is kept; the pause reads
+        // the contexts again and walks again.
+        let frames = LiveFrames(domid: domid, warming: !noPause)
+        if !noPause, let running = try? hv.guest(domid: domid, known: info, frames: frames) {
+            Report.snapshotStacks(of: running, stackPages: options.stackPages)
+        }
+        // After the unpause (whilePaused has returned or thrown): the mappings kept open are unmapped.
+        defer { frames.endPause() }
         do {
             // The domain is paused only while its contexts and the vCPUs' stack pages (and the
             // page-table pages that reach them) are copied; the report reads kernel text and
@@ -51,7 +61,8 @@ extension XenctxCommand {
                 (partial, paused) = try hv.whilePaused(domid: domid, pause: !noPause) { () throws -> Bool in
                     let clock = ContinuousClock()
                     let t0 = clock.now
-                    let guest = try hv.guest(domid: domid, known: info)
+                    frames.beginPause()
+                    let guest = try hv.guest(domid: domid, known: info, frames: frames)
                     let t1 = clock.now
                     contextsTime = t1 - t0
                     captured = guest
@@ -61,7 +72,7 @@ extension XenctxCommand {
                     } else {
                         Report.snapshotStacks(of: guest, stackPages: options.stackPages)
                     }
-                    copiedInPause = LiveHypervisor.pagesRead(by: guest)
+                    copiedInPause = frames.pauseStatistics
                     memoryTime = clock.now - t1
                     // Test hook for Scripts/lab-check.sh: hold the pause so a signal can arrive during it.
                     if let hold = getenv("XENCTX_SWIFT_HOLD_PAUSE_MS").flatMap({ UInt32(String(cString: $0)) }) { usleep(min(hold, 60_000) * 1000) }
@@ -86,7 +97,8 @@ extension XenctxCommand {
             let stop = hv.lastPauseCall.map { "; the pause call returned in \(milliseconds($0))" } ?? ""
             let contexts = contextsTime.map { "; vCPU contexts read in \(milliseconds($0))" } ?? ""
             let copied = copiedInPause.map { c in
-                "; \(c.pages) pages copied in \(c.mappings) mappings" + (memoryTime.map { ", \(wholeInPause ? "the analysis" : "the copy") took \(milliseconds($0))" } ?? "")
+                "; \(c.pages) pages copied with \(c.mappings) new mappings" + (memoryTime.map { ", \(wholeInPause ? "the analysis" : "the copy") took \(milliseconds($0))" } ?? "")
+                    + "; \(c.warmedPages) pages were mapped before it in \(c.warmedMappings) mappings, by a walk of the running domain"
             } ?? ""
             writeStdout("# domain \(domid) was paused for \(milliseconds(paused)) (\(wholeInPause ? "contexts copied and the whole report analysed, for one moment of the kernel's data" : "contexts and the vCPUs' stack pages copied, then unpaused before the analysis")\(stop)\(contexts)\(copied))\n")
         }

@@ -93,12 +93,16 @@ enum XenStandIn {
                     .flatMap { Int($0.split(separator: " ").last!) } ?? 0
             }
             var pauses: Int { events.filter { $0.hasPrefix("pause ") }.count }
-            /// The pages of each mapping call made while the domain was paused, in order.
-            var mappingsWhilePaused: [Int] {
-                var paused = false, sizes: [Int] = []
+            /// The pages of each `event` ("map", "unmap") made while the domain was paused, in order.
+            func whilePaused(_ event: String) -> [Int] { sizes(of: event) { paused, _ in paused } }
+            /// The same, made before the first pause.
+            func beforePause(_ event: String) -> [Int] { sizes(of: event) { _, pausedYet in !pausedYet } }
+
+            private func sizes(of event: String, where keep: (_ paused: Bool, _ pausedYet: Bool) -> Bool) -> [Int] {
+                var paused = false, pausedYet = false, sizes: [Int] = []
                 for e in events {
-                    if e.hasPrefix("pause ") { paused = true } else if e.hasPrefix("unpause ") { paused = e != "unpause 0" }
-                    else if paused, e.hasPrefix("map "), let n = Int(e.dropFirst(4)) { sizes.append(n) }
+                    if e.hasPrefix("pause ") { paused = true; pausedYet = true } else if e.hasPrefix("unpause ") { paused = e != "unpause 0" }
+                    else if keep(paused, pausedYet), e.hasPrefix(event + " "), let n = Int(e.dropFirst(event.count + 1)) { sizes.append(n) }
                 }
                 return sizes
             }

@@ -20,6 +20,11 @@
  *   XENSTANDIN_VANISH_AFTER=K  the domain is destroyed after K calls that name it
  *   XENSTANDIN_MAP_FAIL_AFTER=K  after K frames have mapped, every frame fails (-EFAULT)
  *   XENSTANDIN_HVM_CPU=EFER:CR0  x86 HVM: what the HVM CPU save record says (hex)
+ *   XENSTANDIN_CHANGES_AT_PAUSE=1  the domain "runs" until its first pause: every page
+ *                              mapped before then reads as its complement, until the pause,
+ *                              when the mappings still open show the true pages (a mapping
+ *                              shows a frame as it is now, on Xen); what was copied of them
+ *                              before is stale
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,6 +63,10 @@ static struct {
     uint32_t domid;
     int pause_count;
     long calls, vanish_after, map_fail_after, frames_mapped;
+    int changes_at_pause, ever_paused;
+    /* Mappings made before the first pause (XENSTANDIN_CHANGES_AT_PAUSE), to make true then. */
+    struct running_map { uint8_t *m; size_t pages; uint64_t *frames; } running[256];
+    size_t running_count;
     uint64_t efer, cr0;
     int has_hvm_cpu;
 } S;
@@ -127,6 +136,7 @@ static void parse_env(void) {
     S.domid = (v = getenv("XENSTANDIN_DOMID")) ? (uint32_t)strtoul(v, NULL, 0) : 1;
     S.vanish_after = (v = getenv("XENSTANDIN_VANISH_AFTER")) ? strtol(v, NULL, 0) : -1;
     S.map_fail_after = (v = getenv("XENSTANDIN_MAP_FAIL_AFTER")) ? strtol(v, NULL, 0) : -1;
+    S.changes_at_pause = (v = getenv("XENSTANDIN_CHANGES_AT_PAUSE")) && strcmp(v, "1") == 0;
     if ((v = getenv("XENSTANDIN_HVM_CPU"))) {
         char *end;
         S.efer = strtoull(v, &end, 16);
@@ -289,6 +299,21 @@ int xc_domain_pause(xc_interface *xch, uint32_t domid) {
     if (domain_call(domid, "xc_domain_pause") != 0) return -1;
     if (S.pause_count >= 255) { errno = EUSERS; return -1; }   /* Xen's controller pause limit */
     log_event("pause", ++S.pause_count);
+    if (!S.ever_paused) {
+        S.ever_paused = 1;
+        /* The domain stops: its open mappings now show what it holds. */
+        for (size_t r = 0; r < S.running_count; r++) {
+            struct running_map *rm = &S.running[r];
+            mprotect(rm->m, rm->pages * PAGE, PROT_READ | PROT_WRITE);
+            for (size_t i = 0; i < rm->pages; i++) {
+                const uint8_t *src = frame(rm->frames[i]);
+                if (src) memcpy(rm->m + i * PAGE, src, PAGE);
+            }
+            mprotect(rm->m, rm->pages * PAGE, PROT_READ);
+            free(rm->frames);
+        }
+        S.running_count = 0;
+    }
     return 0;
 }
 
@@ -407,11 +432,23 @@ void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom, int prot
         int e = 0;
         if (S.map_fail_after >= 0 && S.frames_mapped >= S.map_fail_after) e = -EFAULT;
         else if (!src) e = -EINVAL;   /* a frame the domain does not have, as Xen refuses it */
-        else { memcpy(m + i * PAGE, src, PAGE); S.frames_mapped++; }
+        else {
+            memcpy(m + i * PAGE, src, PAGE);
+            if (S.changes_at_pause && !S.ever_paused)
+                for (size_t b = 0; b < PAGE; b++) m[i * PAGE + b] = (uint8_t)~m[i * PAGE + b];
+            S.frames_mapped++;
+        }
         if (err) err[i] = e;
         any_failed |= e != 0;
     }
     if (any_failed && !err) { munmap(m, pages * PAGE); errno = EFAULT; return NULL; }
+    if (S.changes_at_pause && !S.ever_paused) {
+        if (S.running_count == sizeof S.running / sizeof S.running[0]) { munmap(m, pages * PAGE); errno = ENOMEM; return NULL; }
+        uint64_t *frames = malloc(pages * sizeof *frames);
+        if (!frames) { munmap(m, pages * PAGE); errno = ENOMEM; return NULL; }
+        for (size_t i = 0; i < pages; i++) frames[i] = (uint64_t)arr[i];
+        S.running[S.running_count++] = (struct running_map){ m, pages, frames };
+    }
     /* Read-only, as the tool asked: a write through this mapping faults, as it would on Xen. */
     mprotect(m, pages * PAGE, PROT_READ);
     return m;
@@ -419,5 +456,12 @@ void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom, int prot
 
 int xenforeignmemory_unmap(xenforeignmemory_handle *fmem, void *addr, size_t pages) {
     (void)fmem;
+    log_event("unmap", (long)pages);
+    for (size_t r = 0; r < S.running_count; r++) {
+        if (S.running[r].m != addr) continue;
+        free(S.running[r].frames);
+        S.running[r] = S.running[--S.running_count];
+        break;
+    }
     return munmap(addr, pages * PAGE);
 }

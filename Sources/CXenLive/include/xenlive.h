@@ -43,6 +43,12 @@ enum { XENLIVE_MAX_FRAMES = 1024 };
 /* Maps `count` frames (1..XENLIVE_MAX_FRAMES) read-only, copies them into buf (count*4096
  * bytes), unmaps. errs[i] is 0 or a negative errno for frames that could not be mapped. */
 int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs);
+/* Maps `count` frames (1..XENLIVE_MAX_FRAMES) read-only and returns the mapping, which
+ * shows the frames as they are now, not a copy: mapped before a pause, read during it, it
+ * costs the pause no hypercall. errs as above. Unmap with xenlive_unmap_frames (on ARM an
+ * unmap is a hypercall per page, so one made after unpausing keeps it out of the pause). */
+void *xenlive_map_frames(uint32_t domid, const uint64_t *frames, int count, int *errs);
+int xenlive_unmap_frames(void *map, int count);
 int xenlive_max_gpfn(uint32_t domid, uint64_t *gpfn);
 /* libxenctrl's own core writer (the one `xl dump-core` uses). */
 int xenlive_dumpcore(uint32_t domid, const char *path);
