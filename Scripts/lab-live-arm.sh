@@ -55,6 +55,8 @@
 #   89-196 s (a64), 135 s (a32-crash), 554 s (a32-busy, the host compiling), 626 s (a32-crash-smp,
 #   which sat out the 300 s ready and 120 s panic waits: it never boots, see corpus/lab/README.md);
 #   collect 121 s.
+# - run 7 (2026-12-07, a64-crash a64-busy a32-busy a64-alive, idle host, xenctx-swift from the .deb):
+#   prepare 29 s (cached), QEMU 827 s (per guest 105, 244, 255, 206 s), collect 96 s, compare ~1 min.
 # Leave a32-crash-smp out under time pressure; a busy/alive guest costs 5-12 minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
