@@ -259,7 +259,9 @@ if os.path.exists(os.path.join(h, "swift-nolibs-live.err")):
     err = open(os.path.join(h, "swift-nolibs-live.err")).read()
     check("libraries are missing" in err and open(os.path.join(h, "swift-nolibs-live.rc")).read().strip() == "2",
           "without Xen's libraries, a live domain gets a clear error", err[:300])
+    # The first saved core may be lab-crash-cpu1's, whose vCPU 0 Xen took down: any vCPU's registers will do.
+    nolibs = open(os.path.join(h, "swift-nolibs-core.out")).read()
     check(open(os.path.join(h, "swift-nolibs-core.rc")).read().strip() in ("0", "1") and
-          "vcpu0:" in open(os.path.join(h, "swift-nolibs-core.out")).read(),
-          "without Xen's libraries, --core still works")
+          re.search(r"^vcpu\d+:$", nolibs, re.M) is not None and "rip: " in nolibs,
+          "without Xen's libraries, --core still works", nolibs[:200])
 check.finish()
