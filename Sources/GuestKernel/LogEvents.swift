@@ -27,6 +27,22 @@ public enum LogEvents {
         return panic.index - e.index <= 200 && panic.timestamp &- e.timestamp <= 10_000_000_000 ? e : nil
     }
 
+    /// The kernel's running count of oopses, `[#N]` in an oops line (die() prints it, on
+    /// every architecture); nil when the line has none.
+    public static func oopsNumber(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i + 1 < bytes.count {   // bounded: one pass over one line
+            if bytes[i] == UInt8(ascii: "["), bytes[i + 1] == UInt8(ascii: "#") {
+                var j = i + 2, n = 0
+                while j < bytes.count, j - i - 2 < 9, bytes[j] >= 0x30, bytes[j] <= 0x39 { n = n * 10 + Int(bytes[j] - 0x30); j += 1 }
+                if j > i + 2, j < bytes.count, bytes[j] == UInt8(ascii: "]") { return n }
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// The events in `records`, oldest first. Each record is looked at once, and the
     /// header line is looked for in the few records after an event only.
     public static func find(in records: [LogRecord], release: String? = nil) -> [LogEvent] {

@@ -88,12 +88,25 @@ extension Report {
             v.evidence.append("vCPU from its state (\(p.state)): the log names no CPU after the message")
         }
         if let lockup { v.evidence.append(lockup.why) }
+        if decisive.kind == .oops, let storm = Self.oopsStorm(ending: decisive, in: events) { v.evidence.append(storm) }
         if v.taint == nil, let t = header.taint {
             v.taint = TerminalSafe.escape(t)
             v.taintFrom = "log"
             v.evidence.append("taint from the kernel's line (tainted_mask is not in the symbols)")
         }
         return v
+    }
+
+    /// When the oops named is not the kernel's first (`[#N]`, N > 1), the earlier ones are
+    /// nearer the cause: the earliest the log still holds, or that the log holds none.
+    static func oopsStorm(ending last: LogEvent, in events: [LogEvent]) -> String? {
+        guard let n = LogEvents.oopsNumber(last.text), n > 1 else { return nil }
+        let numbered = events.compactMap { e in e.kind == .oops ? LogEvents.oopsNumber(e.text).map { (event: e, number: $0) } : nil }
+        guard let first = numbered.first, first.number < n else {
+            return "this is oops #\(n) by the kernel's count, and the log holds no earlier one: the first \(n - 1) are lost, and the first of them is nearer the cause"
+        }
+        let lost = first.number > 1 ? "; #1 to #\(first.number - 1) are not in the log" : ""
+        return "this is oops #\(n) by the kernel's count, the last of \(numbered.count) in the log; the earliest it holds, #\(first.number) at \(TaskText.seconds(first.event.timestamp)), is nearer the cause\(lost): \(TerminalSafe.escape(first.event.text))"
     }
 
     /// A vCPU whose task has run in the kernel longer than the soft-lockup watchdog allows

@@ -52,6 +52,12 @@ struct LiveARMOopsStormTests {
         #expect(summary.status == 0)
         #expect(summary.stdout.hasPrefix("verdict: oops on vcpu0 at "), "\(summary.stdout)")
         #expect(summary.stdout.contains("vcpu0   panic") && summary.stdout.contains("vcpu1   panic"), "\(summary.stdout)")
+        // The oops named is the storm's last (#601); the verdict's evidence points at the
+        // earliest the wrapped log still holds (#246), nearer the cause.
+        let json = try Tool.run(["--core", core, "--json"])
+        let verdict = try #require((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["verdict"] as? [String: Any])
+        let evidence = try #require(verdict["evidence"] as? [String])
+        #expect(evidence.contains("this is oops #601 by the kernel's count, the last of 356 in the log; the earliest it holds, #246 at 5.732762 s, is nearer the cause; #1 to #245 are not in the log: Internal error: Oops: 206 [#246] SMP ARM"), "\(evidence)")
         // vCPU 0's exact (EHABI) trace: a fault while printing the last fault's report, again and again
         let trace = try Tool.run(["--core", core, "0"])
         #expect(trace.status == 0)

@@ -99,4 +99,15 @@ struct LogLostTests {
         #expect(log([1234, 1235]).lostNote == "the ring wrapped: its first 1234 records (since boot) were overwritten; the oldest kept is record 1234")
         #expect(log([nil, nil]).lost == nil && log([]).lostNote == nil)   // log_buf before 5.10: not numbered
     }
+
+    /// The kernel's oops count as die() prints it, on x86, arm64 and ARM; nothing from lines
+    /// without one or with a malformed one.
+    @Test func oopsNumberAsDiePrintsIt() {
+        #expect(LogEvents.oopsNumber("Oops: 0000 [#1] PREEMPT SMP NOPTI") == 1)
+        #expect(LogEvents.oopsNumber("Internal error: Oops: 0000000096000004 [#12] SMP") == 12)
+        #expect(LogEvents.oopsNumber("Internal error: Oops: 206 [#601] SMP ARM") == 601)
+        for text in ["Oops: 0000 PREEMPT SMP", "[#] x", "[#12", "[#12x]", "[#1234567890]", "", "["] {
+            #expect(LogEvents.oopsNumber(text) == nil, "\(text)")
+        }
+    }
 }
