@@ -166,11 +166,15 @@ void xenlive_version_details(uint8_t extra[16], uint8_t compile[144], uint8_t ch
     *virt_start = p_xc_version(xch, XENVER_platform_parameters, &pp) == 0 ? (uint64_t)pp.virt_start : 0;
 }
 
-int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs) {
+void *xenlive_map_frames(uint32_t domid, const uint64_t *frames, int count, int *errs) {
     xen_pfn_t pfns[XENLIVE_MAX_FRAMES];
-    if (count <= 0 || count > XENLIVE_MAX_FRAMES) { errno = EINVAL; return -1; }
+    if (count <= 0 || count > XENLIVE_MAX_FRAMES) { errno = EINVAL; return NULL; }
     for (int i = 0; i < count; i++) pfns[i] = (xen_pfn_t)frames[i];
-    void *map = p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
+    return p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
+}
+
+int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void *buf, int *errs) {
+    void *map = xenlive_map_frames(domid, frames, count, errs);
     if (!map) return -1;
     for (int i = 0; i < count; i++) {
         if (errs[i] == 0) memcpy((char *)buf + (size_t)i * 4096, (char *)map + (size_t)i * 4096, 4096);
@@ -178,13 +182,6 @@ int xenlive_read_frames(uint32_t domid, const uint64_t *frames, int count, void 
     }
     p_xenforeignmemory_unmap(fmem, map, (size_t)count);
     return 0;
-}
-
-void *xenlive_map_frames(uint32_t domid, const uint64_t *frames, int count, int *errs) {
-    xen_pfn_t pfns[XENLIVE_MAX_FRAMES];
-    if (count <= 0 || count > XENLIVE_MAX_FRAMES) { errno = EINVAL; return NULL; }
-    for (int i = 0; i < count; i++) pfns[i] = (xen_pfn_t)frames[i];
-    return p_xenforeignmemory_map(fmem, domid, PROT_READ, (size_t)count, pfns, errs);
 }
 
 int xenlive_unmap_frames(void *map, int count) {
