@@ -23,7 +23,7 @@ import Glibc
 /// it. After the pause (`endPause`), the open mappings are unmapped, and every later miss
 /// maps, copies and unmaps at once.
 public final class LiveFrames: FrameSource, @unchecked Sendable {
-    public enum Phase: Sendable { case warming, paused, afterPause }
+    enum Phase: Sendable { case warming, paused, afterPause }
 
     let domid: UInt32
     static let maxRun = 64
