@@ -155,7 +155,8 @@ public enum FuzzTargets {
         }
     }
 
-    /// A printk ring at the start of the memory (Linux 5.10–6.x layout), and a log_buf.
+    /// A printk ring at the start of the memory (Linux 5.10–6.x layout), with the events read from
+    /// its records (LogEvents, each oops' [#N] count), and a log_buf.
     static func printk(_ data: UnsafeRawBufferPointer) {
         var h = FuzzHeader(data)
         let wordSize = h.u8() & 1 == 0 ? 8 : 4
@@ -163,7 +164,11 @@ public enum FuzzTargets {
         let memory = FuzzMemory(h.rest, firstFrame: start >> 12)
         let reader = KernelReader(memory: GuestMemory(frames: memory, translation: .identity), wordSize: wordSize)
         let layout = PrintkRing.assumedLayout(prb: start, wordSize: wordSize)
-        if let log = try? PrintkRing.readRing(at: start, layout: layout, reader: reader) { _ = LogText.render(log) }
+        if let log = try? PrintkRing.readRing(at: start, layout: layout, reader: reader) {
+            _ = LogText.render(log)
+            // The kernel's words read out of its records: events, and each oops' [#N] count.
+            for e in LogEvents.find(in: log.records) { _ = LogEvents.oopsNumber(e.text) }
+        }
         let legacy = """
         OSRELEASE=5.4
         PAGESIZE=4096
